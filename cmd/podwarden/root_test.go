@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func runForTest(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return out.String(), errOut.String(), code
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runForTest(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "podwarden ") {
+		t.Fatalf("version: code %d, out %q", code, out)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	_, errOut, code := runForTest(t, "no-such-command")
+	if code == 0 || !strings.Contains(errOut, "no-such-command") {
+		t.Fatalf("unknown command: code %d, stderr %q", code, errOut)
+	}
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func newVersionCmd(s streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the podwarden version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rev := ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, kv := range bi.Settings {
+					if kv.Key == "vcs.revision" {
+						rev = " " + kv.Value
+					}
+				}
+			}
+			_, err := fmt.Fprintf(s.Out, "podwarden %s%s\n", version, rev)
+			return err
+		},
+	}
+}

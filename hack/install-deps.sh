@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything podwarden's tests need on a fresh Debian 12 machine.
+# Idempotent: safe to run on a machine that already has them.
+set -euo pipefail
+
+need_apt=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry; do
+	have "$p" || need_apt+=("$p")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: need root to install: ${need_apt[*]}" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# The kernel package is only needed as a qemu guest kernel: skip the
+	# initramfs and bootloader hooks that would try to make this host boot it.
+	apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+	if [ -x /usr/local/go/bin/go ]; then
+		echo "install-deps: add /usr/local/go/bin to PATH" >&2
+	else
+		echo "install-deps: Go 1.26 is required (https://go.dev/dl)" >&2
+		exit 1
+	fi
+fi
