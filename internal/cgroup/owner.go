@@ -56,32 +56,69 @@ func (o Owner) InPod() bool { return o.PodUID != "" }
 
 // ParsePath attributes a cgroup path (as printed in /proc/PID/cgroup or in a
 // kernel OOM report) to a pod and container. It needs no I/O and never
-// fails: a path it does not recognise yields the zero Owner.
+// fails: a path it does not recognise yields the zero Owner. PodCgroup and
+// ContainerCgroup are always prefixes of p, so callers can compare them with
+// other paths read from the same source.
 //
 // Layouts (see docs/cgroup-layouts.md):
 //
 //	cgroupfs: .../kubepods[/burstable|/besteffort]/pod<uid>/<id>|crio-<id>[/...]
-//	systemd:  .../kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/<prefix>-<id>.scope[/...]
+//	systemd:  .../<P>.slice[/<P>-<qos>.slice]/<P>[-<qos>]-pod<uid_>.slice/<prefix>-<id>.scope[/...]
+//
+// where <P> is "kubepods", or "<root>-kubepods" when kubelet runs with a
+// cgroupRoot under the systemd driver: kind sets cgroupRoot=/kubelet, which
+// systemd expands to kubelet.slice/kubelet-kubepods.slice/
+// kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod<uid_>.slice.
 func ParsePath(p string) Owner {
-	segs := strings.Split(strings.Trim(p, "/"), "/")
+	segs := splitPath(p)
+	// A path can hold more than one kubepods-like segment (a kubelet nested
+	// inside a pod, or a directory that merely has the name); the first one
+	// that parses as a pod wins because it is the outermost, real, pod.
 	for i, s := range segs {
+		var o Owner
 		switch {
-		case s == "kubepods":
-			return parseCgroupfs(segs, i)
-		case s == "kubepods.slice":
-			return parseSystemd(segs, i)
+		case s.name == "kubepods":
+			o = parseCgroupfs(p, segs, i)
+		case s.name == "kubepods.slice" || strings.HasSuffix(s.name, "-kubepods.slice"):
+			o = parseSystemd(p, segs, i)
+		}
+		if o.InPod() {
+			return o
 		}
 	}
 	return Owner{}
 }
 
-func joinPath(segs []string) string { return "/" + strings.Join(segs, "/") }
+// segment is one path component and the offset in the original path just
+// past it, so prefixes are cut from the caller's own string instead of being
+// rebuilt (a rebuilt "/a/b" would not match an input of "a/b" or "//a/b").
+type segment struct {
+	name string
+	end  int
+}
 
-func parseCgroupfs(segs []string, i int) Owner {
+func splitPath(p string) []segment {
+	var segs []segment
+	for i := 0; i < len(p); {
+		if p[i] == '/' {
+			i++
+			continue
+		}
+		j := strings.IndexByte(p[i:], '/')
+		if j < 0 {
+			j = len(p) - i
+		}
+		segs = append(segs, segment{name: p[i : i+j], end: i + j})
+		i += j
+	}
+	return segs
+}
+
+func parseCgroupfs(p string, segs []segment, i int) Owner {
 	o := Owner{Driver: DriverCgroupfs, QoS: QoSGuaranteed}
 	j := i + 1
 	if j < len(segs) {
-		switch segs[j] {
+		switch segs[j].name {
 		case "burstable":
 			o.QoS = QoSBurstable
 			j++
@@ -90,16 +127,20 @@ func parseCgroupfs(segs []string, i int) Owner {
 			j++
 		}
 	}
-	if j >= len(segs) || !strings.HasPrefix(segs[j], "pod") || !isUID(segs[j][3:]) {
+	if j >= len(segs) {
 		return Owner{}
 	}
-	o.PodUID = segs[j][3:]
-	o.PodCgroup = joinPath(segs[:j+1])
+	uid, ok := strings.CutPrefix(segs[j].name, "pod")
+	if !ok || !isUID(uid) {
+		return Owner{}
+	}
+	o.PodUID = uid
+	o.PodCgroup = p[:segs[j].end]
 	j++
 	if j >= len(segs) {
 		return o
 	}
-	name := segs[j]
+	name := segs[j].name
 	switch {
 	case strings.HasPrefix(name, "crio-conmon-") && isContainerID(name[len("crio-conmon-"):]):
 		o.ContainerID, o.Runtime, o.Conmon = name[len("crio-conmon-"):], RuntimeCRIO, true
@@ -110,19 +151,22 @@ func parseCgroupfs(segs []string, i int) Owner {
 	default:
 		return o
 	}
-	o.ContainerCgroup = joinPath(segs[:j+1])
+	o.ContainerCgroup = p[:segs[j].end]
 	return o
 }
 
-func parseSystemd(segs []string, i int) Owner {
+func parseSystemd(p string, segs []segment, i int) Owner {
 	o := Owner{Driver: DriverSystemd, QoS: QoSGuaranteed}
+	// systemd encodes the hierarchy in the unit name: every level repeats
+	// its parent's name plus "-<part>", so all names below share base.
+	base := strings.TrimSuffix(segs[i].name, ".slice")
 	j := i + 1
 	if j < len(segs) {
-		switch segs[j] {
-		case "kubepods-burstable.slice":
+		switch segs[j].name {
+		case base + "-burstable.slice":
 			o.QoS = QoSBurstable
 			j++
-		case "kubepods-besteffort.slice":
+		case base + "-besteffort.slice":
 			o.QoS = QoSBestEffort
 			j++
 		}
@@ -130,12 +174,12 @@ func parseSystemd(segs []string, i int) Owner {
 	if j >= len(segs) {
 		return Owner{}
 	}
-	prefix := "kubepods-pod"
+	prefix := base + "-pod"
 	if o.QoS != QoSGuaranteed {
-		prefix = "kubepods-" + string(o.QoS) + "-pod"
+		prefix = base + "-" + string(o.QoS) + "-pod"
 	}
-	name := segs[j]
-	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".slice") {
+	name := segs[j].name
+	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".slice") || len(name) < len(prefix)+len(".slice") {
 		return Owner{}
 	}
 	uid := strings.ReplaceAll(name[len(prefix):len(name)-len(".slice")], "_", "-")
@@ -143,16 +187,15 @@ func parseSystemd(segs []string, i int) Owner {
 		return Owner{}
 	}
 	o.PodUID = uid
-	o.PodCgroup = joinPath(segs[:j+1])
+	o.PodCgroup = p[:segs[j].end]
 	j++
 	if j >= len(segs) {
 		return o
 	}
-	name = segs[j]
-	if !strings.HasSuffix(name, ".scope") {
+	unit, ok := strings.CutSuffix(segs[j].name, ".scope")
+	if !ok {
 		return o
 	}
-	unit := strings.TrimSuffix(name, ".scope")
 	for _, k := range []struct {
 		prefix  string
 		runtime Runtime
@@ -165,7 +208,7 @@ func parseSystemd(segs []string, i int) Owner {
 	} {
 		if id, ok := strings.CutPrefix(unit, k.prefix); ok && isContainerID(id) {
 			o.ContainerID, o.Runtime, o.Conmon = id, k.runtime, k.conmon
-			o.ContainerCgroup = joinPath(segs[:j+1])
+			o.ContainerCgroup = p[:segs[j].end]
 			return o
 		}
 	}

@@ -1,0 +1,100 @@
+package cri
+
+import (
+	"context"
+	"time"
+)
+
+// Pod is a pod sandbox as the runtime reports it. Name, Namespace and UID
+// come from the sandbox metadata that kubelet set, so they match the API
+// server's pod.
+type Pod struct {
+	ID          string // sandbox id, the runtime's handle
+	UID         string // Kubernetes pod UID
+	Name        string
+	Namespace   string
+	Labels      map[string]string
+	Annotations map[string]string
+	Ready       bool // sandbox state is SANDBOX_READY
+	CreatedAt   time.Time
+}
+
+// Container states as strings, so logs and tables print them unchanged.
+const (
+	StateCreated = "created"
+	StateRunning = "running"
+	StateExited  = "exited"
+	StateUnknown = "unknown"
+)
+
+// Container is a container as the runtime reports it. PID and CgroupsPath
+// are only filled by ContainerStatus (they come from the verbose info, which
+// ListContainers does not return), and stay zero when the runtime gives no
+// verbose info: callers then fall back to scanning cgroups.
+type Container struct {
+	ID          string
+	PodID       string // sandbox id of the owning pod
+	Name        string
+	State       string // one of the State constants
+	Labels      map[string]string
+	Annotations map[string]string
+	PID         int    // main process in the host PID namespace; 0 if not running or unknown
+	CgroupsPath string // as given to the OCI runtime; see CgroupPath
+	CreatedAt   time.Time
+}
+
+// EventType says what happened to a container.
+type EventType int
+
+// Event types, in the order of CRI's ContainerEventType so a conversion is a
+// plain cast.
+const (
+	EventCreated EventType = iota
+	EventStarted
+	EventStopped
+	EventDeleted
+)
+
+func (t EventType) String() string {
+	switch t {
+	case EventCreated:
+		return "created"
+	case EventStarted:
+		return "started"
+	case EventStopped:
+		return "stopped"
+	case EventDeleted:
+		return "deleted"
+	}
+	return "unknown"
+}
+
+// Event is one container lifecycle event from the runtime's stream.
+type Event struct {
+	Type        EventType
+	ContainerID string
+	PodID       string // sandbox id; empty if the runtime sent no sandbox status
+	PodUID      string
+	Time        time.Time
+}
+
+// Runtime is what the agent needs from a container runtime. Client
+// implements it over CRI; tests of the agent can run Client against the
+// cri-client fake server.
+type Runtime interface {
+	// ListPods lists pod sandboxes whose labels include every pair of
+	// labelSelector (nil or empty selects all).
+	ListPods(ctx context.Context, labelSelector map[string]string) ([]Pod, error)
+	// ListContainers lists the containers of one sandbox, or of all
+	// sandboxes when podID is "".
+	ListContainers(ctx context.Context, podID string) ([]Container, error)
+	// ContainerStatus returns one container with PID and CgroupsPath.
+	ContainerStatus(ctx context.Context, id string) (Container, error)
+	// Events follows the runtime's container events until ctx ends or the
+	// stream ends; the channel is closed then. An ended stream is normal
+	// (CRI-O without pod events, runtime restart): re-list and call again
+	// from the re-list timer, not in a tight loop, since CRI-O ends the
+	// stream at once every time.
+	Events(ctx context.Context) (<-chan Event, error)
+	Close() error
+}

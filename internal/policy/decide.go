@@ -1,0 +1,151 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Target is what the agent knows about a pod when it decides.
+type Target struct {
+	PodUID      string
+	Namespace   string
+	Name        string
+	Labels      map[string]string
+	Annotations map[string]string
+}
+
+// Decision is what the agent should do to a pod's containers. For a
+// non-target OOMGroup is ModeLeave and AdjSet is false: nothing is written.
+// Reason is for people: the dry-run table and logs show it.
+type Decision struct {
+	Target   bool
+	OOMGroup Mode
+	Adj      int
+	AdjSet   bool
+	Reason   string
+}
+
+// Decide applies the selector and then the pod's podwarden.io annotations.
+// A bad annotation is ignored (the config value stands) and Reason says
+// why, because failing the whole pod would leave it unprotected.
+func (c Config) Decide(t Target) Decision {
+	if why, ok := c.Selector.selects(t); !ok {
+		return Decision{OOMGroup: ModeLeave, Reason: why}
+	}
+	d := Decision{Target: true, OOMGroup: c.OOMGroup, Adj: c.PodOOMScoreAdj, AdjSet: true}
+	reasons := []string{"selected"}
+	if v, ok := t.Annotations[AnnotationOOMKill]; ok {
+		if m, err := ParseMode(strings.TrimSpace(v)); err != nil {
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %v", AnnotationOOMKill, err))
+		} else {
+			d.OOMGroup = m
+			reasons = append(reasons, fmt.Sprintf("%s=%s", AnnotationOOMKill, m))
+		}
+	}
+	if v, ok := t.Annotations[AnnotationOOMScoreAdj]; ok {
+		adj, err := strconv.Atoi(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %q is not an integer", AnnotationOOMScoreAdj, v))
+		case adj < c.AnnotationMinAdj || adj > 1000:
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %d is outside %d..1000 (annotationMinAdj)", AnnotationOOMScoreAdj, adj, c.AnnotationMinAdj))
+		default:
+			d.Adj = adj
+			reasons = append(reasons, fmt.Sprintf("%s=%d", AnnotationOOMScoreAdj, adj))
+		}
+	}
+	d.Reason = strings.Join(reasons, "; ")
+	return d
+}
+
+// selects returns why a pod is not selected, checking in the order an
+// operator reads the config: namespaces, then labels.
+func (s Selector) selects(t Target) (string, bool) {
+	for _, ns := range s.ExcludeNamespaces {
+		if ns == t.Namespace {
+			return fmt.Sprintf("namespace %s is excluded", t.Namespace), false
+		}
+	}
+	if len(s.Namespaces) > 0 {
+		found := false
+		for _, ns := range s.Namespaces {
+			found = found || ns == t.Namespace
+		}
+		if !found {
+			return fmt.Sprintf("namespace %s is not in selector.namespaces", t.Namespace), false
+		}
+	}
+	for _, k := range sortedKeys(s.Labels) {
+		want := s.Labels[k]
+		got, ok := t.Labels[k]
+		switch {
+		case !ok:
+			return fmt.Sprintf("label %s is missing (selector.labels)", k), false
+		case want != "*" && got != want:
+			return fmt.Sprintf("label %s=%s, selector.labels wants %s", k, got, want), false
+		}
+	}
+	for _, k := range sortedKeys(s.ExcludeLabels) {
+		want := s.ExcludeLabels[k]
+		if got, ok := t.Labels[k]; ok && (want == "*" || got == want) {
+			return fmt.Sprintf("label %s=%s is excluded (selector.excludeLabels)", k, got), false
+		}
+	}
+	return "", true
+}
+
+// commLen is TASK_COMM_LEN-1: the kernel keeps 15 bytes of a process name,
+// so "systemd-networkd" shows as "systemd-network" in /proc/PID/comm.
+const commLen = 15
+
+// ProtectHost returns the adj for a host (non-pod) process, from the first
+// protected rule that matches, and ok=false when none does. comm is
+// /proc/PID/comm, exe the target of /proc/PID/exe ("" if unreadable, as for
+// kernel threads), cgroup its cgroup path. A process in a kubelet pod
+// cgroup is never protected, whatever the rules say: a pod whose process
+// happens to be called sshd must not outlive the host's sshd.
+func (c Config) ProtectHost(comm, exe, cgroup string) (adj int, ok bool) {
+	if inPodCgroup(cgroup) {
+		return 0, false
+	}
+	comm = strings.TrimSuffix(comm, "\n")
+	// After a package upgrade the running binary is unlinked and the link
+	// reads "/usr/sbin/sshd (deleted)"; it is still sshd.
+	exe = strings.TrimSuffix(exe, " (deleted)")
+	for _, r := range c.Protected {
+		if r.Comm != "" && truncComm(r.Comm) != truncComm(comm) {
+			continue
+		}
+		if r.Exe != "" && (exe == "" || !MatchGlob(r.Exe, exe)) {
+			continue
+		}
+		if r.Cgroup != "" && (cgroup == "" || !MatchGlob(r.Cgroup, cgroup)) {
+			continue
+		}
+		if r.Comm == "" && r.Exe == "" && r.Cgroup == "" {
+			continue // an empty rule would match everything; Validate rejects it
+		}
+		return r.Adj, true
+	}
+	return 0, false
+}
+
+func truncComm(s string) string {
+	if len(s) > commLen {
+		return s[:commLen]
+	}
+	return s
+}
+
+// inPodCgroup recognises both kubelet cgroup drivers' roots ("kubepods" for
+// cgroupfs, "kubepods.slice" for systemd) anywhere in the path, as nested
+// setups (kind, a node inside a container) put them below other cgroups.
+func inPodCgroup(cgroup string) bool {
+	for _, seg := range segments(cgroup) {
+		if seg == "kubepods" || seg == "kubepods.slice" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,227 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	base := Default()
+	base.Selector.Labels = map[string]string{"app": "latch-pods"}
+	base.Selector.ExcludeLabels = map[string]string{"podwarden.io/skip": "true"}
+
+	nsOnly := Default()
+	nsOnly.Selector.Namespaces = []string{"hub", "ml"}
+
+	anyValue := Default()
+	anyValue.Selector.Labels = map[string]string{"team": "*"}
+	anyValue.Selector.ExcludeLabels = map[string]string{"legacy": "*"}
+
+	floor := base
+	floor.AnnotationMinAdj = -500
+
+	latch := map[string]string{"app": "latch-pods"}
+	tests := map[string]struct {
+		cfg        Config
+		t          Target
+		want       Decision
+		wantReason string // substring
+	}{
+		"selected with defaults": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: "selected",
+		},
+		"kube-system excluded by default": {
+			cfg: base, t: Target{Namespace: "kube-system", Labels: latch},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "namespace kube-system is excluded",
+		},
+		"label missing": {
+			cfg: base, t: Target{Namespace: "hub", Labels: map[string]string{"other": "x"}},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "label app is missing",
+		},
+		"label differs": {
+			cfg: base, t: Target{Namespace: "hub", Labels: map[string]string{"app": "web"}},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "label app=web, selector.labels wants latch-pods",
+		},
+		"nil labels": {
+			cfg: base, t: Target{Namespace: "hub"},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "missing",
+		},
+		"exclude label": {
+			cfg: base, t: Target{Namespace: "hub", Labels: map[string]string{"app": "latch-pods", "podwarden.io/skip": "true"}},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "excluded (selector.excludeLabels)",
+		},
+		"exclude label other value": {
+			cfg: base, t: Target{Namespace: "hub", Labels: map[string]string{"app": "latch-pods", "podwarden.io/skip": "false"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true},
+		},
+		"namespace list hit": {
+			cfg: nsOnly, t: Target{Namespace: "ml"},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true},
+		},
+		"namespace list miss": {
+			cfg: nsOnly, t: Target{Namespace: "web"},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "not in selector.namespaces",
+		},
+		"wildcard label present": {
+			cfg: anyValue, t: Target{Namespace: "a", Labels: map[string]string{"team": "data"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true},
+		},
+		"wildcard label absent": {
+			cfg: anyValue, t: Target{Namespace: "a"},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "label team is missing",
+		},
+		"wildcard exclude": {
+			cfg: anyValue, t: Target{Namespace: "a", Labels: map[string]string{"team": "data", "legacy": ""}},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "legacy= is excluded",
+		},
+		"annotation group": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "group"}},
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.io/oom-kill=group",
+		},
+		"annotation leave": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: " leave "}},
+			want: Decision{Target: true, OOMGroup: ModeLeave, Adj: 900, AdjSet: true},
+		},
+		"bad mode annotation ignored": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "Single"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: `ignored podwarden.io/oom-kill: "Single" is not one of`,
+		},
+		"adj annotation": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "250"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 250, AdjSet: true}, wantReason: "podwarden.io/oom-score-adj=250",
+		},
+		"adj annotation not a number": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "low"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: `"low" is not an integer`,
+		},
+		"adj annotation below floor": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "-1000"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: "-1000 is outside 0..1000",
+		},
+		"adj annotation above 1000": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "1001"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: "outside",
+		},
+		"adj annotation with a lower floor": {
+			cfg: floor, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "-400"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: -400, AdjSet: true},
+		},
+		"annotations do not select": {
+			cfg: base, t: Target{Namespace: "hub", Annotations: map[string]string{AnnotationOOMKill: "single"}},
+			want: Decision{OOMGroup: ModeLeave}, wantReason: "missing",
+		},
+		"both annotations, one bad": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "group", AnnotationOOMScoreAdj: "x"}},
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.io/oom-kill=group; ignored",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := tc.cfg.Decide(tc.t)
+			reason := got.Reason
+			got.Reason = ""
+			if got != tc.want {
+				t.Errorf("Decide = %+v (%s), want %+v", got, reason, tc.want)
+			}
+			if reason == "" || !strings.Contains(reason, tc.wantReason) {
+				t.Errorf("Reason = %q, want it to contain %q", reason, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestProtectHost(t *testing.T) {
+	cfg := Default()
+	cfg.Protected = append(cfg.Protected,
+		ProtectedRule{Exe: "/usr/bin/node_exporter", Adj: -500},
+		ProtectedRule{Cgroup: "/system.slice/chronyd.service", Adj: -800},
+		ProtectedRule{Comm: "agent", Exe: "/opt/**/agent", Adj: -100},
+	)
+	tests := map[string]struct {
+		comm, exe, cgroup string
+		adj               int
+		ok                bool
+	}{
+		"sshd":                           {"sshd", "/usr/sbin/sshd", "/system.slice/sshd.service", -900, true},
+		"comm with newline":              {"sshd\n", "", "", -900, true},
+		"networkd truncated by kernel":   {"systemd-network", "/usr/lib/systemd/systemd-networkd", "", -900, true},
+		"resolved truncated":             {"systemd-resolve", "", "", -900, true},
+		"ssm agent truncated":            {"amazon-ssm-agen", "/usr/bin/amazon-ssm-agent", "", -900, true},
+		"sshd-session is not sshd":       {"sshd-session", "/usr/lib/openssh/sshd-session", "", 0, false},
+		"exe rule":                       {"node_exporter", "/usr/bin/node_exporter", "", -500, true},
+		"exe rule deleted binary":        {"node_exporter", "/usr/bin/node_exporter (deleted)", "", -500, true},
+		"exe rule unreadable exe":        {"node_exporter", "", "", 0, false},
+		"cgroup rule":                    {"chronyd", "/usr/sbin/chronyd", "/system.slice/chronyd.service", -800, true},
+		"all fields must match":          {"agent", "/usr/bin/agent", "", 0, false},
+		"all fields match":               {"agent", "/opt/x/bin/agent", "", -100, true},
+		"unprotected":                    {"bash", "/usr/bin/bash", "/user.slice/user-0.slice/session-1.scope", 0, false},
+		"kubelet left to kubelet":        {"kubelet", "/usr/bin/kubelet", "/runtime.slice/kubelet.service", 0, false},
+		"containerd left to its service": {"containerd", "/usr/bin/containerd", "/system.slice/containerd.service", 0, false},
+		"pod process named sshd":         {"sshd", "/usr/sbin/sshd", "/kubepods.slice/kubepods-podx.slice/cri-containerd-a.scope", 0, false},
+		"cgroupfs pod process":           {"sshd", "/usr/sbin/sshd", "/kubepods/burstable/podx/abc", 0, false},
+		"nested kind node pod":           {"sshd", "", "/system.slice/docker-1.scope/kubepods/podx/abc", 0, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			adj, ok := cfg.ProtectHost(tc.comm, tc.exe, tc.cgroup)
+			if adj != tc.adj || ok != tc.ok {
+				t.Errorf("ProtectHost(%q, %q, %q) = %d, %v; want %d, %v", tc.comm, tc.exe, tc.cgroup, adj, ok, tc.adj, tc.ok)
+			}
+		})
+	}
+	// First matching rule wins, and an empty rule (rejected by Validate)
+	// never matches everything.
+	c := Config{Protected: []ProtectedRule{{Adj: -1000}, {Comm: "x", Adj: -1}, {Comm: "x", Adj: -2}}}
+	if adj, ok := c.ProtectHost("x", "", ""); adj != -1 || !ok {
+		t.Errorf("order: got %d, %v", adj, ok)
+	}
+	if _, ok := c.ProtectHost("y", "", ""); ok {
+		t.Error("empty rule matched")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	tests := map[string]struct {
+		mut  func(*Config)
+		want string
+	}{
+		"mode":           {func(c *Config) { c.OOMGroup = "kill" }, `oomGroup: "kill" is not one of`},
+		"adj":            {func(c *Config) { c.PodOOMScoreAdj = 1001 }, "podOOMScoreAdj: 1001 is outside"},
+		"floor":          {func(c *Config) { c.AnnotationMinAdj = -1001 }, "annotationMinAdj"},
+		"interval":       {func(c *Config) { c.Interval = 0 }, "interval: 0s is shorter"},
+		"empty rule":     {func(c *Config) { c.Protected = []ProtectedRule{{Adj: -900}} }, "protected[0]: needs at least one"},
+		"relative exe":   {func(c *Config) { c.Protected = []ProtectedRule{{Exe: "sshd"}} }, `protected[0].exe: "sshd" must be an absolute path glob`},
+		"bad cgroup":     {func(c *Config) { c.Protected = []ProtectedRule{{Cgroup: "/a/["}} }, "protected[0].cgroup: bad glob"},
+		"rule adj":       {func(c *Config) { c.Protected = []ProtectedRule{{Comm: "a", Adj: -2000}} }, "protected[0].adj"},
+		"selector glob":  {func(c *Config) { c.CgroupSelector = "/kubepods/[" }, "cgroupSelector: bad glob"},
+		"namespace name": {func(c *Config) { c.Selector.Namespaces = []string{"Hub"} }, `selector.namespaces: "Hub" is not a valid namespace`},
+		"both lists":     {func(c *Config) { c.Selector.Namespaces = []string{"kube-system"} }, "both in namespaces and excludeNamespaces"},
+		"label key":      {func(c *Config) { c.Selector.Labels = map[string]string{"bad key": "x"} }, "selector.labels: label key"},
+		"label value":    {func(c *Config) { c.Selector.ExcludeLabels = map[string]string{"a": "-x"} }, "selector.excludeLabels: label a: value"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := Default()
+			tc.mut(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultIsFresh(t *testing.T) {
+	a := Default()
+	a.Selector.ExcludeNamespaces[0] = "changed"
+	a.Protected[0].Comm = "changed"
+	a.Selector.Labels["x"] = "y"
+	b := Default()
+	if b.Selector.ExcludeNamespaces[0] != "kube-system" || b.Protected[0].Comm != "sshd" || len(b.Selector.Labels) != 0 {
+		t.Error("Default shares state between calls")
+	}
+}

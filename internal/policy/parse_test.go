@@ -1,0 +1,202 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "update golden files")
+
+// TestParseErrorsGolden parses every testdata/errors/*.yaml and compares
+// the full error text, one "file:LINE: field: problem" per line, with its
+// .golden file. Run with -update after an intended change.
+func TestParseErrorsGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/errors/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no inputs: %v", err)
+	}
+	for _, in := range files {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			_, err := Load(in)
+			if err == nil {
+				t.Fatal("Load accepted a bad config")
+			}
+			got := []byte(err.Error() + "\n")
+			golden := strings.TrimSuffix(in, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("reading golden (run with -update): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("errors differ from %s\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+			// Every problem must carry the file name and a line.
+			for _, line := range strings.Split(strings.TrimSpace(string(got)), "\n") {
+				if !strings.HasPrefix(line, in+":") {
+					t.Errorf("line without location: %q", line)
+				}
+			}
+		})
+	}
+}
+
+func TestParseErrorType(t *testing.T) {
+	_, err := Parse(strings.NewReader("interval: 1ms\n"), "p.yaml")
+	var pe *Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("err %v is not a *Error", err)
+	}
+	if pe.Name != "p.yaml" || pe.Line != 1 || pe.Field != "interval" {
+		t.Errorf("Error = %+v", pe)
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	mod := func(f func(*Config)) Config {
+		c := Default()
+		f(&c)
+		return c
+	}
+	tests := map[string]struct {
+		in   string
+		want Config
+	}{
+		"empty file":    {"", Default()},
+		"only comments": {"# nothing\n", Default()},
+		"empty mapping": {"{}\n", Default()},
+		"null document": {"~\n", Default()},
+		"null selector": {"selector:\n", Default()},
+		"explicit defaults": {
+			"selector:\n  excludeNamespaces: [kube-system]\noomGroup: single\npodOOMScoreAdj: 900\ninterval: 10s\n",
+			Default(),
+		},
+		"override scalars": {
+			"oomGroup: group\npodOOMScoreAdj: -5\nannotationMinAdj: -100\ninterval: 1m30s\ncgroupSelector: 'kubepods*/**/*pod[0-9a-f]*/*'\n",
+			mod(func(c *Config) {
+				c.OOMGroup, c.PodOOMScoreAdj, c.AnnotationMinAdj = ModeGroup, -5, -100
+				c.Interval, c.CgroupSelector = 90*time.Second, "kubepods*/**/*pod[0-9a-f]*/*"
+			}),
+		},
+		"hex adj is still an integer": {"podOOMScoreAdj: 0x10\n", mod(func(c *Config) { c.PodOOMScoreAdj = 16 })},
+		"empty exclusions replace default": {
+			"selector:\n  excludeNamespaces: []\n",
+			mod(func(c *Config) { c.Selector.ExcludeNamespaces = []string{} }),
+		},
+		"null exclusions mean none": {
+			"selector:\n  excludeNamespaces:\n",
+			mod(func(c *Config) { c.Selector.ExcludeNamespaces = []string{} }),
+		},
+		"selector": {
+			"selector:\n  labels: {app: latch-pods, team: '*'}\n  namespaces: [hub, ml]\n  excludeLabels:\n    podwarden.io/skip: \"true\"\n",
+			mod(func(c *Config) {
+				c.Selector.Labels = map[string]string{"app": "latch-pods", "team": "*"}
+				c.Selector.Namespaces = []string{"hub", "ml"}
+				c.Selector.ExcludeLabels = map[string]string{"podwarden.io/skip": "true"}
+			}),
+		},
+		"unquoted bool label value": {
+			"selector:\n  excludeLabels: {skip: true}\n",
+			mod(func(c *Config) { c.Selector.ExcludeLabels = map[string]string{"skip": "true"} }),
+		},
+		"protected replaces defaults, adj defaults to -900": {
+			"protected:\n  - comm: sshd\n  - exe: /usr/bin/node_exporter\n    adj: -500\n  - cgroup: /system.slice/chronyd.service\n    comm: chronyd\n",
+			mod(func(c *Config) {
+				c.Protected = []ProtectedRule{
+					{Comm: "sshd", Adj: -900},
+					{Exe: "/usr/bin/node_exporter", Adj: -500},
+					{Comm: "chronyd", Cgroup: "/system.slice/chronyd.service", Adj: -900},
+				}
+			}),
+		},
+		"numeric comm":  {"protected:\n  - comm: 1234\n", mod(func(c *Config) { c.Protected = []ProtectedRule{{Comm: "1234", Adj: -900}} })},
+		"no protection": {"protected: []\n", mod(func(c *Config) { c.Protected = []ProtectedRule{} })},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Parse(strings.NewReader(tc.in), "p.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Parse =\n%+v\nwant\n%+v", got, tc.want)
+			}
+			if err := got.Validate(); err != nil {
+				t.Errorf("parsed config fails Validate: %v", err)
+			}
+		})
+	}
+}
+
+// The example shipped for operators must load and mean what its comments
+// say.
+func TestExampleConfig(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "deploy", "examples", "policy.yaml"))
+	if err != nil {
+		t.Fatalf("deploy/examples/policy.yaml: %v", err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := c.Decide(Target{Namespace: "hub", Labels: map[string]string{"app": "latch-pods"}})
+	if !d.Target || d.OOMGroup != ModeSingle || d.Adj != 900 {
+		t.Errorf("example decision = %+v", d)
+	}
+	if d := c.Decide(Target{Namespace: "monitoring", Labels: map[string]string{"app": "latch-pods"}}); d.Target {
+		t.Errorf("monitoring selected: %+v", d)
+	}
+	if adj, ok := c.ProtectHost("systemd-network", "/usr/lib/systemd/systemd-networkd", "/system.slice/systemd-networkd.service"); !ok || adj != -900 {
+		t.Errorf("networkd: %d, %v", adj, ok)
+	}
+	if adj, ok := c.ProtectHost("chronyd", "/usr/sbin/chronyd", "/system.slice/chronyd.service"); !ok || adj != -800 {
+		t.Errorf("chronyd: %d, %v", adj, ok)
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "reading policy") || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, pat := range []string{"testdata/errors/*.yaml", "../../deploy/examples/policy.yaml"} {
+		files, _ := filepath.Glob(pat)
+		for _, name := range files {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("selector: {labels: {a: b}}\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(bytes.NewReader(b), "f.yaml")
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				if !strings.HasPrefix(line, "f.yaml") {
+					t.Fatalf("error line without file name: %q", line)
+				}
+			}
+			return
+		}
+		// Whatever Parse accepts is a valid config.
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Parse accepted %q but Validate says %v", b, err)
+		}
+	})
+}
