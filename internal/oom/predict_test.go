@@ -155,6 +155,20 @@ func TestJudge(t *testing.T) {
 		}
 	})
 
+	t.Run("group kill chosen through a bystander", func(t *testing.T) {
+		// In a container OOM a bystander at a higher adj (journald, -250)
+		// is chosen over the hog at -997, and oom.group takes the hog and
+		// everyone else with it.
+		tasks := append(seedNode(), Task{PID: 999716, Comm: "systemd-journal", Adj: -250, RSSPages: 1024, Cgroup: containCg + "/system.slice", Pod: podUID})
+		d := Domain{Cgroup: containCg, TotalPages: 178 << 30 / PageSize}
+		vs := Predict(tasks, d, func(cg string) bool { return cg == containCg })
+		v := Judge(vs, tasks, d)
+		if vs[0].Task.PID != 999716 || !v.Problem || v.HogRank != 1 ||
+			!strings.Contains(v.Text, "would kill pod "+podUID+"'s systemd-journal (pid 999716) holding 4.0 MiB as victim #1, and memory.oom.group on "+containCg+" takes pod "+podUID+"'s python (pid 2062665) holding 7.1 GiB and 2 other processes with it") {
+			t.Fatalf("verdict = %+v", v)
+		}
+	})
+
 	t.Run("nothing killable", func(t *testing.T) {
 		v := Judge(nil, []Task{{PID: 1}}, d)
 		if v.Problem || !strings.Contains(v.Text, "no process") {

@@ -2,6 +2,7 @@ package oom
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -54,23 +55,23 @@ func Judge(victims []Victim, tasks []Task, d Domain) Verdict {
 	}
 	v := Verdict{Hog: hog}
 	var before []Task
-	for _, vic := range victims {
+	var taker *Victim // the kill that takes the hog, when it is a group member
+	for i, vic := range victims {
 		if vic.Task.PID == hog.PID {
 			v.HogRank = vic.Rank
 			v.GroupCgroup = vic.GroupCgroup
 			v.GroupMembers = len(vic.Members)
 			break
 		}
+		if slices.ContainsFunc(vic.Members, func(m Task) bool { return m.PID == hog.PID }) {
+			v.HogRank = vic.Rank
+			v.GroupCgroup = vic.GroupCgroup
+			v.GroupMembers = len(vic.Members)
+			taker = &victims[i]
+			break
+		}
 		if vic.Task.Pod == "" {
 			before = append(before, vic.Task)
-		}
-		for _, m := range vic.Members {
-			if m.PID == hog.PID {
-				v.HogRank = vic.Rank
-			}
-		}
-		if v.HogRank != 0 {
-			break
 		}
 	}
 	v.HostBefore = before
@@ -88,14 +89,30 @@ func Judge(victims []Victim, tasks []Task, d Domain) Verdict {
 		if hog.Adj < 0 {
 			fmt.Fprintf(&b, ", because that pod runs at oom_score_adj %d", hog.Adj)
 		}
+	case taker != nil:
+		fmt.Fprintf(&b, "%s would kill %s as victim #%d", where, describe(taker.Task), taker.Rank)
 	case v.HogRank == 1:
 		fmt.Fprintf(&b, "%s would kill %s first", where, hogDesc)
+	case v.HogRank == 0:
+		fmt.Fprintf(&b, "%s would never reach %s", where, hogDesc)
 	default:
 		fmt.Fprintf(&b, "%s would kill %s as victim #%d", where, hogDesc, v.HogRank)
 	}
-	if v.GroupMembers > 0 {
+	switch {
+	case taker != nil && len(before) > 0:
+		fmt.Fprintf(&b, "; it dies with its container: memory.oom.group on %s takes it and %d other %s when %s (victim #%d) is chosen",
+			v.GroupCgroup, v.GroupMembers-1, plural(v.GroupMembers-1, "process", "processes"), taker.Task.Comm, taker.Rank)
+	case taker != nil:
+		fmt.Fprintf(&b, ", and memory.oom.group on %s takes %s and %d other %s with it",
+			v.GroupCgroup, hogDesc, v.GroupMembers-1, plural(v.GroupMembers-1, "process", "processes"))
+	case v.GroupMembers > 0:
 		fmt.Fprintf(&b, "; memory.oom.group on %s takes %d other %s with it", v.GroupCgroup,
 			v.GroupMembers, plural(v.GroupMembers, "process", "processes"))
+	}
+	if v.GroupMembers > 0 && hog.Pod != "" {
+		// The seed's second problem: one OOM takes every process of the
+		// container, not just the one that ran out.
+		v.Problem = true
 	}
 	v.Text = b.String()
 	return v
