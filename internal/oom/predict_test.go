@@ -51,8 +51,8 @@ func TestPredictNodeOOM(t *testing.T) {
 		wantMembers map[int][]int
 	}{
 		{
-			name:      "cgroup v1: no group kills",
-			group:     nil,
+			name:  "cgroup v1: no group kills",
+			group: nil,
 			// python (7.1 GiB at -997) outranks dbus at -900; kubelet and
 			// crio at -999 outrank the pod's small processes at -997.
 			wantOrder: []int{2172743, 1124, 2062665, 1233, 1004927, 9328, 1231, 999026},

@@ -1,0 +1,197 @@
+// Command agent-bench measures podwarden agent's protection latency and
+// idle cost on this machine's real cgroup tree: the time from a new target
+// container cgroup (with a process in it) appearing to that process running
+// at the policy's oom_score_adj, p50/p99 over N containers; then the
+// agent's RSS and CPU while it watches M containers and the rest of the
+// machine's processes sit idle.
+//
+// Run as root: go run ./bench/agent -n 1000 -idle 200 (bench/agent.sh).
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	n := flag.Int("n", 1000, "containers to create for the latency measurement")
+	idle := flag.Int("idle", 200, "containers kept for the idle CPU/RSS measurement")
+	idleFor := flag.Duration("idle-for", 30*time.Second, "how long to measure idle CPU")
+	bin := flag.String("bin", "bin/podwarden", "podwarden binary")
+	memRoot := flag.String("memory-root", "/sys/fs/cgroup/memory", "memory controller mount (v1) or the v2 root")
+	flag.Parse()
+	if err := run(*n, *idle, *idleFor, *bin, *memRoot); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(n, idle int, idleFor time.Duration, bin, memRoot string) error {
+	prefix := fmt.Sprintf("/podwarden-bench-%d", os.Getpid())
+	base := filepath.Join(memRoot, prefix)
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+		}
+		removeTree(base)
+	}()
+	if err := os.MkdirAll(filepath.Join(base, "kubepods"), 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	agent := exec.CommandContext(ctx, bin, "agent", "--no-cri", "--cgroup-selector", prefix+"/kubepods/pod*/*",
+		"--metrics-addr", "127.0.0.1:19808", "--log-level", "error", "--interval", "10s")
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	if err := waitReady("http://127.0.0.1:19808/readyz", 10*time.Second); err != nil {
+		return err
+	}
+
+	var lat []time.Duration
+	for i := range n {
+		uid := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+		cg := filepath.Join(base, "kubepods", "pod"+uid, fmt.Sprintf("%064x", i))
+		start := time.Now()
+		if err := os.MkdirAll(cg, 0o755); err != nil {
+			return err
+		}
+		cmd := exec.Command("sh", "-c", "echo $$ > "+filepath.Join(cg, "cgroup.procs")+" && exec sleep 3600")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, cmd)
+		_, err := waitAdj(cmd.Process.Pid, 900, 5*time.Second)
+		if err != nil {
+			return fmt.Errorf("container %d: %w", i, err)
+		}
+		lat = append(lat, time.Since(start))
+		if i >= idle {
+			// Keep only `idle` containers for the idle measurement.
+			old := procs[len(procs)-1]
+			_ = old.Process.Kill()
+			_ = old.Wait()
+			procs = procs[:len(procs)-1]
+		}
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(float64(len(lat))*p))] }
+	fmt.Printf("protection latency over %d containers (mkdir -> process at adj 900): p50 %v  p90 %v  p99 %v  max %v\n",
+		len(lat), pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1])
+
+	time.Sleep(2 * time.Second) // let the last re-checks settle
+	cpu0 := cpuTicks(agent.Process.Pid)
+	t0 := time.Now()
+	time.Sleep(idleFor)
+	cpu1 := cpuTicks(agent.Process.Pid)
+	secs := float64(cpu1-cpu0) / 100 / time.Since(t0).Seconds()
+	nproc := countProcs()
+	rss, hwm := memKB(agent.Process.Pid)
+	fmt.Printf("idle with %d target containers, %d processes on the machine: CPU %.2f%% of a core, RSS %d KiB (peak %d KiB)\n",
+		len(procs), nproc, secs*100, rss, hwm)
+	return nil
+}
+
+func waitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("agent not ready at %s after %v", url, timeout)
+}
+
+// waitAdj polls the process's adj until it is want.
+func waitAdj(pid, want int, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	path := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+	for time.Since(start) < timeout {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			if v, _ := strconv.Atoi(strings.TrimSpace(string(b))); v == want {
+				return time.Since(start), nil
+			}
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return 0, fmt.Errorf("pid %d not at adj %d after %v", pid, want, timeout)
+}
+
+func cpuTicks(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
+}
+
+func memKB(pid int) (rss, hwm int) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		v, _ := strconv.Atoi(fields[1])
+		switch fields[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm
+}
+
+func countProcs() int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func removeTree(dir string) {
+	var dirs []string
+	_ = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		for try := 0; try < 100 && os.Remove(dirs[i]) != nil; try++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/agent"
+	"podwarden/internal/cgroup"
+	"podwarden/internal/cri"
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
+)
+
+type agentFlags struct {
+	node        nodeFlags
+	config      string
+	once        bool
+	dryRun      bool
+	output      string
+	noCRI       bool
+	endpoint    string
+	selector    string
+	adj         int
+	oomGroup    string
+	interval    time.Duration
+	fast        time.Duration
+	metricsAddr string
+	logFormat   string
+	logLevel    string
+}
+
+func newAgentCmd(s streams) *cobra.Command {
+	f := &agentFlags{}
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Keep the OOM policy true on this node (the DaemonSet's command)",
+		Long: `Find the target containers (through the container runtime, or with --no-cri by a
+cgroup path glob), write memory.oom.group=0 into their cgroups, raise every one
+of their processes to the policy's oom_score_adj, lower protected host daemons,
+and repair drift. New processes and containers are protected as they appear
+(netlink process connector, inotify on the cgroup tree, runtime events); a
+periodic pass re-checks everything.
+
+Start with "podwarden agent --once --dry-run": it prints every change it would
+make and why, and writes nothing.`,
+		Example: `  podwarden agent --once --dry-run
+  podwarden agent --config /etc/podwarden/policy.yaml --metrics-addr :9808
+  podwarden agent --no-cri --cgroup-selector '/kubepods*/**/pod*/*' --oom-score-adj 900`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, s, f) },
+	}
+	fl := cmd.Flags()
+	f.node.register(fl)
+	fl.StringVar(&f.config, "config", "", "policy file (YAML); flags given on the command line override it")
+	fl.BoolVar(&f.once, "once", false, "make one pass and exit")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "print the changes a pass would make and write nothing (implies --once)")
+	fl.StringVarP(&f.output, "output", "o", "table", "--once output: table or json")
+	fl.BoolVar(&f.noCRI, "no-cri", false, "do not use a container runtime; choose targets with --cgroup-selector")
+	fl.StringVar(&f.endpoint, "runtime-endpoint", "", "CRI socket (default: containerd, CRI-O, cri-dockerd in that order)")
+	fl.StringVar(&f.selector, "cgroup-selector", "", "cgroup path glob of target containers (* one segment, ** any), used with --no-cri")
+	fl.IntVar(&f.adj, "oom-score-adj", 0, "oom_score_adj for every process of target containers (policy podOOMScoreAdj)")
+	fl.StringVar(&f.oomGroup, "oom-group", "", "memory.oom.group policy: single, group or leave (policy oomGroup)")
+	fl.DurationVar(&f.interval, "interval", 0, "full reconcile period (policy interval)")
+	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, "cheap re-check period for flags, OOM counters and (without the process connector) new processes")
+	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
+	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// loadPolicy reads the config file and applies the flags the user set.
+func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
+	cfg := policy.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = policy.Load(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	fl := cmd.Flags()
+	if fl.Changed("oom-score-adj") {
+		if f.adj < -1000 || f.adj > 1000 {
+			return cfg, fmt.Errorf("--oom-score-adj %d: must be between -1000 and 1000", f.adj)
+		}
+		cfg.PodOOMScoreAdj = f.adj
+	}
+	if fl.Changed("oom-group") {
+		switch m := policy.Mode(f.oomGroup); m {
+		case policy.ModeSingle, policy.ModeGroup, policy.ModeLeave:
+			cfg.OOMGroup = m
+		default:
+			return cfg, fmt.Errorf("--oom-group %q: want single, group or leave", f.oomGroup)
+		}
+	}
+	if fl.Changed("interval") {
+		if f.interval <= 0 {
+			return cfg, fmt.Errorf("--interval %s: must be positive", f.interval)
+		}
+		cfg.Interval = f.interval
+	}
+	if fl.Changed("cgroup-selector") {
+		cfg.CgroupSelector = f.selector
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("policy after flags: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
+	ctx := cmd.Context()
+	if f.output != "table" && f.output != "json" {
+		return fmt.Errorf("--output %q: want table or json", f.output)
+	}
+	pol, err := f.loadPolicy(cmd)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(s.ErrOut, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	pfs, err := procfs.NewFS(f.node.procRoot)
+	if err != nil {
+		return fmt.Errorf("--proc-root: %w", err)
+	}
+	cfs, err := cgroup.NewFS(f.node.cgroupRoot)
+	if err != nil {
+		return fmt.Errorf("--cgroup-root: %w", err)
+	}
+	var rt cri.Runtime
+	if !f.noCRI {
+		client, err := cri.Dial(ctx, f.endpoint)
+		if err != nil {
+			return fmt.Errorf("%w (use --no-cri with --cgroup-selector on hosts without a CRI runtime)", err)
+		}
+		defer client.Close()
+		rt = client
+	} else if pol.CgroupSelector == "" {
+		return errors.New("--no-cri needs --cgroup-selector (or cgroupSelector in the policy file)")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := agent.New(agent.Config{
+		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
+		Metrics: agent.NewMetrics(reg), FastInterval: f.fast,
+	})
+	if err != nil {
+		return err
+	}
+	if f.once || f.dryRun {
+		changes, err := a.Reconcile(ctx)
+		if err != nil {
+			return err
+		}
+		return writeChanges(s.Out, a.Targets(), changes, f.dryRun, f.output)
+	}
+	if f.metricsAddr != "" {
+		srv, err := serveMetrics(ctx, f.metricsAddr, reg, a, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	return a.Run(ctx)
+}
+
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.Ready() || a.Alive() {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		http.Error(w, "reconcile loop stalled", http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if a.Ready() {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		http.Error(w, "first reconcile not done", http.StatusServiceUnavailable)
+	})
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, dryRun bool, output string) error {
+	if output == "json" {
+		type row struct {
+			agent.Change
+			Error string `json:"error,omitempty"`
+		}
+		rows := make([]row, 0, len(changes))
+		for _, c := range changes {
+			r := row{Change: c}
+			if c.Err != nil {
+				r.Error = c.Err.Error()
+			}
+			rows = append(rows, r)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			DryRun  bool           `json:"dry_run"`
+			Targets []agent.Target `json:"targets"`
+			Changes []row          `json:"changes"`
+		}{dryRun, targets, rows})
+	}
+	fmt.Fprintf(w, "%d target containers\n", len(targets))
+	if len(changes) == 0 {
+		_, err := fmt.Fprintln(w, "nothing to change: the policy holds")
+		return err
+	}
+	verb := "CHANGED"
+	if dryRun {
+		verb = "WOULD CHANGE"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s\tTARGET\tFROM\tTO\tPOD\tCONTAINER\tWHY\n", verb)
+	failed := 0
+	for _, c := range changes {
+		why := c.Reason
+		if c.Drift {
+			why += " (drift)"
+		}
+		if c.Err != nil {
+			why += ": FAILED: " + c.Err.Error()
+			failed++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, c.What(), c.From, c.To, dash(c.Pod), dash(c.Container), why)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d changes failed", failed, len(changes))
+	}
+	return nil
+}

@@ -1,0 +1,10 @@
+package main
+
+import (
+	"bufio"
+	"io"
+)
+
+// newBufWriter batches output: a tree of thousands of processes would
+// otherwise cost one write(2) per line.
+func newBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/cgroup"
+	"podwarden/internal/nri"
+	"podwarden/internal/policy"
+)
+
+type nriFlags struct {
+	config     string
+	socket     string
+	pluginName string
+	pluginIdx  string
+	adj        int
+	oomGroup   string
+	cgroupRoot string
+	logFormat  string
+	logLevel   string
+}
+
+func newNRICmd(s streams) *cobra.Command {
+	f := &nriFlags{}
+	cmd := &cobra.Command{
+		Use:   "nri",
+		Short: "Protect target containers while the runtime creates them (NRI plugin)",
+		Long: `Run as an NRI plugin of containerd (>= 1.7) or CRI-O. For every container the
+policy selects, the plugin adds memory.oom.group (0 for single, 1 for group)
+and the policy's oom_score_adj to the container's spec before the runtime
+creates it, so no process of it ever runs unprotected. In-place resizes that
+would set memory.oom.group=1 again are corrected on the way, and when the
+plugin connects it corrects memory.oom.group of containers that already run.
+
+Keep "podwarden agent" running beside it: NRI cannot change the
+oom_score_adj of containers that were running before the plugin connected,
+nor see what systemd or kubectl exec do later. Errors never fail a
+container: if the plugin misbehaves or is gone, the runtime creates the
+container without it and the agent repairs it. NRI must be enabled in the
+runtime; see docs/nri.md.`,
+		Example: `  podwarden nri --config /etc/podwarden/policy.yaml
+  podwarden nri --socket /var/run/nri/nri.sock --plugin-idx 10 --oom-score-adj 900`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runNRI(cmd, s, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "policy file (YAML); flags given on the command line override it")
+	fl.StringVar(&f.socket, "socket", api.DefaultSocketPath, "the runtime's NRI socket")
+	fl.StringVar(&f.pluginName, "plugin-name", "podwarden", "name the plugin registers under")
+	fl.StringVar(&f.pluginIdx, "plugin-idx", "10", "two-digit index ordering the plugin among other NRI plugins (lower runs first)")
+	fl.IntVar(&f.adj, "oom-score-adj", 0, "oom_score_adj for target containers (policy podOOMScoreAdj)")
+	fl.StringVar(&f.oomGroup, "oom-group", "", "memory.oom.group policy: single, group or leave (policy oomGroup)")
+	fl.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "host cgroup mount, read once to tell cgroup v2 (memory.oom.group allowed) from v1")
+	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// loadPolicy reads the config file and applies the flags the user set.
+func (f *nriFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
+	cfg := policy.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = policy.Load(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	fl := cmd.Flags()
+	if fl.Changed("oom-score-adj") {
+		cfg.PodOOMScoreAdj = f.adj
+	}
+	if fl.Changed("oom-group") {
+		m, err := policy.ParseMode(f.oomGroup)
+		if err != nil {
+			return cfg, fmt.Errorf("--oom-group: %w", err)
+		}
+		cfg.OOMGroup = m
+	}
+	// nri.New validates the result, flags included.
+	return cfg, nil
+}
+
+// connection maps the flags to where the plugin registers. A runtime that
+// launches the plugin itself (from /opt/nri/plugins) passes the index and
+// an already open connection in the environment; the flags then give way.
+func (f *nriFlags) connection(cmd *cobra.Command) nri.Connection {
+	c := nri.Connection{SocketPath: f.socket, Name: f.pluginName, Index: f.pluginIdx}
+	if os.Getenv(api.PluginIdxEnvVar) != "" && !cmd.Flags().Changed("plugin-idx") {
+		c.Index = ""
+	}
+	if os.Getenv(api.PluginSocketEnvVar) != "" {
+		c.Once = true
+	}
+	return c
+}
+
+// cgroupV2 reports whether the host runs the unified hierarchy. Anything
+// else, including a root it cannot read, counts as "no": setting
+// memory.oom.group on a v1 host would make runc refuse every target
+// container, while leaving it out only costs what the agent repairs.
+func cgroupV2(root string, log *slog.Logger) bool {
+	fs, err := cgroup.NewFS(root)
+	if err != nil {
+		log.Warn("nri: cannot tell the cgroup version; memory.oom.group will not be set, only oom_score_adj",
+			"cgroup_root", root, "err", err)
+		return false
+	}
+	if fs.Version() != cgroup.V2 {
+		log.Info("nri: cgroup v2 is not the only hierarchy; memory.oom.group will not be set, only oom_score_adj",
+			"cgroup_root", root, "version", fs.Version().String())
+		return false
+	}
+	return true
+}
+
+func runNRI(cmd *cobra.Command, s streams, f *nriFlags) error {
+	ctx := cmd.Context()
+	pol, err := f.loadPolicy(cmd)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(s.ErrOut, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	p, err := nri.New(nri.Config{Policy: pol, CgroupV2: cgroupV2(f.cgroupRoot, log), Log: log})
+	if err != nil {
+		return err
+	}
+	err = p.Run(ctx, f.connection(cmd))
+	st := p.Stats()
+	log.Info("nri: stopped", "connections", st.Syncs, "containers_created", st.Created,
+		"protected_at_creation", st.ProtectedAtCreation, "resizes_held", st.Updated,
+		"fixed_at_connect", st.SyncFixed, "adj_left_to_agent", st.SyncAdjLeft, "failures", st.Failures)
+	return err
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/oom"
+	"podwarden/internal/procfs"
+	"podwarden/internal/snapshot"
+)
+
+type psFlags struct {
+	node     nodeFlags
+	output   string
+	extended bool
+	kernel   bool
+	pod      string
+	cgroup   string
+}
+
+func newPsCmd(s streams) *cobra.Command {
+	f := &psFlags{}
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "Print the process tree with OOM scores",
+		Long: `Print every process as a tree with its oom_score and oom_score_adj, the
+way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod;
+-o json prints an array of objects.`,
+		Example: `  podwarden ps
+  podwarden ps -o wide --pod 30e633b5-4140-4774-9122-1b9e140c8556
+  podwarden ps -o json --cgroup /kubepods`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPs(cmd.Context(), s, f) },
+	}
+	f.node.register(cmd.Flags())
+	cmd.Flags().StringVarP(&f.output, "output", "o", "tree", "output format: tree, wide or json")
+	cmd.Flags().BoolVar(&f.extended, "extended", false, "tree: also print each command line")
+	cmd.Flags().BoolVar(&f.kernel, "kernel-threads", false, "include kernel threads")
+	cmd.Flags().StringVar(&f.pod, "pod", "", "only processes of the pod with this UID")
+	cmd.Flags().StringVar(&f.cgroup, "cgroup", "", "only processes whose cgroup is this path or below it")
+	return cmd
+}
+
+func (f *psFlags) fields() (procfs.Field, error) {
+	base := procfs.FieldStat | procfs.FieldOOMScore | procfs.FieldOOMScoreAdj
+	switch f.output {
+	case "tree":
+		if f.extended {
+			base |= procfs.FieldCmdline
+		}
+		if f.pod != "" || f.cgroup != "" {
+			base |= procfs.FieldCgroup
+		}
+		return base, nil
+	case "wide":
+		return base | procfs.FieldStatus | procfs.FieldCgroup | procfs.FieldCmdline, nil
+	case "json":
+		return base | procfs.FieldStatus | procfs.FieldCgroup | procfs.FieldCmdline, nil
+	}
+	return 0, fmt.Errorf("--output %q: want tree, wide or json", f.output)
+}
+
+func runPs(ctx context.Context, s streams, f *psFlags) error {
+	fields, err := f.fields()
+	if err != nil {
+		return err
+	}
+	snap, err := f.node.snapshot(ctx, fields)
+	if err != nil {
+		return err
+	}
+	procs := filterProcs(snap.Procs, f.kernel, f.pod, f.cgroup)
+	switch f.output {
+	case "json":
+		return writePsJSON(s.Out, procs)
+	case "wide":
+		return writePsWide(s.Out, procs)
+	}
+	return writePsTree(s.Out, procs, f.extended)
+}
+
+func filterProcs(all []snapshot.Process, kernel bool, pod, cg string) []snapshot.Process {
+	out := make([]snapshot.Process, 0, len(all))
+	for _, p := range all {
+		if p.Kernel && !kernel {
+			continue
+		}
+		if pod != "" && p.Owner.PodUID != pod {
+			continue
+		}
+		if cg != "" && !oom.InCgroup(p.MemCgroup, strings.TrimSuffix(cg, "/")) && !oom.InCgroup(p.Cgroup, strings.TrimSuffix(cg, "/")) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// treeNode orders procs depth-first by PID under their parents; a process
+// whose parent is not shown becomes a root, so filtered views stay trees.
+type treeNode struct {
+	p     snapshot.Process
+	depth int
+}
+
+func tree(procs []snapshot.Process) []treeNode {
+	index := make(map[int]int, len(procs))
+	for i, p := range procs {
+		index[p.PID] = i
+	}
+	children := make(map[int][]int, len(procs))
+	var roots []int
+	for i, p := range procs {
+		if _, ok := index[p.PPID]; ok && p.PPID != p.PID {
+			children[p.PPID] = append(children[p.PPID], i)
+		} else {
+			roots = append(roots, i)
+		}
+	}
+	out := make([]treeNode, 0, len(procs))
+	visited := make([]bool, len(procs))
+	// An explicit stack: process trees can be deep enough to make recursion
+	// a risk, and a corrupt fixture could even hold a cycle.
+	type frame struct{ i, depth int }
+	stack := make([]frame, 0, 64)
+	for r := len(roots) - 1; r >= 0; r-- {
+		stack = append(stack, frame{roots[r], 0})
+	}
+	for len(stack) > 0 {
+		fr := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if visited[fr.i] {
+			continue
+		}
+		visited[fr.i] = true
+		out = append(out, treeNode{procs[fr.i], fr.depth})
+		kids := children[procs[fr.i].PID]
+		for k := len(kids) - 1; k >= 0; k-- {
+			stack = append(stack, frame{kids[k], fr.depth + 1})
+		}
+	}
+	// Processes caught in a parent cycle are still shown, at the top level.
+	for i := range procs {
+		if !visited[i] {
+			out = append(out, treeNode{procs[i], 0})
+		}
+	}
+	return out
+}
+
+func writePsTree(w io.Writer, procs []snapshot.Process, extended bool) error {
+	bw := newBufWriter(w)
+	for _, n := range tree(procs) {
+		indent := strings.Repeat("  ", n.depth)
+		if extended {
+			fmt.Fprintf(bw, "%s[%d] %s\n%s  %s\n%s  %d (%+d)\n", indent, n.p.PID, n.p.Comm,
+				indent, shellJoin(n.p.Cmdline), indent, n.p.OOMScore, n.p.OOMScoreAdj)
+			continue
+		}
+		fmt.Fprintf(bw, "%s[%d] %s: %d (%+d)\n", indent, n.p.PID, n.p.Comm, n.p.OOMScore, n.p.OOMScoreAdj)
+	}
+	return bw.Flush()
+}
+
+func writePsWide(w io.Writer, procs []snapshot.Process) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PID\tPPID\tOOM\tADJ\tRSS\tSWAP\tQOS\tPOD\tCONTAINER\tCGROUP\tCOMMAND")
+	for _, n := range tree(procs) {
+		p := n.p
+		cmd := p.Comm
+		if len(p.Cmdline) > 0 {
+			cmd = shellJoin(p.Cmdline)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", p.PID, p.PPID, p.OOMScore, p.OOMScoreAdj,
+			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), dash(string(p.Owner.QoS)), dash(p.Owner.PodUID),
+			dash(shortID(p.Owner.ContainerID)), p.MemCgroup, strings.Repeat("  ", n.depth), cmd)
+	}
+	return tw.Flush()
+}
+
+// psRow is the JSON shape of one process; its keys are a public interface.
+type psRow struct {
+	PID         int      `json:"pid"`
+	PPID        int      `json:"ppid"`
+	Comm        string   `json:"comm"`
+	Cmdline     []string `json:"cmdline"`
+	State       string   `json:"state"`
+	UID         int      `json:"uid"`
+	Threads     int      `json:"threads"`
+	Kernel      bool     `json:"kernel_thread,omitempty"`
+	OOMScore    int      `json:"oom_score"`
+	OOMScoreAdj int      `json:"oom_score_adj"`
+	RSSBytes    uint64   `json:"rss_bytes"`
+	RSSAnon     uint64   `json:"rss_anon_bytes"`
+	RSSFile     uint64   `json:"rss_file_bytes"`
+	RSSShmem    uint64   `json:"rss_shmem_bytes"`
+	SwapBytes   uint64   `json:"swap_bytes"`
+	PgTables    uint64   `json:"pgtables_bytes"`
+	Cgroup      string   `json:"cgroup"`
+	CgroupV1    string   `json:"cgroup_v1_memory,omitempty"`
+	PodUID      string   `json:"pod_uid"`
+	ContainerID string   `json:"container_id"`
+	QoS         string   `json:"qos"`
+	Runtime     string   `json:"runtime,omitempty"`
+}
+
+func writePsJSON(w io.Writer, procs []snapshot.Process) error {
+	rows := make([]psRow, 0, len(procs))
+	for _, p := range procs {
+		cmdline := p.Cmdline
+		if cmdline == nil {
+			cmdline = []string{}
+		}
+		rows = append(rows, psRow{
+			PID: p.PID, PPID: p.PPID, Comm: p.Comm, Cmdline: cmdline, State: string(p.State),
+			UID: p.UID, Threads: p.Threads, Kernel: p.Kernel,
+			OOMScore: p.OOMScore, OOMScoreAdj: p.OOMScoreAdj,
+			RSSBytes: p.RSS(), RSSAnon: p.RSSAnon, RSSFile: p.RSSFile, RSSShmem: p.RSSShmem,
+			SwapBytes: p.Swap, PgTables: p.PgTables,
+			Cgroup: p.MemCgroup, CgroupV1: p.CgroupV1Memory,
+			PodUID: p.Owner.PodUID, ContainerID: p.Owner.ContainerID, QoS: string(p.Owner.QoS),
+			Runtime: string(p.Owner.Runtime),
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rows)
+}
+
+// shellJoin quotes arguments the way the seed's shlex.join does, so output
+// can be pasted into a shell.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+func shellQuote(s string) string {
+	if s == "" {
+		return "''"
+	}
+	safe := !slices.ContainsFunc([]rune(s), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r))
+	})
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}
+
+func shortID(id string) string {
+	if len(id) > 13 {
+		return id[:13]
+	}
+	return id
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

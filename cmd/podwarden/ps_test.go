@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func seedRoots(t *testing.T) (proc, cg string) {
+	t.Helper()
+	dir := t.TempDir()
+	procs := seedNode(t)
+	writeProcTree(t, filepath.Join(dir, "proc"), procs, seedMemTotalKB)
+	container := "/kubepods/pod" + seedPodUID + "/crio-" + seedContainerID
+	writeCgroupV2(t, filepath.Join(dir, "cgroup"), procs, map[string]bool{container: true})
+	return filepath.Join(dir, "proc"), filepath.Join(dir, "cgroup")
+}
+
+func TestPsPrintsTheSeedTree(t *testing.T) {
+	proc, cg := seedRoots(t)
+	out, errOut, code := runForTest(t, "ps", "--proc-root", proc, "--cgroup-root", cg)
+	if code != 0 {
+		t.Fatalf("ps failed: %s", errOut)
+	}
+	want, err := os.ReadFile("testdata/seed-ps.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Fatalf("ps output differs from the seed's oom_info.py output:\n got:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+func TestPsFilters(t *testing.T) {
+	proc, cg := seedRoots(t)
+	tests := []struct {
+		name      string
+		args      []string
+		wantFirst string
+		wantLines int
+	}{
+		{"pod", []string{"--pod", seedPodUID}, "[999004] conmon: 0 (-1000)", 39},
+		{"cgroup prefix", []string{"--cgroup", "/kubepods/pod" + seedPodUID + "/crio-" + seedContainerID}, "[999026] systemd: 2 (-997)", 38},
+		{"no match", []string{"--pod", "nope"}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := runForTest(t, append([]string{"ps", "--proc-root", proc, "--cgroup-root", cg}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("ps failed: %s", errOut)
+			}
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if out == "" {
+				lines = nil
+			}
+			if len(lines) != tt.wantLines {
+				t.Fatalf("got %d lines, want %d:\n%s", len(lines), tt.wantLines, out)
+			}
+			if tt.wantLines > 0 && lines[0] != tt.wantFirst {
+				t.Errorf("first line %q, want %q", lines[0], tt.wantFirst)
+			}
+		})
+	}
+}
+
+func TestPsJSON(t *testing.T) {
+	proc, cg := seedRoots(t)
+	out, errOut, code := runForTest(t, "ps", "-o", "json", "--proc-root", proc, "--cgroup-root", cg)
+	if code != 0 {
+		t.Fatalf("ps failed: %s", errOut)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 67 {
+		t.Fatalf("got %d rows, want 67", len(rows))
+	}
+	for _, key := range []string{"pid", "ppid", "comm", "cmdline", "state", "oom_score", "oom_score_adj", "rss_bytes", "swap_bytes", "cgroup", "pod_uid", "container_id", "qos"} {
+		if _, ok := rows[0][key]; !ok {
+			t.Errorf("row lacks key %q: %v", key, rows[0])
+		}
+	}
+	var hog map[string]any
+	for _, r := range rows {
+		if r["pid"].(float64) == 2062665 {
+			hog = r
+		}
+	}
+	if hog == nil || hog["pod_uid"] != seedPodUID || hog["container_id"] != seedContainerID || hog["qos"] != "guaranteed" ||
+		hog["rss_bytes"].(float64) != 7_450_000*1024 || hog["oom_score_adj"].(float64) != -997 {
+		t.Fatalf("hog row = %v", hog)
+	}
+}
+
+func TestPsWideAndExtended(t *testing.T) {
+	proc, cg := seedRoots(t)
+	out, _, code := runForTest(t, "ps", "-o", "wide", "--proc-root", proc, "--cgroup-root", cg)
+	if code != 0 || !strings.Contains(out, "PID") || !strings.Contains(out, "7.1 GiB") || !strings.Contains(out, "2c6ca22c5968c") {
+		t.Fatalf("wide output:\n%s", out)
+	}
+	out, _, code = runForTest(t, "ps", "--extended", "--pod", seedPodUID, "--proc-root", proc, "--cgroup-root", cg)
+	if code != 0 || !strings.Contains(out, "python -c 'x = '\"'\"' '\"'\"' * 1024**3'") {
+		t.Fatalf("extended output:\n%s", out)
+	}
+}
+
+func TestPsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing proc root", []string{"ps", "--proc-root", "/nonexistent/proc"}, "/nonexistent/proc"},
+		{"bad output", []string{"ps", "-o", "yaml"}, `--output "yaml"`},
+		{"bad victims output", []string{"victims", "-o", "yaml"}, `--output "yaml"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := runForTest(t, tt.args...)
+			if code == 0 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("code %d, stderr %q, want it to name %q", code, errOut, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"podwarden/internal/cgroup"
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
+)
+
+// liveHost is a container-like cgroup on this machine's real cgroup tree
+// (the v1 memory hierarchy here; v2 runs in the qemu guest, see
+// internal/vmtest), under a test-unique prefix so nothing else on the host
+// can match the selector.
+type liveHost struct {
+	t        *testing.T
+	cg       cgroup.FS
+	proc     procfs.FS
+	prefix   string // cgroup path of the test's subtree
+	selector string
+}
+
+func newLiveHost(t *testing.T) *liveHost {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("live cgroup test needs root")
+	}
+	cfs, err := cgroup.NewFS("/sys/fs/cgroup")
+	if err != nil {
+		t.Skipf("no cgroup tree at /sys/fs/cgroup: %v", err)
+	}
+	pfs, err := procfs.NewFS("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &liveHost{t: t, cg: cfs, proc: pfs, prefix: fmt.Sprintf("/podwarden-agent-test-%d", os.Getpid())}
+	h.selector = h.prefix + "/kubepods/pod*/*"
+	t.Cleanup(h.cleanup)
+	return h
+}
+
+func (h *liveHost) mkdir(cg string) {
+	h.t.Helper()
+	if err := os.MkdirAll(h.cg.Dir(cg), 0o755); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// start runs sleep in cg and returns its pid. The process joins the cgroup
+// from a shell before exec, the way runc's init does.
+func (h *liveHost) start(cg string) int {
+	h.t.Helper()
+	procs := filepath.Join(h.cg.Dir(cg), "cgroup.procs")
+	cmd := exec.Command("sh", "-c", "echo $$ > "+procs+" && exec sleep 300")
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := cmd.Process.Pid
+	// Wait until the process is in the cgroup and has exec'd.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := h.proc.Read(pid, procfs.FieldStat|procfs.FieldCgroup)
+		if err == nil && p.Comm == "sleep" && (p.CgroupV1Memory == cg || p.Cgroup == cg) {
+			return pid
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.t.Fatalf("pid %d never reached cgroup %s", pid, cg)
+	return 0
+}
+
+func (h *liveHost) adj(pid int) int {
+	h.t.Helper()
+	p, err := h.proc.Read(pid, procfs.FieldOOMScoreAdj)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p.OOMScoreAdj
+}
+
+func (h *liveHost) cleanup() {
+	// Remove leaf-first; processes are killed by earlier cleanups (t.Cleanup
+	// runs last-registered first, and start registers after newLiveHost).
+	var dirs []string
+	_ = filepath.Walk(h.cg.Dir(h.prefix), func(path string, info os.FileInfo, err error) error {
+		if err == nil && info.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		for try := 0; try < 50; try++ {
+			if err := os.Remove(dirs[i]); err == nil || os.IsNotExist(err) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func (h *liveHost) agent(dryRun bool) *Agent {
+	h.t.Helper()
+	pol := policy.Default()
+	pol.CgroupSelector = h.selector
+	pol.Protected = nil // never touch this host's daemons from a test
+	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, DryRun: dryRun, FastInterval: 50 * time.Millisecond})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return a
+}
+
+func TestLiveReconcileRaisesAdj(t *testing.T) {
+	h := newLiveHost(t)
+	container := h.prefix + "/kubepods/pod11111111-2222-3333-4444-555555555555/" + strings.Repeat("ab", 32)
+	other := h.prefix + "/other"
+	h.mkdir(container)
+	h.mkdir(other)
+	in1, in2 := h.start(container), h.start(container)
+	out := h.start(other)
+
+	if _, err := h.agent(true).Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.adj(in1) != 0 {
+		t.Fatalf("dry run changed pid %d's adj to %d", in1, h.adj(in1))
+	}
+	a := h.agent(false)
+	changes, err := a.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range changes {
+		if c.Err != nil {
+			t.Errorf("change %+v: %v", c, c.Err)
+		}
+	}
+	for pid, want := range map[int]int{in1: 900, in2: 900, out: 0} {
+		if got := h.adj(pid); got != want {
+			t.Errorf("pid %d adj = %d, want %d", pid, got, want)
+		}
+	}
+	if got := a.Targets(); len(got) != 1 || got[0].Cgroup != container {
+		t.Fatalf("targets = %+v", got)
+	}
+	// Idempotent: a second pass changes nothing.
+	if again, _ := a.Reconcile(context.Background()); len(again) != 0 {
+		t.Fatalf("second pass changed %+v", again)
+	}
+}

@@ -1,0 +1,54 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the agent's Prometheus series. They are registered on the
+// registry the caller passes, never on a global one.
+type Metrics struct {
+	ProtectedContainers prometheus.Gauge
+	ProtectedProcesses  prometheus.Gauge
+	Changes             *prometheus.CounterVec
+	DriftRepairs        *prometheus.CounterVec
+	OOMKills            *prometheus.CounterVec
+	Reconcile           *prometheus.HistogramVec
+	ProtectLatency      prometheus.Histogram
+	Errors              *prometheus.CounterVec
+	EventsLost          *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not
+// registered, for tests and dry runs).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ProtectedContainers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podwarden_protected_containers", Help: "Target containers the policy currently applies to."}),
+		ProtectedProcesses: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podwarden_protected_processes", Help: "Processes in target containers at the last full reconcile."}),
+		Changes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_changes_total", Help: "Writes made, by kind (oom.group, oom_score_adj, host_oom_score_adj) and result."},
+			[]string{"kind", "result"}),
+		DriftRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_drift_repairs_total", Help: "Writes that repaired a value something had put back after the agent fixed it."},
+			[]string{"kind"}),
+		OOMKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_oom_kills_total", Help: "OOM kills seen in target containers, by pod, container and kind (cgroup or node)."},
+			[]string{"pod", "container", "kind"}),
+		Reconcile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "podwarden_reconcile_duration_seconds", Help: "Time of one reconcile, by trigger.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"trigger"}),
+		ProtectLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "podwarden_protect_latency_seconds", Help: "From a new process or cgroup event to its writes being done.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 3, 12)}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_errors_total", Help: "Errors by operation."}, []string{"op"}),
+		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_events_lost_total", Help: "Kernel event overruns (each forces a full rescan), by source."}, []string{"source"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.OOMKills,
+			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost)
+	}
+	return m
+}
