@@ -156,3 +156,49 @@ func TestLiveReconcileRaisesAdj(t *testing.T) {
 		t.Fatalf("second pass changed %+v", again)
 	}
 }
+
+// TestLiveRunProtectsNewContainers runs the event-driven loop on the real
+// cgroup tree: containers and processes created after the agent started are
+// raised without waiting for a periodic pass (the full pass is an hour
+// away).
+func TestLiveRunProtectsNewContainers(t *testing.T) {
+	h := newLiveHost(t)
+	h.mkdir(h.prefix + "/kubepods")
+	pol := policy.Default()
+	pol.CgroupSelector = h.selector
+	pol.Protected = nil
+	pol.Interval = time.Hour
+	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, FastInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// Let the loop open its event sources.
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Ready() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	for i := range 5 {
+		container := fmt.Sprintf("%s/kubepods/pod%08d-2222-3333-4444-555555555555/%064d", h.prefix, i, i)
+		start := time.Now()
+		h.mkdir(container)
+		pid := h.start(container)
+		for h.adj(pid) != 900 {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("container %d: pid %d still at adj %d after %v", i, pid, h.adj(pid), time.Since(start))
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("container %d: protected %v after mkdir", i, time.Since(start))
+	}
+}
