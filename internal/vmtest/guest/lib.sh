@@ -108,14 +108,16 @@ wait_value() {
 }
 
 # start_agent: the agent as the DaemonSet would run it without a CRI
-# runtime, in its own service cgroup at the shim's -998.
+# runtime, in its own service cgroup at the shim's -998. A drifted adj
+# raises no kernel event, so it is repaired by the full pass: --interval
+# 2s bounds that repair here (the default is 10s).
 start_agent() {
 	[ "$MODE" = podwarden ] || return 0
 	mkcg /system.slice/podwarden.service
 	sh -c 'echo $$ > /sys/fs/cgroup/system.slice/podwarden.service/cgroup.procs
 echo -998 > /proc/self/oom_score_adj
 exec /pw/podwarden agent --no-cri --cgroup-root /sys/fs/cgroup --proc-root /proc \
-	--cgroup-selector "$0" --oom-score-adj 900 --log-format text --log-level "$1"' \
+	--cgroup-selector "$0" --oom-score-adj 900 --interval 2s --log-format text --log-level "$1"' \
 		"$SELECTOR" "${AGENT_LOG_LEVEL:-info}" >> /run/agent.log 2>&1 &
 	AGENTPID=$!
 	echo "$AGENTPID" >> /run/agents
