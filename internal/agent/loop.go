@@ -23,12 +23,13 @@ var recheckAfter = []time.Duration{20 * time.Millisecond, 200 * time.Millisecond
 // replaced by the periodic passes; only ctx ends Run.
 func (a *Agent) Run(ctx context.Context) error {
 	a.protectSelf()
+	// Subscribe before the first pass, so nothing created during it is
+	// missed until the next periodic one.
+	src := a.openSources(ctx)
+	defer src.close()
 	if _, err := a.Reconcile(ctx); err != nil {
 		a.log.Error("initial reconcile", "err", err)
 	}
-
-	src := a.openSources(ctx)
-	defer src.close()
 	procEvents, dirEvents := src.procEvents, src.dirEvents
 	cgRoot := strings.TrimSuffix(a.cg.Dir("/"), "/")
 

@@ -2,13 +2,14 @@ package cgwatch
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"sync/atomic"
-	"unsafe"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,7 @@ import (
 // Op is what happened to a directory.
 type Op int
 
+// The operations reported.
 const (
 	Created Op = iota + 1
 	Removed
@@ -28,187 +30,215 @@ func (o Op) String() string {
 	case Removed:
 		return "removed"
 	}
-	return "unknown"
+	return "Op(" + strconv.Itoa(int(o)) + ")"
 }
 
-// Event is one directory change.
+// Event is one directory change. A directory renamed within the watched
+// trees is reported as Removed under its old path and Created under its
+// new one, with each directory below it.
 type Event struct {
 	Op  Op
-	Dir string // absolute filesystem path
+	Dir string // absolute path under the root it was found in, as given to Watch (made absolute and cleaned)
 }
 
-// Watcher reports directory changes below its roots.
+const (
+	// eventBuf absorbs bursts (a node starting many pods at once) so that
+	// the kernel's queue, not ours, is the one that overflows (and says so).
+	eventBuf = 1024
+	// readBufSize holds many events; one needs at most 16 bytes plus
+	// NAME_MAX+1.
+	readBufSize = 64 << 10
+)
+
+// Watcher reports directories created and removed below its roots.
 type Watcher struct {
-	fd        int
-	wds       map[int32]string // watch descriptor -> directory; owned by the loop goroutine
-	events    chan Event
+	file   *os.File // the inotify descriptor, registered with the runtime poller
+	raw    syscall.RawConn
+	events chan Event
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the read goroutine has returned
+
 	overflows atomic.Uint64
-	err       error
-	done      chan struct{}
-	cancel    context.CancelFunc
+
+	stopOnce sync.Once
+	closeErr error // from closing file; written once in stop
+
+	mu  sync.Mutex
+	err error
+
+	tree // owned by Watch until the read goroutine starts, then by it
 }
 
-const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_ONLYDIR
-
-// pollTimeout bounds how long the loop blocks, so cancellation is noticed.
-const pollTimeout = 200 // ms
-
-// Watch starts watching roots and every directory below them. Existing
-// directories are not reported.
+// Watch starts watching every directory under roots (recursively) and
+// returns once all existing directories are watched; they are not
+// reported. Each root must be an existing directory. Cancelling ctx stops
+// the watcher as Close does.
 func Watch(ctx context.Context, roots ...string) (*Watcher, error) {
+	if len(roots) == 0 {
+		return nil, errors.New("watching cgroup directories: no root given")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("watching cgroup directories: %w", err)
+	}
+	clean := make([]string, len(roots))
+	for i, root := range roots {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, fmt.Errorf("watching %s: %w", root, err)
+		}
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return nil, fmt.Errorf("watching %s: %w", root, err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("watching %s: not a directory", root)
+		}
+		clean[i] = abs
+	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("inotify init: %w", err)
-	}
-	w := &Watcher{fd: fd, wds: map[int32]string{}, events: make(chan Event, 1024), done: make(chan struct{})}
-	for _, root := range roots {
-		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
-			unix.Close(fd)
-			if err == nil {
-				err = errors.New("not a directory")
-			}
-			return nil, fmt.Errorf("watch %s: %w", root, err)
+		if errors.Is(err, unix.EMFILE) {
+			return nil, fmt.Errorf("creating an inotify instance: %w (fs.inotify.max_user_instances reached)", err)
 		}
-		if err := w.addTree(root, false); err != nil {
-			unix.Close(fd)
+		return nil, fmt.Errorf("creating an inotify instance: %w", err)
+	}
+	// A non-blocking fd in an *os.File is served by the runtime poller:
+	// reads park the goroutine, and Close wakes a blocked reader without
+	// the fd-reuse race of closing a raw fd under it.
+	f := os.NewFile(uintptr(fd), "inotify")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("inotify descriptor: %w", err)
+	}
+	w := &Watcher{file: f, raw: raw, events: make(chan Event, eventBuf), done: make(chan struct{})}
+	w.tree = newTree(clean, w.addWatch, w.rmWatch)
+	for _, root := range clean {
+		// Existing directories are not reported: emit is never called.
+		if err := w.add(root, false, nil); err != nil {
+			f.Close()
 			return nil, err
+		}
+		if _, ok := w.paths[root]; !ok {
+			f.Close()
+			return nil, fmt.Errorf("watching %s: removed while starting", root)
 		}
 	}
 	ctx, w.cancel = context.WithCancel(ctx)
-	go w.loop(ctx)
+	context.AfterFunc(ctx, w.stop)
+	go w.run(ctx)
 	return w, nil
 }
 
-// Events returns the event channel; it is closed when the watcher stops.
+// Events returns the event channel. It is closed when the watcher stops:
+// ctx done, Close, every root removed, or a failure (see Err).
 func (w *Watcher) Events() <-chan Event { return w.events }
 
-// Err says why the watcher stopped; nil after cancellation or Close.
+// Err says why the event channel closed: nil while running and after ctx
+// cancellation or Close, the failure otherwise (every root removed, or a
+// new directory that could not be watched, typically because
+// fs.inotify.max_user_watches was reached).
 func (w *Watcher) Err() error {
-	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.err
 }
 
-// Overflows counts inotify queue overflows: events were lost and the
-// caller must rescan.
+// Overflows counts inotify queue overflows (IN_Q_OVERFLOW): the kernel
+// dropped events because they were not read fast enough. The watcher
+// recovers its own watches and reports what it finds changed, but events
+// in between are lost: a caller that sees Overflows grow must rescan.
 func (w *Watcher) Overflows() uint64 { return w.overflows.Load() }
 
-// Close stops the watcher and waits for its goroutine.
+// Close stops the watcher and waits for its goroutine to return. It is
+// safe to call more than once and concurrently with cancellation of the
+// Watch context.
 func (w *Watcher) Close() error {
 	w.cancel()
 	<-w.done
-	return nil
+	return w.closeErr
 }
 
-// addTree watches dir and every directory below it. With report set, the
-// directories below dir are reported as created: they appeared before the
-// watch on dir existed.
-func (w *Watcher) addTree(dir string, report bool) error {
-	wd, err := unix.InotifyAddWatch(w.fd, dir, mask)
-	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-		return nil // removed already
-	}
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", dir, err)
-	}
-	w.wds[int32(wd)] = dir
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil // removed while we looked
-	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+// stop closes the inotify descriptor, which drops every watch and wakes a
+// blocked read. It runs from the context's AfterFunc or from run on a
+// failure; the Once makes the second caller wait for the first.
+func (w *Watcher) stop() {
+	w.stopOnce.Do(func() {
+		if err := w.file.Close(); err != nil {
+			w.closeErr = fmt.Errorf("closing the inotify descriptor: %w", err)
 		}
-		sub := filepath.Join(dir, e.Name())
-		if report {
-			w.send(Event{Op: Created, Dir: sub})
-		}
-		if err := w.addTree(sub, report); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
-func (w *Watcher) send(ev Event) {
-	// The loop goroutine is the only sender; a full channel blocks it,
-	// which is right: events are not dropped by us.
-	w.events <- ev
-}
-
-func (w *Watcher) loop(ctx context.Context) {
+func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)
 	defer close(w.events)
-	defer unix.Close(w.fd)
-	buf := make([]byte, 64<<10)
-	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
-	for ctx.Err() == nil {
-		n, err := unix.Poll(fds, pollTimeout)
-		if errors.Is(err, unix.EINTR) || n == 0 {
-			continue
-		}
-		if err != nil {
-			w.err = fmt.Errorf("poll inotify: %w", err)
-			return
-		}
-		n, err = unix.Read(w.fd, buf)
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			w.err = fmt.Errorf("read inotify: %w", err)
-			return
-		}
-		if err := w.handle(buf[:n]); err != nil {
-			w.err = err
-			return
+	defer w.stop()
+	buf := make([]byte, readBufSize)
+	var evs []rawEvent
+	emit := func(ev Event) bool {
+		select {
+		case w.events <- ev:
+			return true
+		case <-ctx.Done():
+			return false
 		}
 	}
-}
-
-func (w *Watcher) handle(b []byte) error {
-	const hdr = int(unsafe.Sizeof(unix.InotifyEvent{}))
-	ne := binary.NativeEndian
-	for len(b) >= hdr {
-		wd := int32(ne.Uint32(b[0:]))
-		m := ne.Uint32(b[4:])
-		nameLen := int(ne.Uint32(b[12:]))
-		if hdr+nameLen > len(b) {
-			return fmt.Errorf("inotify event of %d bytes in a %d-byte read", hdr+nameLen, len(b))
+	for {
+		n, err := w.file.Read(buf)
+		if ctx.Err() != nil {
+			return // stopped on purpose: the error is the closed descriptor
 		}
-		name := string(trimNUL(b[hdr : hdr+nameLen]))
-		b = b[hdr+nameLen:]
-		if m&unix.IN_Q_OVERFLOW != 0 {
-			w.overflows.Add(1)
-			continue
+		if err != nil {
+			w.fail(fmt.Errorf("reading inotify events: %w", err))
+			return
 		}
-		dir, ok := w.wds[wd]
-		if m&unix.IN_IGNORED != 0 {
-			delete(w.wds, wd)
-			continue
+		evs, err = parseEvents(evs[:0], buf[:n])
+		if err != nil {
+			w.fail(err)
+			return
 		}
-		if !ok || m&unix.IN_ISDIR == 0 || name == "" {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		switch {
-		case m&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
-			w.send(Event{Op: Created, Dir: path})
-			if err := w.addTree(path, true); err != nil {
-				return err
+		for _, ev := range evs {
+			if err := w.apply(ev, emit, func() { w.overflows.Add(1) }); err != nil {
+				if ctx.Err() == nil {
+					w.fail(err)
+				}
+				return
 			}
-		case m&(unix.IN_DELETE|unix.IN_MOVED_FROM) != 0:
-			w.send(Event{Op: Removed, Dir: path})
 		}
 	}
-	return nil
 }
 
-func trimNUL(b []byte) []byte {
-	for i, c := range b {
-		if c == 0 {
-			return b[:i]
-		}
+func (w *Watcher) fail(err error) {
+	w.mu.Lock()
+	w.err = err
+	w.mu.Unlock()
+}
+
+// addWatch adds or refreshes the inotify watch on dir. Control keeps the
+// descriptor open for the call, so a concurrent Close cannot hand the fd
+// number to another file under us.
+func (w *Watcher) addWatch(dir string, root bool) (int32, error) {
+	mask := uint32(unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_ONLYDIR)
+	if !root {
+		// Roots may be symlinks (cpu -> cpu,cpuacct); a subdirectory
+		// replaced by a symlink must not pull another tree in.
+		mask |= unix.IN_DONT_FOLLOW
 	}
-	return b
+	var (
+		wd   int
+		werr error
+	)
+	if err := w.raw.Control(func(fd uintptr) { wd, werr = unix.InotifyAddWatch(int(fd), dir, mask) }); err != nil {
+		return -1, err
+	}
+	if errors.Is(werr, unix.ENOSPC) {
+		return -1, fmt.Errorf("%w (fs.inotify.max_user_watches reached)", werr)
+	}
+	return int32(wd), werr
+}
+
+// rmWatch drops a watch; a watch already gone (EINVAL) is no error.
+func (w *Watcher) rmWatch(wd int32) {
+	_ = w.raw.Control(func(fd uintptr) { _, _ = unix.InotifyRmWatch(int(fd), uint32(wd)) })
 }

@@ -5,114 +5,439 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-func collect(t *testing.T, w *Watcher, want map[Event]bool) {
+func watch(t *testing.T, roots ...string) *Watcher {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
-	for len(want) > 0 {
-		select {
-		case ev, ok := <-w.Events():
-			if !ok {
-				t.Fatalf("watcher closed: %v", w.Err())
-			}
-			delete(want, ev)
-		case <-timeout:
-			t.Fatalf("missing events: %v", want)
+	w, err := Watch(context.Background(), roots...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func mkdirAll(t *testing.T, dirs ...string) {
+	t.Helper()
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
 
-func TestNestedCreateAndRemove(t *testing.T) {
+// receive reads events until the watcher has been quiet for quiet, or
+// until limit, and returns them in order.
+func receive(t *testing.T, w *Watcher, quiet, limit time.Duration) []Event {
+	t.Helper()
+	var got []Event
+	deadline := time.After(limit)
+	for {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("events closed after %v: %v", got, w.Err())
+			}
+			got = append(got, ev)
+		case <-time.After(quiet):
+			return got
+		case <-deadline:
+			return got
+		}
+	}
+}
+
+// expect reads events until every wanted one arrived (in any order) and
+// the watcher is quiet, and fails on a missing, unwanted or repeated one.
+func expect(t *testing.T, w *Watcher, want ...Event) []Event {
+	t.Helper()
+	var got []Event
+	missing := map[Event]bool{}
+	for _, ev := range want {
+		missing[ev] = true
+	}
+	deadline := time.After(10 * time.Second)
+	for len(missing) > 0 {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				t.Fatalf("events closed (%v) with %d missing, e.g. %v", w.Err(), len(missing), any1(missing))
+			}
+			got = append(got, ev)
+			delete(missing, ev)
+		case <-deadline:
+			t.Fatalf("timed out with %d events missing, e.g. %v (got %d)", len(missing), any1(missing), len(got))
+		}
+	}
+	got = append(got, receive(t, w, 100*time.Millisecond, time.Second)...)
+	if len(got) != len(want) {
+		seen := map[Event]int{}
+		for _, ev := range got {
+			if seen[ev]++; seen[ev] == 2 || !slices.Contains(want, ev) {
+				t.Errorf("unwanted or repeated event %v", ev)
+			}
+		}
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	return got
+}
+
+func any1(m map[Event]bool) Event {
+	for ev := range m {
+		return ev
+	}
+	return Event{}
+}
+
+func created(dirs ...string) []Event {
+	evs := make([]Event, len(dirs))
+	for i, d := range dirs {
+		evs[i] = Event{Created, d}
+	}
+	return evs
+}
+
+// parentsFirst fails if a directory is reported before its parent.
+func parentsFirst(t *testing.T, root string, evs []Event) {
+	t.Helper()
+	seen := map[string]bool{root: true}
+	for _, ev := range evs {
+		if ev.Op == Created && !seen[filepath.Dir(ev.Dir)] {
+			t.Errorf("%s reported before its parent", ev.Dir)
+		}
+		seen[ev.Dir] = true
+	}
+}
+
+func TestNestedCreatesAreAllReported(t *testing.T) {
+	root := t.TempDir()
+	w := watch(t, root)
+	// MkdirAll makes each level right after the previous one, faster than
+	// the watcher adds watches: the deeper levels exist before their
+	// parent is watched.
+	var want []string
+	for i := range 50 {
+		p := filepath.Join(root, fmt.Sprint("pod", i))
+		mkdirAll(t, filepath.Join(p, "ctr", "sub", "leaf"))
+		want = append(want, p, filepath.Join(p, "ctr"), filepath.Join(p, "ctr", "sub"), filepath.Join(p, "ctr", "sub", "leaf"))
+	}
+	got := expect(t, w, created(want...)...)
+	parentsFirst(t, root, got)
+}
+
+// TestGapBeforeWatch makes directories at the worst moments: before a new
+// directory's watch exists (no event will ever come for them) and between
+// its watch and its listing (an event and the listing both see them).
+func TestGapBeforeWatch(t *testing.T) {
+	root := t.TempDir()
+	a := filepath.Join(root, "a")
+	testHookBeforeWatch = func(dir string) {
+		if dir == a {
+			mkdirAll(t, filepath.Join(a, "early", "deeper"), filepath.Join(a, "early2"))
+		}
+	}
+	testHookBeforeList = func(dir string) {
+		if dir == a {
+			mkdirAll(t, filepath.Join(a, "late", "deeper"))
+		}
+	}
+	t.Cleanup(func() { testHookBeforeWatch, testHookBeforeList = nil, nil })
+	w := watch(t, root)
+	mkdirAll(t, a)
+	got := expect(t, w, created(a, filepath.Join(a, "early"), filepath.Join(a, "early", "deeper"), filepath.Join(a, "early2"),
+		filepath.Join(a, "late"), filepath.Join(a, "late", "deeper"))...)
+	parentsFirst(t, root, got)
+	// The new directories are watched too.
+	mkdirAll(t, filepath.Join(a, "early", "deeper", "x"))
+	expect(t, w, created(filepath.Join(a, "early", "deeper", "x"))...)
+}
+
+func TestRemovedDeepestFirst(t *testing.T) {
+	root := t.TempDir()
+	w := watch(t, root)
+	a, b, c := filepath.Join(root, "a"), filepath.Join(root, "a", "b"), filepath.Join(root, "a", "b", "c")
+	mkdirAll(t, c)
+	expect(t, w, created(a, b, c)...)
+	if err := os.RemoveAll(a); err != nil {
+		t.Fatal(err)
+	}
+	got := expect(t, w, Event{Removed, c}, Event{Removed, b}, Event{Removed, a})
+	if got[0].Dir != c || got[2].Dir != a {
+		t.Errorf("removal order %v, want deepest first", got)
+	}
+}
+
+// TestRecreatedFastStaysConsistent removes and remakes one directory in a
+// tight loop: whatever the watcher saw, its reports must alternate, end in
+// Created, and the last incarnation must be the one watched.
+func TestRecreatedFastStaysConsistent(t *testing.T) {
+	root := t.TempDir()
+	w := watch(t, root)
+	a := filepath.Join(root, "a")
+	for range 200 {
+		mkdirAll(t, filepath.Join(a, "b"))
+		if err := os.RemoveAll(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdirAll(t, filepath.Join(a, "b"))
+	state := map[string]Op{}
+	for _, ev := range receive(t, w, 200*time.Millisecond, 10*time.Second) {
+		if state[ev.Dir] == ev.Op {
+			t.Fatalf("%v reported twice in a row", ev)
+		}
+		state[ev.Dir] = ev.Op
+	}
+	if state[a] != Created || state[filepath.Join(a, "b")] != Created {
+		t.Fatalf("final state %v, want both created", state)
+	}
+	mkdirAll(t, filepath.Join(a, "b", "c"))
+	expect(t, w, created(filepath.Join(a, "b", "c"))...)
+}
+
+func TestRename(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	w := watch(t, root)
+	a, z := filepath.Join(root, "a"), filepath.Join(root, "z")
+	mkdirAll(t, filepath.Join(a, "b", "c"))
+	expect(t, w, created(a, filepath.Join(a, "b"), filepath.Join(a, "b", "c"))...)
+
+	if err := os.Rename(a, z); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, Event{Removed, a}, Event{Removed, filepath.Join(a, "b")}, Event{Removed, filepath.Join(a, "b", "c")},
+		Event{Created, z}, Event{Created, filepath.Join(z, "b")}, Event{Created, filepath.Join(z, "b", "c")})
+	// Events below the renamed tree carry the new name.
+	mkdirAll(t, filepath.Join(z, "b", "c", "d"))
+	expect(t, w, created(filepath.Join(z, "b", "c", "d"))...)
+
+	// Moved out: reported removed, and no longer followed.
+	if err := os.Rename(z, filepath.Join(outside, "z")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, w, Event{Removed, z}, Event{Removed, filepath.Join(z, "b")}, Event{Removed, filepath.Join(z, "b", "c")},
+		Event{Removed, filepath.Join(z, "b", "c", "d")})
+	mkdirAll(t, filepath.Join(outside, "z", "new"))
+	if evs := receive(t, w, 200*time.Millisecond, time.Second); len(evs) != 0 {
+		t.Fatalf("events for a directory moved out: %v", evs)
+	}
+}
+
+func TestSeveralRootsAndExistingDirs(t *testing.T) {
+	r1, r2 := t.TempDir(), t.TempDir()
+	mkdirAll(t, filepath.Join(r1, "old", "deep"))
+	w := watch(t, r1, r2)
+	mkdirAll(t, filepath.Join(r1, "old", "deep", "new"), filepath.Join(r2, "x"))
+	expect(t, w, created(filepath.Join(r1, "old", "deep", "new"), filepath.Join(r2, "x"))...)
+}
+
+// TestOverflowRecovers lets the kernel queue overflow while the consumer
+// is away: Overflows must count it, and the watcher must find and watch
+// every directory whose event was dropped, including one removed and made
+// again in the dropped range.
+func TestOverflowRecovers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes 20000 directories")
+	}
+	root := t.TempDir()
+	again := filepath.Join(root, "again")
+	mkdirAll(t, again)
+	w := watch(t, root)
+	flat := filepath.Join(root, "flat")
+	mkdirAll(t, flat)
+	const n = 20000 // beyond the default max_queued_events (16384) plus our channel
+	want := map[string]bool{flat: true}
+	for i := range n {
+		d := filepath.Join(flat, fmt.Sprint(i))
+		mkdirAll(t, d)
+		want[d] = true
+	}
+	if err := os.Remove(again); err != nil {
+		t.Fatal(err)
+	}
+	mkdirAll(t, again)
+
+	seen := map[string]int{}
+	var againOps []Op
+	for _, ev := range receive(t, w, 500*time.Millisecond, 60*time.Second) {
+		if ev.Dir == again {
+			againOps = append(againOps, ev.Op)
+			continue
+		}
+		if ev.Op != Created || !want[ev.Dir] {
+			t.Errorf("unexpected %v", ev)
+		}
+		seen[ev.Dir]++
+	}
+	if w.Overflows() == 0 {
+		t.Skipf("no overflow happened (max_queued_events above %d?)", n)
+	}
+	for d := range want {
+		if seen[d] != 1 {
+			t.Fatalf("%s reported %d times", d, seen[d])
+		}
+	}
+	if !slices.Equal(againOps, []Op{Removed, Created}) {
+		t.Errorf("events for the remade directory: %v, want removed then created", againOps)
+	}
+	// Directories found by the resync are watched.
+	mkdirAll(t, filepath.Join(flat, fmt.Sprint(n-1), "x"), filepath.Join(again, "y"))
+	expect(t, w, created(filepath.Join(flat, fmt.Sprint(n-1), "x"), filepath.Join(again, "y"))...)
+	t.Logf("%d overflows, %d directories recovered", w.Overflows(), len(seen))
+}
+
+func TestRootRemovedEndsTheWatcher(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	mkdirAll(t, root)
+	w := watch(t, root)
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	var got []Event
+	timeout := time.After(2 * time.Second)
+	for done := false; !done; {
+		select {
+		case ev, ok := <-w.Events():
+			if !ok {
+				done = true
+				break
+			}
+			got = append(got, ev)
+		case <-timeout:
+			t.Fatalf("events not closed after the only root was removed (got %v)", got)
+		}
+	}
+	if !slices.Equal(got, []Event{{Removed, root}}) {
+		t.Errorf("events %v, want only %s removed", got, root)
+	}
+	if err := w.Err(); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Errorf("Err = %v, want one saying the roots were removed", err)
+	}
+}
+
+func TestWatchErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		roots []string
+		want  string
+	}{
+		"missing root":  {[]string{t.TempDir(), "/nonexistent/cgroup"}, "/nonexistent/cgroup"},
+		"file as root":  {[]string{file}, file + ": not a directory"},
+		"no root given": {nil, "no root"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			w, err := Watch(context.Background(), tt.roots...)
+			if err == nil {
+				w.Close()
+				t.Fatal("Watch succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCloseWithBlockedConsumer: Close must not hang while the goroutine is
+// blocked handing an event to a consumer that stopped reading.
+func TestCloseWithBlockedConsumer(t *testing.T) {
+	before := runtime.NumGoroutine()
 	root := t.TempDir()
 	w, err := Watch(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
-	// MkdirAll creates a/b/c faster than the watcher can add a's watch:
-	// b and c must still be reported.
-	deep := filepath.Join(root, "a", "b", "c")
-	if err := os.MkdirAll(deep, 0o755); err != nil {
-		t.Fatal(err)
+	for i := range eventBuf + 200 {
+		mkdirAll(t, filepath.Join(root, fmt.Sprint(i)))
 	}
-	want := map[Event]bool{}
-	for _, d := range []string{"a", "a/b", "a/b/c"} {
-		want[Event{Created, filepath.Join(root, d)}] = true
-	}
-	collect(t, w, want)
-	// Many siblings in a burst.
-	want = map[Event]bool{}
-	for i := range 200 {
-		d := filepath.Join(deep, fmt.Sprint(i))
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		want[Event{Created, d}] = true
-	}
-	collect(t, w, want)
-	if err := os.Remove(filepath.Join(deep, "7")); err != nil {
-		t.Fatal(err)
-	}
-	collect(t, w, map[Event]bool{{Removed, filepath.Join(deep, "7")}: true})
-}
-
-func TestWatchMissingRoot(t *testing.T) {
-	_, err := Watch(context.Background(), "/nonexistent/cgroup")
-	if err == nil || !strings.Contains(err.Error(), "/nonexistent/cgroup") {
-		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestCloseEndsTheWatcher(t *testing.T) {
-	w, err := Watch(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	if _, ok := <-w.Events(); ok {
-		t.Fatal("event after Close")
-	}
-	if w.Err() != nil {
-		t.Fatal(w.Err())
-	}
-}
-
-// TestLiveCgroupV1 checks that the real cgroup filesystem reports mkdir and
-// rmdir through inotify.
-func TestLiveCgroupV1(t *testing.T) {
-	root := "/sys/fs/cgroup/memory"
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := os.Stat(filepath.Join(root, "memory.limit_in_bytes")); err != nil {
-		t.Skip("no cgroup v1 memory controller at " + root)
-	}
-	base := filepath.Join(root, fmt.Sprintf("podwarden-cgwatch-%d", os.Getpid()))
-	if err := os.Mkdir(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		os.Remove(filepath.Join(base, "a", "b"))
-		os.Remove(filepath.Join(base, "a"))
-		os.Remove(base)
-	})
-	w, err := Watch(context.Background(), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	time.Sleep(50 * time.Millisecond) // let the goroutine fill the channel and block
 	start := time.Now()
-	if err := os.MkdirAll(filepath.Join(base, "a", "b"), 0o755); err != nil {
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	for range w.Events() {
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("Err after Close = %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	waitGoroutines(t, before)
+}
+
+func TestCancelEndsTheWatcher(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := Watch(ctx, t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	collect(t, w, map[Event]bool{{Created, filepath.Join(base, "a")}: true, {Created, filepath.Join(base, "a", "b")}: true})
-	t.Logf("mkdir to both events: %v", time.Since(start))
-	if err := os.Remove(filepath.Join(base, "a", "b")); err != nil {
-		t.Fatal(err)
+	cancel()
+	select {
+	case <-w.done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("goroutine still running 2s after cancel")
 	}
-	collect(t, w, map[Event]bool{{Removed, filepath.Join(base, "a", "b")}: true})
+	if _, ok := <-w.Events(); ok {
+		t.Error("event after cancel")
+	}
+	if err := w.Err(); err != nil {
+		t.Errorf("Err after cancel = %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close after cancel = %v", err)
+	}
+	waitGoroutines(t, before)
+}
+
+// BenchmarkMkdirToEvent measures one mkdir until its event is received,
+// then one rmdir until its event: the round trip through inotify and the
+// watcher.
+func BenchmarkMkdirToEvent(b *testing.B) {
+	root := b.TempDir()
+	w, err := Watch(context.Background(), root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	d := filepath.Join(root, "c")
+	for b.Loop() {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if ev := <-w.Events(); ev.Dir != d || ev.Op != Created {
+			b.Fatal(ev)
+		}
+		if err := os.Remove(d); err != nil {
+			b.Fatal(err)
+		}
+		if ev := <-w.Events(); ev.Dir != d || ev.Op != Removed {
+			b.Fatal(ev)
+		}
+	}
 }
