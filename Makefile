@@ -5,8 +5,13 @@ BIN       := bin/podwarden
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
 PKGS      := ./...
+# Built tools the end-to-end tests use (kube-apiserver, etcd, buildkitd),
+# kept outside the clone so CI and later runs reuse them; keyed by version.
+CACHE     ?= /var/cache/podwarden
+export PODWARDEN_KUBE_BIN_DIR ?= $(CACHE)/kube
+export PODWARDEN_BUILDKITD ?= $(CACHE)/buildkit/buildkitd-v0.34.2
 
-.PHONY: all build static deps lint test test-short test-vm fuzz bench ci clean
+.PHONY: all build static image deps lint test test-short test-vm fuzz bench ci clean
 
 all: build
 
@@ -17,21 +22,30 @@ build:
 static:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-static ./cmd/podwarden
 
+# The agent's container image (distroless/static, root: it writes cgroup
+# files). Needs a container engine, which this development machine lacks.
+image:
+	docker build -t podwarden:dev .
+
 # Installs what the tests need on a fresh Debian machine (root).
 deps:
 	./hack/install-deps.sh
+	KUBE_BIN_DIR=$(PODWARDEN_KUBE_BIN_DIR) ./hack/kube-bins.sh
+	BUILDKIT_DIR=$(CACHE)/buildkit ./hack/buildkitd.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
+	cd internal/image/buildkit && $(GO) vet ./... && $(GOBIN)/staticcheck ./...
 
 # Unit and integration tests. Tests that need root, a real cgroup tree, qemu
 # or a registry skip with a message when those are missing; `make deps`
 # installs them so CI runs everything.
 test:
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	cd internal/image/buildkit && $(GO) test -count=1 -timeout 20m ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -20,20 +20,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"podwarden/internal/kube/kubetest"
 )
 
-// kubeBins returns kube-apiserver and etcd: from $PODWARDEN_KUBE_BIN, or
-// where bench/image/.cache/kube/build.sh puts them.
+// kubeBins returns kube-apiserver and etcd, built by hack/kube-bins.sh
+// (make deps), the same ones internal/kube's tests use.
 func kubeBins(t *testing.T) (apiserver, etcd string) {
-	dir := os.Getenv("PODWARDEN_KUBE_BIN")
-	if dir == "" {
-		dir, _ = filepath.Abs("../../bench/image/.cache/kube")
-	}
-	apiserver, etcd = filepath.Join(dir, "kube-apiserver"), filepath.Join(dir, "etcd")
-	for _, b := range []string{apiserver, etcd} {
-		if _, err := os.Stat(b); err != nil {
-			t.Skipf("skipping: no %s (build it with bench/image/.cache/kube/build.sh, see docs/image.md)", b)
-		}
+	apiserver, etcd, err := kubetest.Bins()
+	if err != nil {
+		t.Skipf("skipping: %v", err)
 	}
 	return apiserver, etcd
 }

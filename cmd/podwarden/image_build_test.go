@@ -29,7 +29,7 @@ func TestImageBuildEndToEnd(t *testing.T) {
 	}
 	bkd := os.Getenv("PODWARDEN_BUILDKITD")
 	if bkd == "" {
-		bkd, _ = filepath.Abs("../../bench/image/.cache/buildkit-src/buildkitd")
+		bkd, _ = filepath.Abs("../../.cache/buildkit/buildkitd-v0.34.2")
 	}
 	if _, err := os.Stat(bkd); err != nil {
 		t.Skip("skipping: no buildkitd (see docs/image.md)")

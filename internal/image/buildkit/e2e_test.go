@@ -29,7 +29,7 @@ import (
 // buildkitd returns the buildkitd binary: $PODWARDEN_BUILDKITD, or the one
 // bench/image caches, or the one on $PATH.
 func buildkitd(t *testing.T) string {
-	for _, p := range []string{os.Getenv("PODWARDEN_BUILDKITD"), "../../../bench/image/.cache/buildkit-src/buildkitd"} {
+	for _, p := range []string{os.Getenv("PODWARDEN_BUILDKITD"), "../../../.cache/buildkit/buildkitd-v0.34.2"} {
 		if p != "" {
 			if _, err := os.Stat(p); err == nil {
 				abs, _ := filepath.Abs(p)

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	// Aliased: image_apiserver_test.go declares a type named kube.
+	pwkube "podwarden/internal/kube"
+)
+
+type statusFlags struct {
+	kubeconfig string
+	context    string
+	namespace  string
+	selector   string
+	output     string
+	timeout    time.Duration
+}
+
+func newStatusCmd(s streams) *cobra.Command {
+	f := &statusFlags{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every node's agent: readiness, protected containers, OOM kills, drift repairs",
+		Long: `List the podwarden agent pods of the cluster, one per node, with their
+readiness, and read each agent's /metrics through the API server's pod proxy:
+protected containers and processes, OOM kills in target pods and drift
+repairs since the agent started. An agent whose metrics cannot be read is
+shown with the reason; the others are still shown. Nodes that have no agent
+pod are listed at the end.
+
+Uses the kubeconfig like kubectl (--kubeconfig, $KUBECONFIG, ~/.kube/config,
+or the in-cluster ServiceAccount). The user needs the chart's
+podwarden-viewer ClusterRole bound in the agents' namespace (pods list,
+pods/proxy get), and podwarden-node-viewer to see nodes without an agent.`,
+		Example: `  podwarden status
+  podwarden status -n podwarden-system -o json
+  podwarden status --context prod --selector app.kubernetes.io/instance=podwarden`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd, s, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fl.StringVar(&f.context, "context", "", "kubeconfig context (default: the current one)")
+	fl.StringVarP(&f.namespace, "namespace", "n", "podwarden-system", "namespace of the podwarden DaemonSet")
+	fl.StringVarP(&f.selector, "selector", "l", "app.kubernetes.io/name=podwarden", "label selector of the agent pods")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "time allowed to read one agent's metrics")
+	return cmd
+}
+
+func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
+	if f.output != "table" && f.output != "json" {
+		return fmt.Errorf("--output %q: want table or json", f.output)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = f.kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	// Only the core/v1 client: a full clientset would add every API
+	// group's client to the binary.
+	client, err := typedcorev1.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	st, err := pwkube.ReadStatus(cmd.Context(), client, pwkube.StatusOptions{
+		Namespace: f.namespace, Selector: f.selector, MetricsTimeout: f.timeout,
+	})
+	if err != nil {
+		return err
+	}
+	if f.output == "json" {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return writeStatus(s.Out, st)
+}
+
+// writeStatus prints the kubectl-style tables.
+func writeStatus(out io.Writer, st pwkube.Status) error {
+	w := newBufWriter(out)
+	if len(st.Agents) == 0 {
+		fmt.Fprintf(w, "No podwarden agent pods in namespace %s.\n", st.Namespace)
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tAGENT\tREADY\tRESTARTS\tPROTECTED\tPROCESSES\tOOM KILLS\tDRIFT REPAIRS\tERRORS")
+		for _, a := range st.Agents {
+			ready := "no"
+			if a.Ready {
+				ready = "yes"
+			}
+			node := a.Node
+			if node == "" {
+				node = "<unscheduled>"
+			}
+			cols := []string{"-", "-", "-", "-", "-"}
+			if m := a.Metrics; m != nil {
+				cols = []string{num(m.ProtectedContainers), num(m.ProtectedProcesses), num(m.OOMKillsTotal), num(m.DriftRepairsTotal), num(m.ErrorsTotal)}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", node, a.Pod, ready, a.Restarts, strings.Join(cols, "\t"))
+		}
+		tw.Flush()
+	}
+
+	var kills [][]string
+	var protected [][]string
+	for _, a := range st.Agents {
+		if a.Metrics == nil {
+			continue
+		}
+		for _, k := range a.Metrics.OOMKills {
+			if k.Count > 0 {
+				kills = append(kills, []string{a.Node, k.Pod, k.Container, k.Kind, num(k.Count)})
+			}
+		}
+		if len(a.Metrics.ProtectedPods) > 0 {
+			protected = append(protected, []string{a.Node, strings.Join(a.Metrics.ProtectedPods, ", ")})
+		}
+	}
+	if len(protected) > 0 {
+		fmt.Fprintln(w, "\nProtected pods:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tPODS")
+		for _, r := range protected {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		tw.Flush()
+	}
+	if len(kills) > 0 {
+		fmt.Fprintln(w, "\nOOM kills in target pods (since each agent started):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tPOD\tCONTAINER\tKIND\tKILLS")
+		for _, r := range kills {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
+		}
+		tw.Flush()
+	}
+	var unreadable []pwkube.Agent
+	for _, a := range st.Agents {
+		if a.Error != "" {
+			unreadable = append(unreadable, a)
+		}
+	}
+	if len(unreadable) > 0 {
+		fmt.Fprintln(w, "\nAgents whose metrics could not be read:")
+		for _, a := range unreadable {
+			fmt.Fprintf(w, "  %s (%s): %s\n", a.Node, a.Pod, a.Error)
+		}
+	}
+	if len(st.NodesWithoutAgent) > 0 {
+		fmt.Fprintf(w, "\nNodes without an agent (%d): %s\n", len(st.NodesWithoutAgent), strings.Join(st.NodesWithoutAgent, ", "))
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "\nWarning: %s\n", warn)
+	}
+	return w.Flush()
+}
+
+// num prints a metric value: counters and gauges here are whole numbers.
+func num(v float64) string {
+	if v == float64(int64(v)) {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}

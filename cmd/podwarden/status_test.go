@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	pwkube "podwarden/internal/kube"
+	"podwarden/internal/kube/kubetest"
+)
+
+func TestWriteStatusTable(t *testing.T) {
+	st := pwkube.Status{
+		Namespace: "podwarden-system",
+		Agents: []pwkube.Agent{
+			{Node: "node-a", Pod: "podwarden-x1", Ready: true, Metrics: &pwkube.AgentMetrics{
+				ProtectedContainers: 3, ProtectedProcesses: 41, OOMKillsTotal: 4, DriftRepairsTotal: 5,
+				OOMKills:      []pwkube.OOMKillCount{{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4}},
+				ProtectedPods: []string{"ml/nb-0"},
+			}},
+			{Node: "node-b", Pod: "podwarden-x2", Restarts: 3, Error: "reading /metrics through the API server proxy: connection refused"},
+		},
+		NodesWithoutAgent: []string{"node-c"},
+	}
+	var out bytes.Buffer
+	if err := writeStatus(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	want := `NODE    AGENT         READY  RESTARTS  PROTECTED  PROCESSES  OOM KILLS  DRIFT REPAIRS  ERRORS
+node-a  podwarden-x1  yes    0         3          41         4          5              0
+node-b  podwarden-x2  no     3         -          -          -          -              -
+
+Protected pods:
+NODE    PODS
+node-a  ml/nb-0
+
+OOM kills in target pods (since each agent started):
+NODE    POD      CONTAINER  KIND  KILLS
+node-a  ml/nb-0  notebook   node  4
+
+Agents whose metrics could not be read:
+  node-b (podwarden-x2): reading /metrics through the API server proxy: connection refused
+
+Nodes without an agent (1): node-c
+`
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestStatusAPIServer runs the command against a REAL kube-apiserver
+// (kubetest) with the chart's manifests applied and a user bound to the
+// chart's viewer ClusterRoles. Real: kubeconfig loading, pod listing, RBAC
+// and the API server's pod proxy. Faked, because nothing runs pods here:
+// the agent pods' status (phase, readiness, pod IP) is written by the test,
+// and node-a's "agent" is an HTTP server in the test serving fixture
+// metrics. The proxy refuses loopback pod IPs, so that server listens on
+// this machine's first non-loopback address (traffic to it stays local);
+// without one, node-a's part is skipped. node-b's pod has that address and
+// a port nobody listens on, so the real proxy fails for it: the command
+// must report that and go on. node-c has no agent pod.
+func TestStatusAPIServer(t *testing.T) {
+	const viewerToken, strangerToken = "alice-token", "bob-token"
+	srv := kubetest.Start(t,
+		kubetest.User{Token: viewerToken, Name: "alice", Groups: []string{"sre"}},
+		kubetest.User{Token: strangerToken, Name: "bob"})
+	ctx := t.Context()
+	admin := srv.Admin(t)
+	manifest, err := os.ReadFile("../../deploy/manifests/podwarden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kubetest.Apply(ctx, srv.Config(kubetest.AdminToken), manifest, false); err != nil {
+		t.Fatal(err)
+	}
+	// Bind the chart's viewer roles to group sre, as the chart does with
+	// viewer.subjects.
+	sre := []rbacv1.Subject{{Kind: "Group", Name: "sre", APIGroup: "rbac.authorization.k8s.io"}}
+	if _, err := admin.RbacV1().RoleBindings("podwarden-system").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sre-viewer"}, Subjects: sre,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-viewer"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sre-node-viewer"}, Subjects: sre,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-node-viewer"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.EnsureNamespace(ctx, t, "podwarden-system")
+
+	metricsIP, metricsPort := serveFixtureMetrics(t)
+	for _, n := range []string{"node-a", "node-b", "node-c"} {
+		if _, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := admin.AppsV1().DaemonSets("podwarden-system").Get(ctx, "podwarden", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"node-a", "node-b"} {
+		tpl := ds.Spec.Template.DeepCopy()
+		pod := &corev1.Pod{ObjectMeta: tpl.ObjectMeta, Spec: tpl.Spec}
+		pod.Name, pod.Spec.NodeName = "podwarden-"+node, node
+		port := metricsPort
+		if node == "node-b" {
+			port = closedPort(t)
+		}
+		if metricsIP != "" {
+			pod.Spec.Containers[0].Ports[0].ContainerPort = int32(port)
+		}
+		created, err := admin.CoreV1().Pods("podwarden-system").Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if metricsIP != "" {
+			created.Status.Phase = corev1.PodRunning
+			created.Status.PodIP, created.Status.PodIPs = metricsIP, []corev1.PodIP{{IP: metricsIP}}
+			ready := corev1.ConditionFalse
+			if node == "node-a" {
+				ready = corev1.ConditionTrue
+			}
+			created.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: ready}}
+			if _, err := admin.CoreV1().Pods("podwarden-system").UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	kubeconfig := func(token string) string {
+		p := filepath.Join(t.TempDir(), "kubeconfig")
+		cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: u}}]
+current-context: test
+`, srv.URL, token)
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	status := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		cmd := newStatusCmd(streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		err := cmd.ExecuteContext(ctx)
+		return out.String(), err
+	}
+
+	t.Run("viewer", func(t *testing.T) {
+		out, err := status("--kubeconfig", kubeconfig(viewerToken), "-o", "json", "--timeout", "3s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st pwkube.Status
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if len(st.Agents) != 2 || strings.Join(st.NodesWithoutAgent, ",") != "node-c" || len(st.Warnings) != 0 {
+			t.Fatalf("status %+v", st)
+		}
+		a, b := st.Agents[0], st.Agents[1]
+		if b.Node != "node-b" || b.Metrics != nil || b.Error == "" {
+			t.Errorf("node-b (nothing listening) should carry an error: %+v", b)
+		}
+		if metricsIP != "" && !strings.Contains(b.Error, "connection refused") {
+			t.Errorf("node-b: %q, want the proxy's dial error", b.Error)
+		}
+		t.Logf("node-b: %s", b.Error)
+		if metricsIP == "" {
+			t.Log("no non-loopback address: node-a's metrics through the proxy not tested")
+			return
+		}
+		if !a.Ready || a.Metrics == nil || a.Metrics.OOMKillsTotal != 5 || a.Metrics.ProtectedContainers != 3 {
+			t.Errorf("node-a through the real proxy: %+v (metrics %+v)", a, a.Metrics)
+		}
+		table, err := status("--kubeconfig", kubeconfig(viewerToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("table:\n%s", table)
+		if !strings.Contains(table, "node-a  podwarden-node-a  yes") || !strings.Contains(table, "Nodes without an agent (1): node-c") {
+			t.Errorf("table:\n%s", table)
+		}
+	})
+
+	t.Run("no viewer role", func(t *testing.T) {
+		_, err := status("--kubeconfig", kubeconfig(strangerToken))
+		if err == nil || !strings.Contains(err.Error(), "forbidden") {
+			t.Errorf("user without the viewer role: err %v, want forbidden", err)
+		}
+	})
+}
+
+// serveFixtureMetrics serves internal/kube's fixture on a non-loopback
+// address of this machine, or returns "" if there is none.
+func serveFixtureMetrics(t *testing.T) (string, int) {
+	t.Helper()
+	body, err := os.ReadFile("../../internal/kube/testdata/agent-metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", 0
+	}
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.To4() == nil || !ipn.IP.IsGlobalUnicast() {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort(ipn.IP.String(), "0"))
+		if err != nil {
+			continue
+		}
+		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/metrics" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_, _ = w.Write(body)
+		})}
+		go func() { _ = s.Serve(l) }()
+		t.Cleanup(func() { _ = s.Close() })
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		p, _ := strconv.Atoi(port)
+		return ipn.IP.String(), p
+	}
+	return "", 0
+}
+
+// closedPort returns a port on which nothing listens (just closed).
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

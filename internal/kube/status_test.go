@@ -1,0 +1,164 @@
+package kube_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	restclient "k8s.io/client-go/rest"
+	k8stesting "k8s.io/client-go/testing"
+
+	"podwarden/internal/kube"
+)
+
+// testdata/agent-metrics.txt is the text format promhttp serves for the
+// agent's registry (podwarden_* plus a Go collector and a histogram).
+func TestParseMetrics(t *testing.T) {
+	f, err := os.Open("testdata/agent-metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := kube.ParseMetrics(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := kube.AgentMetrics{
+		ProtectedContainers: 3,
+		ProtectedProcesses:  41,
+		ProtectedPods:       []string{"batch/train-7", "ml/nb-0"},
+		OOMKills: []kube.OOMKillCount{
+			{Pod: "batch/train-7", Container: "worker", Kind: "cgroup", Count: 1},
+			{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4},
+		},
+		OOMKillsTotal:     5,
+		DriftRepairs:      map[string]float64{"oom.group": 3, "oom_score_adj": 2},
+		DriftRepairsTotal: 5,
+		ErrorsTotal:       1,
+	}
+	if !reflect.DeepEqual(m, want) {
+		t.Errorf("got  %+v\nwant %+v", m, want)
+	}
+}
+
+func TestParseMetricsOldAgent(t *testing.T) {
+	m, err := kube.ParseMetrics(strings.NewReader("# TYPE podwarden_protected_containers gauge\npodwarden_protected_containers 2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ProtectedContainers != 2 || m.OOMKillsTotal != 0 || len(m.ProtectedPods) != 0 {
+		t.Errorf("%+v", m)
+	}
+	if _, err := kube.ParseMetrics(strings.NewReader("<html>502 Bad Gateway</html>")); err == nil {
+		t.Error("HTML accepted as metrics")
+	}
+}
+
+func FuzzParseMetrics(f *testing.F) {
+	seed, err := os.ReadFile("testdata/agent-metrics.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte("podwarden_oom_kills_total{pod=\"a\"} NaN\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = kube.ParseMetrics(bytes.NewReader(b))
+	})
+}
+
+// rawResponse stands in for the API server's proxy response in the fake
+// clientset (which has no proxy of its own).
+type rawResponse struct {
+	body []byte
+	err  error
+}
+
+func (r rawResponse) DoRaw(context.Context) ([]byte, error) { return r.body, r.err }
+func (r rawResponse) Stream(context.Context) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(r.body)), r.err
+}
+
+func agentPod(name, node string, ready bool) *corev1.Pod {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "podwarden-system", Name: name, Labels: map[string]string{"app.kubernetes.io/name": "podwarden"}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "agent", Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: 9808}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "agent", RestartCount: 2}}},
+	}
+}
+
+// Unit test with the fake clientset and a faked proxy: one agent answers
+// with the fixture, one fails, one node has no agent.
+func TestReadStatusFake(t *testing.T) {
+	metrics, err := os.ReadFile("testdata/agent-metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientset(
+		agentPod("podwarden-a", "node-a", true), agentPod("podwarden-b", "node-b", false),
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "podwarden-system", Name: "other", Labels: map[string]string{"app": "x"}}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}},
+		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-c"}},
+	)
+	var ports []string
+	c.AddProxyReactor("pods", func(a k8stesting.Action) (bool, restclient.ResponseWrapper, error) {
+		p := a.(k8stesting.ProxyGetAction)
+		ports = append(ports, p.GetPort()+p.GetPath())
+		if p.GetName() == "podwarden-a" {
+			return true, rawResponse{body: metrics}, nil
+		}
+		return true, rawResponse{err: errors.New("dial tcp 10.0.0.2:9808: connect: connection refused")}, nil
+	})
+	st, err := kube.ReadStatus(t.Context(), c.CoreV1(), kube.StatusOptions{Namespace: "podwarden-system", Selector: "app.kubernetes.io/name=podwarden"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Agents) != 2 || st.Agents[0].Node != "node-a" || st.Agents[1].Node != "node-b" {
+		t.Fatalf("agents %+v", st.Agents)
+	}
+	a, b := st.Agents[0], st.Agents[1]
+	if !a.Ready || a.Restarts != 2 || a.Metrics == nil || a.Metrics.OOMKillsTotal != 5 || a.Error != "" {
+		t.Errorf("node-a %+v", a)
+	}
+	if b.Ready || b.Metrics != nil || !strings.Contains(b.Error, "connection refused") {
+		t.Errorf("node-b %+v", b)
+	}
+	if !reflect.DeepEqual(st.NodesWithoutAgent, []string{"node-c"}) {
+		t.Errorf("nodes without agent %v", st.NodesWithoutAgent)
+	}
+	for _, p := range ports {
+		if p != "9808metrics" {
+			t.Errorf("proxied %q, want port 9808 path metrics", p)
+		}
+	}
+}
+
+func TestReadStatusNodesForbidden(t *testing.T) {
+	c := fake.NewClientset(agentPod("podwarden-a", "node-a", true))
+	c.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New(`nodes is forbidden: User "alice" cannot list resource "nodes"`)
+	})
+	c.AddProxyReactor("pods", func(k8stesting.Action) (bool, restclient.ResponseWrapper, error) {
+		return true, rawResponse{body: []byte("podwarden_protected_containers 1\n")}, nil
+	})
+	st, err := kube.ReadStatus(t.Context(), c.CoreV1(), kube.StatusOptions{Namespace: "podwarden-system"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "forbidden") || st.Agents[0].Metrics == nil {
+		t.Errorf("%+v", st)
+	}
+}
