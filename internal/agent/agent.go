@@ -58,6 +58,9 @@ type Agent struct {
 	// reads new processes.
 	known   map[string]map[int]bool
 	oomSeen map[string]uint64
+	// ns maps cgroup paths from /proc/PID/cgroup into the host tree when
+	// the agent runs in a private cgroup namespace.
+	ns      cgroup.Resolver
 	ready   atomic.Bool
 	lastRun atomic.Int64
 }
@@ -79,11 +82,38 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Policy.Interval <= 0 {
 		cfg.Policy.Interval = 10 * time.Second
 	}
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, proc: cfg.Proc, cg: cfg.Cgroups, rt: cfg.Runtime, log: cfg.Log, m: cfg.Metrics,
 		self: os.Getpid(), targets: map[string]*Target{}, fixed: map[string]bool{},
 		known: map[string]map[int]bool{}, oomSeen: map[string]uint64{},
-	}, nil
+	}
+	a.ns = a.resolver()
+	return a, nil
+}
+
+// resolver finds the agent's cgroup namespace root in the host tree. Where
+// the agent cannot see itself (fixture trees, another PID namespace) paths
+// are used as read.
+func (a *Agent) resolver() cgroup.Resolver {
+	p, err := a.proc.Read(a.self, procfs.FieldCgroup)
+	if err != nil {
+		return cgroup.Resolver{}
+	}
+	self := p.CgroupV1Memory
+	if a.cg.Version() == cgroup.V2 {
+		self = p.Cgroup
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := a.cg.NewResolver(ctx, a.self, self)
+	if err != nil {
+		a.log.Warn("cannot place own cgroup namespace in the host tree: using cgroup paths as read", "err", err)
+		return cgroup.Resolver{}
+	}
+	if r.Root != "/" {
+		a.log.Info("private cgroup namespace: resolving cgroup paths against the host tree", "namespace_root", r.Root)
+	}
+	return r
 }
 
 // Reconcile discovers targets and makes one full pass: oom.group flags,

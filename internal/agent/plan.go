@@ -114,7 +114,7 @@ func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 		return
 	}
 	cg := a.memCgroup(p)
-	if cgroup.ParsePath(cg).InPod() || cgroup.ParsePath(p.Cgroup).InPod() {
+	if cgroup.ParsePath(cg).InPod() || cgroup.ParsePath(a.ns.Host(p.Cgroup)).InPod() {
 		return
 	}
 	exe, _ := os.Readlink(a.proc.Path(p.PID, "exe"))
@@ -129,9 +129,9 @@ func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 // memCgroup is the path of p in the hierarchy the agent reads.
 func (a *Agent) memCgroup(p procfs.Proc) string {
 	if a.cg.Version() == cgroup.V2 {
-		return p.Cgroup
+		return a.ns.Host(p.Cgroup)
 	}
-	return p.CgroupV1Memory
+	return a.ns.Host(p.CgroupV1Memory)
 }
 
 // apply performs changes in order and records each outcome. A target that
