@@ -43,6 +43,6 @@ oom_score_adj) with a node agent.`,
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.SetIn(s.In)
-	root.AddCommand(newPsCmd(s), newVictimsCmd(s), newAgentCmd(s), newNRICmd(s), newImageCmd(s), newStatusCmd(s), newVersionCmd(s))
+	root.AddCommand(newPsCmd(s), newVictimsCmd(s), newEventsCmd(s), newAgentCmd(s), newNRICmd(s), newImageCmd(s), newStatusCmd(s), newVersionCmd(s))
 	return root
 }

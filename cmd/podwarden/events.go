@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/kmsg"
+	"podwarden/internal/oomreport"
+)
+
+type eventsFlags struct {
+	kmsg     bool
+	file     string
+	follow   bool
+	since    time.Duration
+	output   string
+	kmsgPath string
+	// idle is how long a follower waits after a kill line before it emits
+	// the report, since group-kill and reaper lines may still come.
+	idle time.Duration
+}
+
+func newEventsCmd(s streams) *cobra.Command {
+	f := &eventsFlags{idle: 2 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "events [-]",
+		Short: "Show kernel OOM kills as structured, pod-attributed events",
+		Long: `Read the kernel log (/dev/kmsg, or a dmesg / dmesg -T / journalctl -k
+short-precise or json dump from a file or stdin) and print one event per OOM
+killer invocation: who asked for memory, which limit was hit, who was killed,
+which pod and container they belonged to, and a diagnosis.`,
+		Example: `  podwarden events --kmsg --follow
+  dmesg | podwarden events -
+  podwarden events --file node.log -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if args[0] != "-" {
+					return fmt.Errorf("argument %q: only - (stdin) is accepted; use --file", args[0])
+				}
+				f.file = "-"
+			}
+			return runEvents(cmd.Context(), s, f)
+		},
+	}
+	cmd.Flags().BoolVar(&f.kmsg, "kmsg", false, "read /dev/kmsg (the default when no file is given)")
+	cmd.Flags().StringVar(&f.file, "file", "", "read a saved kernel log (- for stdin)")
+	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep reading /dev/kmsg for new OOMs")
+	cmd.Flags().DurationVar(&f.since, "since", 0, "only OOMs newer than this (e.g. 1h)")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&f.kmsgPath, "kmsg-path", kmsg.DefaultPath, "path of the kmsg device")
+	return cmd
+}
+
+// source yields records; Device and Decoder both fit.
+type source func(ctx context.Context) (kmsg.Record, error)
+
+func runEvents(ctx context.Context, s streams, f *eventsFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if f.kmsg && f.file != "" {
+		return errors.New("--kmsg and --file are exclusive")
+	}
+	if f.follow && f.file != "" {
+		return errors.New("--follow works with --kmsg only")
+	}
+	var next source
+	var uptime time.Duration
+	if f.file != "" {
+		var r io.Reader = s.In
+		if f.file != "-" {
+			fh, err := os.Open(f.file)
+			if err != nil {
+				return fmt.Errorf("opening kernel log: %w", err)
+			}
+			defer fh.Close()
+			r = fh
+		}
+		dec := kmsg.NewDecoder(r, kmsg.FormatAuto)
+		next = func(context.Context) (kmsg.Record, error) { return dec.Next() }
+	} else {
+		dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
+		if err != nil {
+			return err
+		}
+		defer dev.Close()
+		next = dev.Next
+		uptime = readUptime()
+	}
+	keep := func(r oomreport.Report) bool {
+		if f.since <= 0 {
+			return true
+		}
+		if !r.Time.IsZero() {
+			return time.Since(r.Time) <= f.since
+		}
+		// Only kmsg gives a boot-relative clock we can compare with.
+		if uptime > 0 {
+			return uptime-time.Duration(r.Monotonic*float64(time.Second)) <= f.since
+		}
+		return true
+	}
+	a := oomreport.NewAssembler()
+	emit := func(reps []oomreport.Report) error {
+		for _, r := range reps {
+			if !keep(r) {
+				continue
+			}
+			if err := writeEvent(s.Out, f.output, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for {
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if f.follow && a.Pending() {
+			rctx, cancel = context.WithTimeout(ctx, f.idle)
+		}
+		rec, err := next(rctx)
+		cancel()
+		switch {
+		case err == nil:
+			if err := emit(a.Add(rec)); err != nil {
+				return err
+			}
+			continue
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			if err := emit(a.Flush()); err != nil {
+				return err
+			}
+			continue
+		case errors.Is(err, io.EOF), ctx.Err() != nil:
+			return emit(a.Flush())
+		default:
+			_ = emit(a.Flush())
+			return fmt.Errorf("reading kernel log: %w", err)
+		}
+	}
+}
+
+func readUptime() time.Duration {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0
+	}
+	var sec float64
+	if _, err := fmt.Sscanf(string(b), "%f", &sec); err != nil {
+		return 0
+	}
+	return time.Duration(sec * float64(time.Second))
+}
+
+func writeEvent(w io.Writer, format string, r oomreport.Report) error {
+	if format == "json" {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	var b strings.Builder
+	when := fmt.Sprintf("[%.6f]", r.Monotonic)
+	if !r.Time.IsZero() {
+		when = r.Time.Format(time.RFC3339)
+	}
+	fmt.Fprintf(&b, "%s %s OOM", when, r.Kind)
+	if r.Invoker.Comm != "" {
+		fmt.Fprintf(&b, " invoked by %s (pid %d, adj %d, %s order %d)", r.Invoker.Comm, r.Invoker.PID, r.Invoker.OOMScoreAdj, r.Invoker.GFPMask, r.Invoker.Order)
+	}
+	if r.Kind == "cgroup" {
+		fmt.Fprintf(&b, " in %s", r.OOMMemcg)
+	}
+	if r.PodUID != "" {
+		fmt.Fprintf(&b, " (pod %s container %.12s)", r.PodUID, r.ContainerID)
+	}
+	b.WriteString(".")
+	for _, v := range r.Victims {
+		fmt.Fprintf(&b, " Killed %s (pid %d, anon %d kB, adj %d", v.Comm, v.PID, v.AnonRSSKB, v.OOMScoreAdj)
+		if v.PodUID != "" {
+			fmt.Fprintf(&b, ", pod %s", v.PodUID)
+		} else if v.Cgroup != "" {
+			fmt.Fprintf(&b, ", %s", v.Cgroup)
+		}
+		b.WriteString(").")
+	}
+	fmt.Fprintf(&b, " Diagnosis: %s.", r.Diagnosis.Summary)
+	if r.Incomplete {
+		fmt.Fprintf(&b, " Incomplete: missing %s.", strings.Join(r.Missing, ", "))
+	}
+	_, err := fmt.Fprintf(w, "%s\n\n", b.String())
+	return err
+}

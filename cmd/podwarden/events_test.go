@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestEventsFile(t *testing.T) {
+	tests := map[string]struct {
+		file     string
+		output   string
+		wantKind string
+		want     string
+	}{
+		"seed memcg json": {file: "../../internal/oomreport/testdata/seed-6.1-memcg-docker.log", output: "json", wantKind: "cgroup", want: `"comm":"tail"`},
+		"group kill text": {file: "../../internal/oomreport/testdata/synth-6.8-v2-group-kill.log", output: "text", want: "group kill took 2 bystanders"},
+		"kmsg dump json":  {file: "../../internal/oomreport/testdata/host-6.18.44-fc-v669-v1-memcg.kmsg", output: "json", wantKind: "cgroup", want: `"oom_memcg":"/podwarden-fixture"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			s := streams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+			cmd := newEventsCmd(s)
+			cmd.SetArgs([]string{"--file", tc.file, "-o", tc.output})
+			cmd.SetOut(&out)
+			if err := cmd.ExecuteContext(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, out.String())
+			}
+			if tc.wantKind != "" {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &m); err != nil {
+					t.Fatal(err)
+				}
+				for _, k := range []string{"time", "kind", "constraint", "oom_memcg", "task_memcg", "invoker", "victims", "group_kill_cgroup", "pod_uid", "container_id", "diagnosis", "incomplete"} {
+					if _, ok := m[k]; !ok && k != "time" {
+						t.Errorf("key %q missing", k)
+					}
+				}
+				if m["kind"] != tc.wantKind {
+					t.Errorf("kind = %v", m["kind"])
+				}
+			}
+		})
+	}
+}
+
+// TestEventsFollow feeds a fake /dev/kmsg (a FIFO) while the command runs
+// and expects the report to come out after the idle timeout.
+func TestEventsFollow(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "kmsg")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	raw, err := os.ReadFile("../../internal/oomreport/testdata/host-6.18.44-fc-v669-v1-memcg.kmsg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runEvents(ctx, streams{Out: &out, ErrOut: &out}, &eventsFlags{follow: true, output: "json", kmsgPath: p, idle: 300 * time.Millisecond})
+	}()
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// One record per write, as /dev/kmsg hands them out.
+	for _, rec := range strings.SplitAfter(string(raw), "\n") {
+		if rec != "" {
+			_, _ = w.WriteString(rec)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) && !strings.Contains(out.String(), "podwarden-fixture") {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(out.String(), `"kind":"cgroup"`) {
+		t.Fatalf("no report while following: %q", out.String())
+	}
+}
+
+// syncBuffer lets the test read output while the command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

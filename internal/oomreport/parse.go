@@ -1,0 +1,212 @@
+package oomreport
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// The kernel's wording, newest first where it changed; see FACTS.md.
+var (
+	reInvoked = regexp.MustCompile(`^(.*) invoked oom-killer: (.*)$`)
+	reCPU     = regexp.MustCompile(`^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: .*?(?:Not tainted|Tainted: [A-Z ]*?) (\S+) #`)
+	reCounter = regexp.MustCompile(`^(memory|swap|memory\+swap|kmem): usage (\d+)kB, limit (\d+)kB, failcnt (\d+)`)
+	reKilled  = regexp.MustCompile(`Killed process (\d+) \((.*?)\)(.*)$`)
+	reKill    = regexp.MustCompile(`Kill process (\d+) \((.*?)\) score (\d+) or sacrifice child`)
+	reReaped  = regexp.MustCompile(`^oom_reaper: reaped process (\d+) \((.*?)\),(.*)$`)
+	reTaskIn  = regexp.MustCompile(`^Task in (\S+) killed as a result of limit of (\S+)`)
+	reGroup   = regexp.MustCompile(`^Tasks in (\S+) are going to be killed due to memory\.oom\.group set`)
+	reKV      = regexp.MustCompile(`([A-Za-z_-]+):\s*(-?\d+)(kB|KB)?`)
+	reRow     = regexp.MustCompile(`^\[\s*(\d+)\]\s+(.*)$`)
+)
+
+func atoi(s string) int     { v, _ := strconv.Atoi(strings.TrimSpace(s)); return v }
+func atoi64(s string) int64 { v, _ := strconv.ParseInt(strings.TrimSpace(s), 10, 64); return v }
+
+// parseInvoked handles "gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
+// and the 4.19 form with ", nodemask=0-1" inserted; keys are matched by name.
+func parseInvoked(comm, rest string, inv *Invoker, r *Report) {
+	inv.Comm = comm
+	for _, kv := range splitTopLevel(rest) {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		switch k {
+		case "gfp_mask":
+			inv.GFPMask = v
+		case "order":
+			inv.Order = atoi(v)
+		case "oom_score_adj":
+			inv.OOMScoreAdj = atoi(v)
+		case "nodemask":
+			r.Nodemask = v
+		}
+	}
+}
+
+// splitTopLevel splits on commas outside parentheses, because the gfp
+// flag list "(GFP_HIGHUSER_MOVABLE|__GFP_COMP)" is inside one value.
+func splitTopLevel(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ',':
+			if depth <= 0 {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
+}
+
+// summaryKeys are the keys of the 5.0+ "oom-kill:" line. Values are cgroup
+// paths that may themselves contain commas, so a value runs until the next
+// ",key=" of a known key.
+var summaryKeys = []string{"constraint", "nodemask", "cpuset", "mems_allowed", "oom_memcg", "global_oom", "task_memcg", "task", "pid", "uid"}
+
+// summarySeps are the ",key=" and ",key," separators, built once.
+var summarySeps = func() []string {
+	var out []string
+	for _, k := range summaryKeys {
+		out = append(out, ","+k+"=", ","+k+",")
+	}
+	return out
+}()
+
+func parseSummary(s string) map[string]string {
+	out := map[string]string{}
+	s = strings.TrimPrefix(s, "oom-kill:")
+	for s != "" {
+		key, rest, hasEq := strings.Cut(s, "=")
+		var next int = -1
+		if !hasEq || strings.Contains(key, ",") {
+			// A bare flag such as global_oom.
+			flag, after, _ := strings.Cut(s, ",")
+			out[flag] = ""
+			s = after
+			continue
+		}
+		for _, sep := range summarySeps {
+			if i := strings.Index(rest, sep); i >= 0 && (next < 0 || i < next) {
+				next = i
+			}
+		}
+		for _, k := range summaryKeys {
+			if strings.HasSuffix(rest, k) && strings.HasSuffix(rest[:len(rest)-len(k)], ",") {
+				if i := len(rest) - len(k) - 1; next < 0 || i < next {
+					next = i
+				}
+			}
+		}
+		if next < 0 {
+			out[key] = rest
+			break
+		}
+		out[key] = rest[:next]
+		s = rest[next+1:]
+	}
+	return out
+}
+
+// parseKillFields reads "total-vm:6964kB, anon-rss:5188kB, ... UID:0
+// pgtables:56kB oom_score_adj:0" by field name.
+func parseKillFields(s string, v *Victim) {
+	for _, m := range reKV.FindAllStringSubmatch(s, -1) {
+		n := atoi64(m[2])
+		switch m[1] {
+		case "total-vm":
+			v.TotalVMKB = n
+		case "anon-rss":
+			v.AnonRSSKB = n
+		case "file-rss":
+			v.FileRSSKB = n
+		case "shmem-rss":
+			v.ShmemRSSKB = n
+		case "UID":
+			v.UID = int(n)
+		case "pgtables":
+			v.PgtablesKB = n
+		case "oom_score_adj":
+			v.OOMScoreAdj = int(n)
+		}
+	}
+}
+
+// parseStats reads memcg stats in either layout: v2 "anon 5775360" lines
+// (bytes) or v1 "cache:0KB rss:1024KB" pairs.
+func parseStats(s string, into map[string]int64) {
+	for line := range strings.SplitSeq(s, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if strings.Contains(line, ":") {
+			for _, m := range reKV.FindAllStringSubmatch(line, -1) {
+				into[m[1]] = atoi64(m[2])
+			}
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 2 {
+			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				into[f[0]] = n
+			}
+		}
+	}
+}
+
+// taskColumns maps a "Tasks state" header to field setters by name, so
+// both the pre-6.8 and the 6.8+ layouts (rss_anon rss_file rss_shmem) and
+// the pre-4.19 one (nr_ptes nr_pmds) parse.
+func taskColumns(header string) []string {
+	h := strings.ReplaceAll(header, "[  pid  ]", "pid")
+	h = strings.ReplaceAll(h, "[ pid ]", "pid")
+	return strings.Fields(h)
+}
+
+func parseTaskRow(cols []string, line string) (Task, bool) {
+	m := reRow.FindStringSubmatch(line)
+	if m == nil || len(cols) < 2 {
+		return Task{}, false
+	}
+	fields := strings.Fields(m[2])
+	// name is last and may hold spaces: cols[1:len-1] are numeric.
+	if len(fields) < len(cols)-1 {
+		return Task{}, false
+	}
+	t := Task{PID: atoi(m[1]), RSSAnon: -1, RSSFile: -1, RSSShmem: -1}
+	num := cols[1 : len(cols)-1]
+	for i, c := range num {
+		n := atoi64(fields[i])
+		switch c {
+		case "uid":
+			t.UID = int(n)
+		case "tgid":
+			t.TGID = int(n)
+		case "total_vm":
+			t.TotalVM = n
+		case "rss":
+			t.RSS = n
+		case "rss_anon":
+			t.RSSAnon = n
+		case "rss_file":
+			t.RSSFile = n
+		case "rss_shmem":
+			t.RSSShmem = n
+		case "pgtables_bytes":
+			t.PgtablesBytes = n
+		case "nr_ptes":
+			t.PgtablesBytes = n * 4096
+		case "swapents":
+			t.Swapents = n
+		case "oom_score_adj":
+			t.OOMScoreAdj = int(n)
+		}
+	}
+	t.Name = strings.Join(fields[len(num):], " ")
+	return t, true
+}

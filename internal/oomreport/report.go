@@ -1,0 +1,121 @@
+package oomreport
+
+import "time"
+
+// Report is one OOM killer invocation.
+type Report struct {
+	Time time.Time `json:"time,omitzero"`
+	// Monotonic is seconds since boot of the first line.
+	Monotonic       float64          `json:"monotonic_s"`
+	Kind            string           `json:"kind"` // "node" or "cgroup"
+	Kernel          string           `json:"kernel,omitempty"`
+	Constraint      string           `json:"constraint"`
+	Nodemask        string           `json:"nodemask,omitempty"`
+	Cpuset          string           `json:"cpuset,omitempty"`
+	MemsAllowed     string           `json:"mems_allowed,omitempty"`
+	OOMMemcg        string           `json:"oom_memcg"`
+	TaskMemcg       string           `json:"task_memcg"`
+	Invoker         Invoker          `json:"invoker"`
+	Memcg           *Memcg           `json:"memcg,omitempty"`
+	MemInfo         map[string]int64 `json:"mem_info,omitempty"`
+	Tasks           []Task           `json:"tasks,omitempty"`
+	Victims         []Victim         `json:"victims"`
+	GroupKillCgroup string           `json:"group_kill_cgroup"`
+	Reaped          []Reaped         `json:"reaped,omitempty"`
+	PodUID          string           `json:"pod_uid"`
+	ContainerID     string           `json:"container_id"`
+	Diagnosis       Diagnosis        `json:"diagnosis"`
+	Incomplete      bool             `json:"incomplete"`
+	// Missing names what made the report incomplete.
+	Missing []string `json:"missing,omitempty"`
+
+	// memcgKill is set when the kill line said "Memory cgroup out of
+	// memory", which tells the kind when the summary line is missing.
+	memcgKill bool
+}
+
+// Invoker is the task whose allocation triggered the OOM killer.
+type Invoker struct {
+	Comm        string `json:"comm"`
+	PID         int    `json:"pid,omitempty"`
+	GFPMask     string `json:"gfp_mask,omitempty"`
+	Order       int    `json:"order"`
+	OOMScoreAdj int    `json:"oom_score_adj"`
+}
+
+// Memcg holds the memory cgroup counters printed for a cgroup OOM.
+type Memcg struct {
+	UsageKB  int64            `json:"usage_kb"`
+	LimitKB  int64            `json:"limit_kb"`
+	Failcnt  int64            `json:"failcnt"`
+	Swap     *Counter         `json:"swap,omitempty"`
+	MemSwap  *Counter         `json:"memory_swap,omitempty"`
+	Kmem     *Counter         `json:"kmem,omitempty"`
+	StatsFor string           `json:"stats_for,omitempty"`
+	Stats    map[string]int64 `json:"stats,omitempty"`
+}
+
+// Counter is one "usage, limit, failcnt" line.
+type Counter struct {
+	UsageKB int64 `json:"usage_kb"`
+	LimitKB int64 `json:"limit_kb"`
+	Failcnt int64 `json:"failcnt"`
+}
+
+// Task is one row of the "Tasks state" table; memory values are in pages
+// as the kernel prints them, -1 when the layout lacks the column.
+type Task struct {
+	PID           int    `json:"pid"`
+	UID           int    `json:"uid"`
+	TGID          int    `json:"tgid"`
+	TotalVM       int64  `json:"total_vm"`
+	RSS           int64  `json:"rss"`
+	RSSAnon       int64  `json:"rss_anon"`
+	RSSFile       int64  `json:"rss_file"`
+	RSSShmem      int64  `json:"rss_shmem"`
+	PgtablesBytes int64  `json:"pgtables_bytes"`
+	Swapents      int64  `json:"swapents"`
+	OOMScoreAdj   int    `json:"oom_score_adj"`
+	Name          string `json:"name"`
+}
+
+// Victim is one killed process.
+type Victim struct {
+	PID         int    `json:"pid"`
+	Comm        string `json:"comm"`
+	UID         int    `json:"uid"`
+	TotalVMKB   int64  `json:"total_vm_kb"`
+	AnonRSSKB   int64  `json:"anon_rss_kb"`
+	FileRSSKB   int64  `json:"file_rss_kb"`
+	ShmemRSSKB  int64  `json:"shmem_rss_kb"`
+	PgtablesKB  int64  `json:"pgtables_kb"`
+	OOMScoreAdj int    `json:"oom_score_adj"`
+	Cgroup      string `json:"cgroup"`
+	PodUID      string `json:"pod_uid"`
+	ContainerID string `json:"container_id"`
+	// GroupMember marks processes killed only because of memory.oom.group.
+	GroupMember bool `json:"group_member,omitempty"`
+}
+
+// Reaped is an oom_reaper result line.
+type Reaped struct {
+	PID        int    `json:"pid"`
+	Comm       string `json:"comm"`
+	AnonRSSKB  int64  `json:"anon_rss_kb"`
+	FileRSSKB  int64  `json:"file_rss_kb"`
+	ShmemRSSKB int64  `json:"shmem_rss_kb"`
+}
+
+// Diagnosis codes.
+const (
+	DiagCgroupLimit   = "cgroup_limit"
+	DiagNodeOOM       = "node_oom"
+	DiagProtectionGap = "protection_gap"
+	DiagGroupKill     = "group_kill"
+)
+
+// Diagnosis is the verdict on a report: a code per finding and a sentence.
+type Diagnosis struct {
+	Codes   []string `json:"codes"`
+	Summary string   `json:"summary"`
+}
