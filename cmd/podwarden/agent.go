@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -16,10 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 
 	"podwarden/internal/agent"
 	"podwarden/internal/cgroup"
 	"podwarden/internal/cri"
+	pwkube "podwarden/internal/kube"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
@@ -38,6 +42,9 @@ type agentFlags struct {
 	interval    time.Duration
 	fast        time.Duration
 	metricsAddr string
+	kmsgPath    string
+	kubeEvents  bool
+	nodeName    string
 	logFormat   string
 	logLevel    string
 }
@@ -76,6 +83,9 @@ make and why, and writes nothing.`,
 	fl.DurationVar(&f.interval, "interval", 0, "full reconcile period (policy interval)")
 	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, "cheap re-check period for flags, OOM counters and (without the process connector) new processes")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
+	fl.StringVar(&f.kmsgPath, "kmsg-path", "/dev/kmsg", `kernel log device read for OOM reports ("" to use memory.events counters only)`)
+	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
+	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -167,11 +177,29 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	} else if pol.CgroupSelector == "" {
 		return errors.New("--no-cri needs --cgroup-selector (or cgroupSelector in the policy file)")
 	}
+	var reporter agent.Reporter
+	if f.kubeEvents && !f.once && !f.dryRun {
+		if f.nodeName == "" {
+			return errors.New("--kube-events needs --node-name (or $NODE_NAME from the downward API)")
+		}
+		cfg, err := rest.InClusterConfig()
+		if err != nil {
+			return fmt.Errorf("--kube-events: %w", err)
+		}
+		core, err := typedcorev1.NewForConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("--kube-events: %w", err)
+		}
+		r := pwkube.NewReporter(ctx, core, f.nodeName, log)
+		defer r.Close()
+		reporter = r
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a, err := agent.New(agent.Config{
 		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
-		Metrics: agent.NewMetrics(reg), FastInterval: f.fast,
+		Metrics: agent.NewMetrics(reg), FastInterval: f.fast, Reporter: reporter,
+		KmsgPath: f.kmsgPath,
 	})
 	if err != nil {
 		return err

@@ -35,6 +35,11 @@ type Config struct {
 	Log    *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
+	// KmsgPath is the kernel log device read for OOM reports ("" to
+	// skip it and rely on memory.events counters).
+	KmsgPath string
+	// Reporter posts OOM kills as Kubernetes Events; may be nil.
+	Reporter Reporter
 	// FastInterval is how often target cgroups are re-checked cheaply
 	// (oom.group flags, new pids when the process connector is down,
 	// memory.events). Policy.Interval is the full reconcile.
@@ -60,9 +65,12 @@ type Agent struct {
 	oomSeen map[string]uint64
 	// ns maps cgroup paths from /proc/PID/cgroup into the host tree when
 	// the agent runs in a private cgroup namespace.
-	ns      cgroup.Resolver
-	ready   atomic.Bool
-	lastRun atomic.Int64
+	ns cgroup.Resolver
+	// kmsgSeen is set when the kernel log is open: OOM kills are then
+	// counted from its reports rather than from memory.events.
+	kmsgSeen bool
+	ready    atomic.Bool
+	lastRun  atomic.Int64
 }
 
 // New validates cfg and returns an agent.

@@ -7,6 +7,8 @@ import (
 
 	"podwarden/internal/cgwatch"
 	"podwarden/internal/cri"
+	"podwarden/internal/kmsg"
+	"podwarden/internal/oomreport"
 	"podwarden/internal/procevent"
 	"podwarden/internal/procfs"
 )
@@ -38,6 +40,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		var err error
 		if rtEvents, err = a.rt.Events(ctx); err != nil {
 			a.log.Warn("runtime events unavailable: relying on periodic re-list", "err", err)
+		}
+	}
+
+	reports := make(chan oomreport.Report, 16)
+	if a.cfg.KmsgPath != "" {
+		// /dev/kmsg needs CAP_SYSLOG and, in a container, a device cgroup
+		// rule that unprivileged pods do not get: failing to open it is
+		// expected there, and memory.events counters remain.
+		dev, err := kmsg.OpenDevice(a.cfg.KmsgPath, true, true)
+		if err != nil {
+			a.log.Warn("kernel log unavailable: OOM kills are seen through memory.events counters only", "path", a.cfg.KmsgPath, "err", err)
+		} else {
+			a.kmsgSeen = true
+			go func() {
+				if err := watchKernelLog(ctx, dev, reports); err != nil {
+					a.log.Warn("kernel log reader stopped", "err", err)
+				}
+			}()
 		}
 	}
 
@@ -76,6 +96,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ev.Type == cri.EventCreated || ev.Type == cri.EventStarted {
 				a.discoverNew(ctx, "runtime", recheck)
 			}
+		case r := <-reports:
+			a.onReport(ctx, r)
 		case cg := <-recheck:
 			if t := a.targets[cg]; t != nil {
 				a.protect(ctx, t, "recheck")
@@ -273,7 +295,10 @@ func (a *Agent) watchOOM(t *Target) {
 		return
 	}
 	n := ev.OOMKill - prev
-	a.m.OOMKills.WithLabelValues(t.podName(), t.containerName(), "cgroup").Add(float64(n))
+	if !a.kmsgSeen {
+		// Without the kernel log this counter is the only OOM signal.
+		a.m.OOMKills.WithLabelValues(t.podName(), t.containerName(), "memory.events").Add(float64(n))
+	}
 	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
 		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill)
 }

@@ -112,18 +112,17 @@ func setup(work string) {
 // it does, the podwarden mode skips: a mode that cannot run must never
 // pass.
 func findAgent(work string) (string, string) {
+	// Built from this tree every run unless PODWARDEN_BIN names one: a
+	// stale binary would test old code.
 	bin := os.Getenv("PODWARDEN_BIN")
 	if bin == "" {
-		bin = filepath.Join("..", "..", "bin", "podwarden-static")
-		if _, err := os.Stat(bin); err != nil {
-			bin = filepath.Join(work, "podwarden-static")
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "podwarden/cmd/podwarden")
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden: %v: %s", err, firstLine(string(out)))
-			}
+		bin = filepath.Join(work, "podwarden-static")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "podwarden/cmd/podwarden")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden: %v: %s", err, firstLine(string(out)))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
