@@ -3,36 +3,20 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"podwarden/internal/kube/kubetest"
 )
-
-// kubeBins returns kube-apiserver and etcd, built by hack/kube-bins.sh
-// (make deps), the same ones internal/kube's tests use.
-func kubeBins(t *testing.T) (apiserver, etcd string) {
-	apiserver, etcd, err := kubetest.Bins()
-	if err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	return apiserver, etcd
-}
 
 func freePort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -43,15 +27,6 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startProc(t *testing.T, ctx context.Context, dir, bin string, args ...string) {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	logf, _ := os.Create(filepath.Join(dir, filepath.Base(bin)+".log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() })
-}
 
 // kube is a minimal client of the test API server.
 type kube struct {
@@ -85,52 +60,13 @@ func TestImageWebhookAPIServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	apiserverBin, etcdBin := kubeBins(t)
+	srv := kubetest.Start(t)
 	host, lf := setup(t)
-	dir, _ := os.MkdirTemp("", "pw-kube-")
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-
-	client, peer := freePort(t), freePort(t)
-	startProc(t, ctx, dir, etcdBin, "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
-		"--initial-cluster", "default=http://"+peer)
-
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	os.WriteFile(filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
-	os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
-	os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte("pw-test-token,admin,1,system:masters\n"), 0o600)
-	secure := freePort(t)
-	_, port, _ := net.SplitHostPort(secure)
-	startProc(t, ctx, dir, apiserverBin, "--etcd-servers=http://"+client, "--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none", "--secure-port="+port,
-		"--cert-dir="+filepath.Join(dir, "certs"), "--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC", "--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--service-account-key-file="+filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
-		"--service-account-issuer=https://podwarden.test")
-	k := &kube{base: "https://" + secure, token: "pw-test-token", c: &http.Client{
+	k := &kube{base: srv.URL, token: kubetest.AdminToken, c: &http.Client{
 		Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodGet, k.base+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+k.token)
-		resp, err := k.c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "kube-apiserver.log"))
-			t.Fatalf("kube-apiserver not ready: %v\n%s", err, b[max(0, len(b)-3000):])
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 
 	// The webhook, over TLS on loopback.
 	cert, tlsKey, _ := selfSigned(t, dir)
