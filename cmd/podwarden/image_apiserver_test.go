@@ -27,7 +27,6 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-
 // kube is a minimal client of the test API server.
 type kube struct {
 	base, token string
