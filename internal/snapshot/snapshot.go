@@ -31,10 +31,10 @@ type Snapshot struct {
 	groups  map[string]bool
 }
 
-// Take scans every process under procFS, reading fields (cgroup paths are
-// always read, since attribution needs them). cgFS may be nil.
+// Take scans every process under procFS, reading fields (stat always; add
+// procfs.FieldCgroup for cgroups and pod attribution). cgFS may be nil.
 func Take(ctx context.Context, procFS procfs.FS, cgFS *cgroup.FS, fields procfs.Field) (*Snapshot, error) {
-	procs, err := procFS.Scan(ctx, fields|procfs.FieldStat|procfs.FieldCgroup)
+	procs, err := procFS.Scan(ctx, fields|procfs.FieldStat)
 	if err != nil {
 		return nil, fmt.Errorf("scan processes: %w", err)
 	}
