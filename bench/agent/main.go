@@ -102,6 +102,15 @@ func run(n, idle int, idleFor time.Duration, bin, memRoot string) error {
 	secs := float64(cpu1-cpu0) / 100 / time.Since(t0).Seconds()
 	nproc := countProcs()
 	rss, hwm := memKB(agent.Process.Pid)
+	if resp, err := http.Get("http://127.0.0.1:19808/metrics"); err == nil {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if l := sc.Text(); strings.HasPrefix(l, "podwarden_reconcile_duration_seconds_sum") || strings.HasPrefix(l, "podwarden_reconcile_duration_seconds_count") {
+				fmt.Println("  " + l)
+			}
+		}
+		resp.Body.Close()
+	}
 	fmt.Printf("idle with %d target containers, %d processes on the machine: CPU %.2f%% of a core, RSS %d KiB (peak %d KiB)\n",
 		len(procs), nproc, secs*100, rss, hwm)
 	return nil

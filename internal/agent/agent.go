@@ -21,6 +21,10 @@ import (
 // (-999) and conmon (-1000), which it must not outlive.
 const SelfAdj = -998
 
+// hostScanEvery is how many full passes share one scan of every process for
+// protected host daemons while the process connector is on.
+const hostScanEvery = 6
+
 // Config is what an agent works on.
 type Config struct {
 	Policy  policy.Config
@@ -66,6 +70,10 @@ type Agent struct {
 	// ns maps cgroup paths from /proc/PID/cgroup into the host tree when
 	// the agent runs in a private cgroup namespace.
 	ns cgroup.Resolver
+	// passes counts full reconciles; procEventsOn is set while the
+	// process connector delivers events.
+	passes       int
+	procEventsOn bool
 	// kmsgSeen is set when the kernel log is open: OOM kills are then
 	// counted from its reports rather than from memory.events.
 	kmsgSeen bool
@@ -155,10 +163,10 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 		if err := a.planGroup(ctx, t, &changes); err != nil {
 			errs = append(errs, err)
 		}
-		if err := a.planAdj(t, &changes); err != nil {
+		pids, err := a.planAdj(t, &changes)
+		if err != nil {
 			errs = append(errs, err)
 		}
-		pids, _ := a.cg.Procs(t.Cgroup, true)
 		nprocs += len(pids)
 		a.known[cg] = make(map[int]bool, len(pids))
 		for _, pid := range pids {
@@ -166,9 +174,16 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 		}
 	}
 	a.m.ProtectedProcesses.Set(float64(nprocs))
-	if err := a.planHost(ctx, &changes); err != nil {
-		errs = append(errs, err)
+	// New host daemons are caught at exec by the process connector; the
+	// full scan of every process is the safety net, and at thousands of
+	// processes the costliest part of a pass, so with the connector it
+	// runs every hostScanEvery passes.
+	if a.passes%hostScanEvery == 0 || !a.procEventsOn {
+		if err := a.planHost(ctx, &changes); err != nil {
+			errs = append(errs, err)
+		}
 	}
+	a.passes++
 	changes = a.apply(changes)
 	for _, err := range errs {
 		a.countError("plan", err)

@@ -29,6 +29,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// missed until the next periodic one.
 	src := a.openSources(ctx)
 	defer src.close()
+	a.procEventsOn = src.procEvents != nil
 	if _, err := a.Reconcile(ctx); err != nil {
 		a.log.Error("initial reconcile", "err", err)
 	}
@@ -77,6 +78,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if !ok {
 				a.log.Warn("process connector closed: scanning cgroup.procs instead", "err", src.procErr())
 				procEvents = nil
+				a.procEventsOn = false
 				continue
 			}
 			a.onProcess(ev)
@@ -215,11 +217,11 @@ func (a *Agent) protect(ctx context.Context, t *Target, trigger string) {
 	if err := a.planGroup(ctx, t, &changes); err != nil {
 		a.log.Warn("plan oom.group", "cgroup", t.Cgroup, "err", err)
 	}
-	if err := a.planAdj(t, &changes); err != nil {
+	pids, err := a.planAdj(t, &changes)
+	if err != nil {
 		a.log.Warn("plan adj", "cgroup", t.Cgroup, "err", err)
 	}
 	a.apply(changes)
-	pids, _ := a.cg.Procs(t.Cgroup, true)
 	known := make(map[int]bool, len(pids))
 	for _, pid := range pids {
 		known[pid] = true
@@ -276,7 +278,11 @@ func (a *Agent) fastPass(ctx context.Context, scanProcs bool) {
 				}
 			}
 		}
-		a.watchOOM(t)
+		if !a.kmsgSeen {
+			// The kernel log reports every kill; without it, this
+			// counter is the only OOM signal.
+			a.watchOOM(t)
+		}
 	}
 	a.apply(changes)
 	a.m.Reconcile.WithLabelValues("fast").Observe(time.Since(start).Seconds())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 
 	"podwarden/internal/cgroup"
@@ -56,22 +57,23 @@ func (a *Agent) planFlag(t *Target, cg string, want bool, reason string, out *[]
 	return nil
 }
 
-// planAdj adds the oom_score_adj writes for every process of target t.
-func (a *Agent) planAdj(t *Target, out *[]Change) error {
-	if !t.Decision.AdjSet {
-		return nil
-	}
+// planAdj adds the oom_score_adj writes for every process of target t and
+// returns the processes it found.
+func (a *Agent) planAdj(t *Target, out *[]Change) ([]int, error) {
 	pids, err := a.cg.Procs(t.Cgroup, true)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("list processes of %s: %w", t.Cgroup, err)
+		return nil, fmt.Errorf("list processes of %s: %w", t.Cgroup, err)
+	}
+	if !t.Decision.AdjSet {
+		return pids, nil
 	}
 	for _, pid := range pids {
 		a.planPidAdj(t, pid, out)
 	}
-	return nil
+	return pids, nil
 }
 
 func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
@@ -96,17 +98,48 @@ func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
 // daemon already at -1000 stays there). Processes inside any pod are not
 // host processes, whatever their name.
 func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
-	if len(a.cfg.Policy.Protected) == 0 {
+	rules := a.cfg.Policy.Protected
+	if len(rules) == 0 {
 		return nil
 	}
-	procs, err := a.proc.Scan(ctx, procfs.FieldStat|procfs.FieldOOMScoreAdj|procfs.FieldCgroup)
+	// Most policies name daemons by comm: then only stat is read for every
+	// process, and the rest only for the few whose name matches.
+	comms := map[string]bool{}
+	for _, r := range rules {
+		if r.Comm == "" {
+			comms = nil
+			break
+		}
+		comms[truncComm(r.Comm)] = true
+	}
+	fields := procfs.FieldStat | procfs.FieldOOMScoreAdj | procfs.FieldCgroup
+	if comms != nil {
+		fields = procfs.FieldStat
+	}
+	procs, err := a.proc.Scan(ctx, fields)
 	if err != nil {
 		return fmt.Errorf("scan processes: %w", err)
 	}
 	for _, p := range procs {
+		if comms != nil {
+			if !comms[p.Comm] {
+				continue
+			}
+			if p, err = a.proc.Read(p.PID, procfs.FieldStat|procfs.FieldOOMScoreAdj|procfs.FieldCgroup); err != nil {
+				continue // exited
+			}
+		}
 		a.planHostProc(p, out)
 	}
 	return nil
+}
+
+// truncComm cuts a name to the 15 bytes the kernel keeps in comm.
+func truncComm(s string) string {
+	if len(s) > 15 {
+		return s[:15]
+	}
+	return s
 }
 
 func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
@@ -117,7 +150,10 @@ func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 	if cgroup.ParsePath(cg).InPod() || cgroup.ParsePath(a.ns.Host(p.Cgroup)).InPod() {
 		return
 	}
-	exe, _ := os.Readlink(a.proc.Path(p.PID, "exe"))
+	exe := ""
+	if slices.ContainsFunc(a.cfg.Policy.Protected, func(r policy.ProtectedRule) bool { return r.Exe != "" }) {
+		exe, _ = os.Readlink(a.proc.Path(p.PID, "exe"))
+	}
 	adj, ok := a.cfg.Policy.ProtectHost(p.Comm, exe, cg)
 	if !ok || p.OOMScoreAdj <= adj {
 		return
