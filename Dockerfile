@@ -12,15 +12,15 @@ FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # No separate "go mod download" layer: it would fetch every module in
 # go.mod, including the test-only Helm library (~280 modules) that never
-# reaches the binary; go build fetches only what ./cmd/podwarden imports.
+# reaches the binary; go build fetches only what ./cmd/podwarden-full imports.
 COPY go.mod go.sum ./
 COPY cmd/ cmd/
 COPY internal/ internal/
 ARG VERSION=dev
 # Static (CGO_ENABLED=0): distroless/static has no libc.
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X main.version=${VERSION}" \
-      -o /out/podwarden ./cmd/podwarden
+      -ldflags "-s -w -X podwarden/internal/cli.version=${VERSION}" \
+      -o /out/podwarden ./cmd/podwarden-full
 
 # The root variant of distroless/static, not :nonroot. The agent must run
 # as uid 0: the cgroup files it writes (memory.oom.group) are owned by

@@ -15,12 +15,15 @@ export PODWARDEN_BUILDKITD ?= $(CACHE)/buildkit/buildkitd-v0.34.2
 
 all: build
 
+# podwarden is the small node tool; podwarden-full adds agent, nri, image
+# and status, and podwarden runs it for them from the same directory.
 build:
 	$(GO) build -o $(BIN) ./cmd/podwarden
+	$(GO) build -o bin/podwarden-full ./cmd/podwarden-full
 
 # A static binary for initramfs images and distroless containers.
 static:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-static ./cmd/podwarden
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-static ./cmd/podwarden-full
 
 # The agent's container image (distroless/static, root: it writes cgroup
 # files). Needs a container engine, which this development machine lacks.

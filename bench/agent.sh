@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
 IDLE=${2:-200}
-go build -o bin/podwarden ./cmd/podwarden
+go build -o bin/podwarden-full ./cmd/podwarden-full
 go build -o bin/agent-bench ./bench/agent
 
 # Background processes so the agent's host scans see a busy node.
@@ -17,4 +17,4 @@ trap cleanup EXIT
 have=$(find /proc -maxdepth 1 -regex '/proc/[0-9]+' | wc -l)
 for _ in $(seq 1 $((5000 - have - IDLE))); do sleep 3600 & pids+=($!); done
 
-bin/agent-bench -n "$N" -idle "$IDLE" -bin bin/podwarden
+bin/agent-bench -n "$N" -idle "$IDLE" -bin bin/podwarden-full

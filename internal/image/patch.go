@@ -317,13 +317,31 @@ func (p *Patcher) push(ctx context.Context, target name.Tag, img *patchedImage, 
 	case d != (v1.Hash{}):
 		return false, fmt.Errorf("%s holds %s, want %s: %w", target, d, img.digest, ErrTagExists)
 	}
-	werr := remote.Write(target, img, p.o.remoteOptions(ctx)...)
-	// Re-read the tag whatever happened: after a race or on a registry with
-	// immutable tags the push fails though the right image is there, and a
-	// push that "succeeded" must not have replaced someone else's digest.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recheckTimeout)
-	defer cancel()
-	d, err = p.head(rctx, target)
+	// Two patchers uploading the same blob at once can make the registry
+	// reject one upload (DIGEST_INVALID, then MANIFEST_BLOB_UNKNOWN on the
+	// manifest): seen with distribution 2.8. The loser retries the whole
+	// write; blobs already there are skipped by HEAD.
+	var werr error
+	var rctx context.Context
+	for attempt := 0; ; attempt++ {
+		werr = remote.Write(target, img, p.o.remoteOptions(ctx)...)
+		// Re-read the tag whatever happened: after a race or on a registry
+		// with immutable tags the push fails though the right image is
+		// there, and a push that "succeeded" must not have replaced someone
+		// else's digest.
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), recheckTimeout)
+		defer cancel()
+		d, err = p.headSettled(rctx, target)
+		if werr == nil || err != nil || d != (v1.Hash{}) || !blobRace(werr) || attempt == maxBlobRaceRetries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("pushing %s: %w", target, ctx.Err())
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
 	switch {
 	case err == nil && d == img.digest:
 		return werr == nil, nil
@@ -352,4 +370,41 @@ func (p *Patcher) head(ctx context.Context, target name.Tag) (v1.Hash, error) {
 		return v1.Hash{}, fmt.Errorf("checking %s: %w", target, err)
 	}
 	return desc.Digest, nil
+}
+
+// maxBlobRaceRetries bounds the re-pushes after a concurrent blob upload
+// was rejected.
+const maxBlobRaceRetries = 6
+
+// blobRace reports whether err is a registry's rejection of a blob that a
+// concurrent upload of the same content can cause.
+func blobRace(err error) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) {
+		return false
+	}
+	for _, d := range terr.Errors {
+		switch d.Code {
+		case transport.DigestInvalidErrorCode, transport.BlobUnknownErrorCode, transport.ManifestBlobUnknownErrorCode, transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode:
+			return true
+		}
+	}
+	return false
+}
+
+// headSettled is head retried over server errors: distribution answers 500
+// while concurrent pushes to the same tag are settling.
+func (p *Patcher) headSettled(ctx context.Context, target name.Tag) (v1.Hash, error) {
+	for attempt := 0; ; attempt++ {
+		d, err := p.head(ctx, target)
+		var terr *transport.Error
+		if err == nil || attempt == 4 || !errors.As(err, &terr) || terr.StatusCode < 500 {
+			return d, err
+		}
+		select {
+		case <-ctx.Done():
+			return d, err
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
+	}
 }

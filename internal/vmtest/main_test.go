@@ -119,10 +119,10 @@ func findAgent(work string) (string, string) {
 		bin = filepath.Join(work, "podwarden-static")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "podwarden/cmd/podwarden")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "podwarden/cmd/podwarden-full")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden: %v: %s", err, firstLine(string(out)))
+			return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden-full: %v: %s", err, firstLine(string(out)))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,41 +12,41 @@ import (
 	"podwarden/internal/snapshot"
 )
 
-// nodeFlags are the host roots every node-reading command takes, so the
+// NodeFlags are the host roots every node-reading command takes, so the
 // same command runs on fixture trees and inside a container with the host's
 // /proc mounted elsewhere.
-type nodeFlags struct {
-	procRoot   string
-	cgroupRoot string
+type NodeFlags struct {
+	ProcRoot   string
+	CgroupRoot string
 }
 
-func (f *nodeFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.procRoot, "proc-root", "/proc", "where the host's proc filesystem is mounted")
-	fs.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", `where the host's cgroup tree is mounted ("" to skip cgroup reads)`)
+func (f *NodeFlags) Register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.ProcRoot, "proc-root", "/proc", "where the host's proc filesystem is mounted")
+	fs.StringVar(&f.CgroupRoot, "cgroup-root", "/sys/fs/cgroup", `where the host's cgroup tree is mounted ("" to skip cgroup reads)`)
 }
 
 // open returns the proc filesystem and, when the cgroup root exists, the
 // cgroup tree. A missing cgroup root is not an error for read-only views:
 // attribution works from /proc/PID/cgroup alone.
-func (f *nodeFlags) open() (procfs.FS, *cgroup.FS, error) {
-	pfs, err := procfs.NewFS(f.procRoot)
+func (f *NodeFlags) open() (procfs.FS, *cgroup.FS, error) {
+	pfs, err := procfs.NewFS(f.ProcRoot)
 	if err != nil {
 		return procfs.FS{}, nil, fmt.Errorf("--proc-root: %w", err)
 	}
-	if f.cgroupRoot == "" {
+	if f.CgroupRoot == "" {
 		return pfs, nil, nil
 	}
-	if _, err := os.Stat(f.cgroupRoot); err != nil {
+	if _, err := os.Stat(f.CgroupRoot); err != nil {
 		return pfs, nil, nil
 	}
-	cfs, err := cgroup.NewFS(f.cgroupRoot)
+	cfs, err := cgroup.NewFS(f.CgroupRoot)
 	if err != nil {
 		return procfs.FS{}, nil, fmt.Errorf("--cgroup-root: %w", err)
 	}
 	return pfs, &cfs, nil
 }
 
-func (f *nodeFlags) snapshot(ctx context.Context, fields procfs.Field) (*snapshot.Snapshot, error) {
+func (f *NodeFlags) snapshot(ctx context.Context, fields procfs.Field) (*snapshot.Snapshot, error) {
 	pfs, cfs, err := f.open()
 	if err != nil {
 		return nil, err

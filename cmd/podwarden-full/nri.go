@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"podwarden/internal/cgroup"
+	"podwarden/internal/cli"
 	"podwarden/internal/nri"
 	"podwarden/internal/policy"
 )
@@ -124,7 +125,7 @@ func runNRI(cmd *cobra.Command, s streams, f *nriFlags) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(s.ErrOut, f.logFormat, f.logLevel)
+	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 )
 
 type psFlags struct {
-	node     nodeFlags
+	node     NodeFlags
 	output   string
 	extended bool
 	kernel   bool
@@ -25,7 +25,7 @@ type psFlags struct {
 	cgroup   string
 }
 
-func newPsCmd(s streams) *cobra.Command {
+func newPsCmd(s Streams) *cobra.Command {
 	f := &psFlags{}
 	cmd := &cobra.Command{
 		Use:   "ps",
@@ -39,7 +39,7 @@ way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod;
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPs(cmd.Context(), s, f) },
 	}
-	f.node.register(cmd.Flags())
+	f.node.Register(cmd.Flags())
 	cmd.Flags().StringVarP(&f.output, "output", "o", "tree", "output format: tree, wide or json")
 	cmd.Flags().BoolVar(&f.extended, "extended", false, "tree: also print each command line")
 	cmd.Flags().BoolVar(&f.kernel, "kernel-threads", false, "include kernel threads")
@@ -67,7 +67,7 @@ func (f *psFlags) fields() (procfs.Field, error) {
 	return 0, fmt.Errorf("--output %q: want tree, wide or json", f.output)
 }
 
-func runPs(ctx context.Context, s streams, f *psFlags) error {
+func runPs(ctx context.Context, s Streams, f *psFlags) error {
 	fields, err := f.fields()
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func tree(procs []snapshot.Process) []treeNode {
 }
 
 func writePsTree(w io.Writer, procs []snapshot.Process, extended bool) error {
-	bw := newBufWriter(w)
+	bw := NewBufWriter(w)
 	for _, n := range tree(procs) {
 		indent := strings.Repeat("  ", n.depth)
 		if extended {
@@ -179,8 +179,8 @@ func writePsWide(w io.Writer, procs []snapshot.Process) error {
 			cmd = shellJoin(p.Cmdline)
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", p.PID, p.PPID, p.OOMScore, p.OOMScoreAdj,
-			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), dash(string(p.Owner.QoS)), dash(p.Owner.PodUID),
-			dash(shortID(p.Owner.ContainerID)), p.MemCgroup, strings.Repeat("  ", n.depth), cmd)
+			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), Dash(string(p.Owner.QoS)), Dash(p.Owner.PodUID),
+			Dash(shortID(p.Owner.ContainerID)), p.MemCgroup, strings.Repeat("  ", n.depth), cmd)
 	}
 	return tw.Flush()
 }
@@ -262,11 +262,4 @@ func shortID(id string) string {
 		return id[:13]
 	}
 	return id
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"cmp"
@@ -19,13 +19,13 @@ import (
 )
 
 type victimsFlags struct {
-	node   nodeFlags
+	node   NodeFlags
 	n      int
 	cgroup string
 	output string
 }
 
-func newVictimsCmd(s streams) *cobra.Command {
+func newVictimsCmd(s Streams) *cobra.Command {
 	f := &victimsFlags{}
 	cmd := &cobra.Command{
 		Use:   "victims",
@@ -42,14 +42,14 @@ processes would die before the pod process actually holding the memory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVictims(cmd.Context(), s, f) },
 	}
-	f.node.register(cmd.Flags())
+	f.node.Register(cmd.Flags())
 	cmd.Flags().IntVarP(&f.n, "number", "n", 20, "how many victims to show (0 = all)")
 	cmd.Flags().StringVar(&f.cgroup, "cgroup", "", "predict an OOM inside this memory cgroup instead of a node OOM")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
 
-func runVictims(ctx context.Context, s streams, f *victimsFlags) error {
+func runVictims(ctx context.Context, s Streams, f *victimsFlags) error {
 	if f.output != "table" && f.output != "json" {
 		return fmt.Errorf("--output %q: want table or json", f.output)
 	}
@@ -91,7 +91,7 @@ func writeVictimsTable(w io.Writer, snap *snapshot.Snapshot, shown []oom.Victim,
 	for _, vic := range shown {
 		p, _ := snap.Lookup(vic.Task.PID)
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%d\t%+d\t%s\t%s\t%s\n", vic.Rank, vic.Task.PID, vic.Task.Comm, vic.Points,
-			p.OOMScore, vic.Task.Adj, oom.HumanBytes(p.RSS()), dash(vic.Task.Pod), vic.Task.Cgroup)
+			p.OOMScore, vic.Task.Adj, oom.HumanBytes(p.RSS()), Dash(vic.Task.Pod), vic.Task.Cgroup)
 		members := slices.Clone(vic.Members)
 		// The biggest members first: they are why the group kill matters.
 		slices.SortStableFunc(members, func(a, b oom.Task) int { return cmp.Compare(b.Pages(), a.Pages()) })
@@ -102,7 +102,7 @@ func writeVictimsTable(w io.Writer, snap *snapshot.Snapshot, shown []oom.Victim,
 			}
 			mp, _ := snap.Lookup(m.PID)
 			fmt.Fprintf(tw, "\t+%d\t%s\t(group)\t%d\t%+d\t%s\t%s\t%s\n", m.PID, m.Comm, mp.OOMScore, m.Adj,
-				oom.HumanBytes(mp.RSS()), dash(m.Pod), m.Cgroup)
+				oom.HumanBytes(mp.RSS()), Dash(m.Pod), m.Cgroup)
 		}
 	}
 	if err := tw.Flush(); err != nil {

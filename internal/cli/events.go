@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -28,7 +28,7 @@ type eventsFlags struct {
 	idle time.Duration
 }
 
-func newEventsCmd(s streams) *cobra.Command {
+func newEventsCmd(s Streams) *cobra.Command {
 	f := &eventsFlags{idle: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "events [-]",
@@ -63,7 +63,7 @@ which pod and container they belonged to, and a diagnosis.`,
 // source yields records; Device and Decoder both fit.
 type source func(ctx context.Context) (kmsg.Record, error)
 
-func runEvents(ctx context.Context, s streams, f *eventsFlags) error {
+func runEvents(ctx context.Context, s Streams, f *eventsFlags) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	// Aliased: image_apiserver_test.go declares a type named kube.
+	"podwarden/internal/cli"
 	pwkube "podwarden/internal/kube"
 )
 
@@ -91,7 +92,7 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 
 // writeStatus prints the kubectl-style tables.
 func writeStatus(out io.Writer, st pwkube.Status) error {
-	w := newBufWriter(out)
+	w := cli.NewBufWriter(out)
 	if len(st.Agents) == 0 {
 		fmt.Fprintf(w, "No podwarden agent pods in namespace %s.\n", st.Namespace)
 	} else {

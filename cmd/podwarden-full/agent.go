@@ -22,6 +22,7 @@ import (
 
 	"podwarden/internal/agent"
 	"podwarden/internal/cgroup"
+	"podwarden/internal/cli"
 	"podwarden/internal/cri"
 	pwkube "podwarden/internal/kube"
 	"podwarden/internal/policy"
@@ -29,7 +30,7 @@ import (
 )
 
 type agentFlags struct {
-	node        nodeFlags
+	node        cli.NodeFlags
 	config      string
 	once        bool
 	dryRun      bool
@@ -70,7 +71,7 @@ make and why, and writes nothing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, s, f) },
 	}
 	fl := cmd.Flags()
-	f.node.register(fl)
+	f.node.Register(fl)
 	fl.StringVar(&f.config, "config", "", "policy file (YAML); flags given on the command line override it")
 	fl.BoolVar(&f.once, "once", false, "make one pass and exit")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the changes a pass would make and write nothing (implies --once)")
@@ -130,21 +131,6 @@ func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
 	return cfg, nil
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want json or text", format)
-}
-
 func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	ctx := cmd.Context()
 	if f.output != "table" && f.output != "json" {
@@ -154,15 +140,15 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(s.ErrOut, f.logFormat, f.logLevel)
+	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
-	pfs, err := procfs.NewFS(f.node.procRoot)
+	pfs, err := procfs.NewFS(f.node.ProcRoot)
 	if err != nil {
 		return fmt.Errorf("--proc-root: %w", err)
 	}
-	cfs, err := cgroup.NewFS(f.node.cgroupRoot)
+	cfs, err := cgroup.NewFS(f.node.CgroupRoot)
 	if err != nil {
 		return fmt.Errorf("--cgroup-root: %w", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestEventsFile(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			s := streams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
+			s := Streams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
 			cmd := newEventsCmd(s)
 			cmd.SetArgs([]string{"--file", tc.file, "-o", tc.output})
 			cmd.SetOut(&out)
@@ -72,7 +72,7 @@ func TestEventsFollow(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runEvents(ctx, streams{Out: &out, ErrOut: &out}, &eventsFlags{follow: true, output: "json", kmsgPath: p, idle: 300 * time.Millisecond})
+		done <- runEvents(ctx, Streams{Out: &out, ErrOut: &out}, &eventsFlags{follow: true, output: "json", kmsgPath: p, idle: 300 * time.Millisecond})
 	}()
 	w, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -7,4 +7,4 @@ import (
 
 // newBufWriter batches output: a tree of thousands of processes would
 // otherwise cost one write(2) per line.
-func newBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }
+func NewBufWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }

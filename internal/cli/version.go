@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"fmt"
@@ -7,10 +7,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
+// version is set at link time: -ldflags "-X podwarden/internal/cli.version=v1.2.3".
 var version = "dev"
 
-func newVersionCmd(s streams) *cobra.Command {
+func newVersionCmd(s Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the podwarden version",
