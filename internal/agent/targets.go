@@ -79,13 +79,21 @@ func (a *Agent) match(cg string, pods map[string]*podInfo) *Target {
 			Decision: a.cfg.Policy.Decide(policy.Target{PodUID: o.PodUID}),
 		}
 	}
-	if o.ContainerID == "" || o.Conmon || cg != o.ContainerCgroup {
+	id := o.ContainerID
+	if id == "" && o.PodUID != "" && parentCgroup(cg) == o.PodCgroup {
+		// A container directory whose name is not a 64-hex id: ask the
+		// runtime's list rather than the path's shape.
+		id = runtimeUnitID(cg[strings.LastIndexByte(cg, '/')+1:])
+		o.ContainerCgroup = cg
+	}
+	if id == "" || o.Conmon || cg != o.ContainerCgroup {
 		return nil
 	}
-	p, ok := pods[o.ContainerID]
+	p, ok := pods[id]
 	if !ok {
 		return nil
 	}
+	o.ContainerID = id
 	return &Target{
 		Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: p.pod.UID, Namespace: p.pod.Namespace, PodName: p.pod.Name,
 		ContainerID: o.ContainerID, Container: p.containers[o.ContainerID], Decision: p.decision,
@@ -138,4 +146,16 @@ func parentCgroup(p string) string {
 		return "/"
 	}
 	return p[:i]
+}
+
+// runtimeUnitID strips the runtime's prefix and systemd suffix from a
+// container cgroup's name.
+func runtimeUnitID(name string) string {
+	name = strings.TrimSuffix(name, ".scope")
+	for _, p := range []string{"cri-containerd-", "crio-", "docker-"} {
+		if id, ok := strings.CutPrefix(name, p); ok {
+			return id
+		}
+	}
+	return name
 }
