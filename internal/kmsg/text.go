@@ -36,7 +36,8 @@ var (
 type Decoder struct {
 	sc      *bufio.Scanner
 	format  Format
-	next    *Record // record being built, held back for continuation lines
+	next    *Record  // record being built, held back for continuation lines
+	cont    []string // its continuation lines, joined when it is returned
 	peeked  []string
 	year    int
 	err     error
@@ -91,7 +92,7 @@ func (d *Decoder) Next() (Record, error) {
 		l, ok := d.line()
 		if !ok {
 			if d.next != nil {
-				r := *d.next
+				r := d.take()
 				d.next = nil
 				return r, nil
 			}
@@ -114,7 +115,7 @@ func (d *Decoder) Next() (Record, error) {
 			// Indented lines in dmesg output continue the previous
 			// record (memcg stats are printed that way).
 			if d.next != nil {
-				d.next.Text += "\n" + strings.TrimLeft(r.Text, " ")
+				d.cont = append(d.cont, strings.TrimLeft(r.Text, " "))
 			}
 			continue
 		}
@@ -122,10 +123,21 @@ func (d *Decoder) Next() (Record, error) {
 			d.next = &r
 			continue
 		}
-		out := *d.next
+		out := d.take()
 		d.next = &r
 		return out, nil
 	}
+}
+
+// take returns the held-back record with its continuation lines joined
+// once (appending them one by one was quadratic in a memcg stats block).
+func (d *Decoder) take() Record {
+	r := *d.next
+	if len(d.cont) > 0 {
+		r.Text += "\n" + strings.Join(d.cont, "\n")
+		d.cont = d.cont[:0]
+	}
+	return r
 }
 
 // parse returns the record for line l; cont is set for a continuation line

@@ -17,7 +17,6 @@ var (
 	reTaskIn  = regexp.MustCompile(`^Task in (\S+) killed as a result of limit of (\S+)`)
 	reGroup   = regexp.MustCompile(`^Tasks in (\S+) are going to be killed due to memory\.oom\.group set`)
 	reKV      = regexp.MustCompile(`([A-Za-z_-]+):\s*(-?\d+)(kB|KB)?`)
-	reRow     = regexp.MustCompile(`^\[\s*(\d+)\]\s+(.*)$`)
 )
 
 func atoi(s string) int     { v, _ := strconv.Atoi(strings.TrimSpace(s)); return v }
@@ -169,16 +168,16 @@ func taskColumns(header string) []string {
 }
 
 func parseTaskRow(cols []string, line string) (Task, bool) {
-	m := reRow.FindStringSubmatch(line)
-	if m == nil || len(cols) < 2 {
+	pid, rest, ok := splitRow(line)
+	if !ok || len(cols) < 2 {
 		return Task{}, false
 	}
-	fields := strings.Fields(m[2])
+	fields := strings.Fields(rest)
 	// name is last and may hold spaces: cols[1:len-1] are numeric.
 	if len(fields) < len(cols)-1 {
 		return Task{}, false
 	}
-	t := Task{PID: atoi(m[1]), RSSAnon: -1, RSSFile: -1, RSSShmem: -1}
+	t := Task{PID: pid, RSSAnon: -1, RSSFile: -1, RSSShmem: -1}
 	num := cols[1 : len(cols)-1]
 	for i, c := range num {
 		n := atoi64(fields[i])
@@ -209,4 +208,30 @@ func parseTaskRow(cols []string, line string) (Task, bool) {
 	}
 	t.Name = strings.Join(fields[len(num):], " ")
 	return t, true
+}
+
+// splitRow splits a task table row "[  pid  ] rest" by hand: it runs for
+// every row of every report, where a regexp was the parser's top cost.
+func splitRow(line string) (pid int, rest string, ok bool) {
+	if !strings.HasPrefix(line, "[") {
+		return 0, "", false
+	}
+	end := strings.IndexByte(line, ']')
+	if end < 0 {
+		return 0, "", false
+	}
+	num := strings.TrimSpace(line[1:end])
+	if num == "" {
+		return 0, "", false
+	}
+	for i := 0; i < len(num); i++ {
+		if num[i] < '0' || num[i] > '9' {
+			return 0, "", false
+		}
+	}
+	rest = line[end+1:]
+	if rest == "" || (rest[0] != ' ' && rest[0] != '\t') {
+		return 0, "", false
+	}
+	return atoi(num), strings.TrimLeft(rest, " \t"), true
 }
