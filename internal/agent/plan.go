@@ -80,7 +80,13 @@ func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
 	if pid == a.self {
 		return
 	}
-	p, err := a.proc.Read(pid, procfs.FieldStat|procfs.FieldOOMScoreAdj)
+	// Only the adj is read for a process that is already right: the
+	// periodic pass reads every target process, and stat doubles its cost.
+	// Kernel threads never sit in a container cgroup.
+	p, err := a.proc.Read(pid, procfs.FieldOOMScoreAdj)
+	if err == nil && p.OOMScoreAdj != t.Decision.Adj {
+		p, err = a.proc.Read(pid, procfs.FieldStat|procfs.FieldOOMScoreAdj)
+	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.countError("read_process", err)

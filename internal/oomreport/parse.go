@@ -67,21 +67,31 @@ func splitTopLevel(s string) []string {
 // ",key=" of a known key.
 var summaryKeys = []string{"constraint", "nodemask", "cpuset", "mems_allowed", "oom_memcg", "global_oom", "task_memcg", "task", "pid", "uid"}
 
-// summarySeps are the ",key=" and ",key," separators, built once.
-var summarySeps = func() []string {
-	var out []string
-	for _, k := range summaryKeys {
-		out = append(out, ","+k+"=", ","+k+",")
+// nextSummaryKey returns the index of the first comma in rest that starts
+// a known key (",key=", ",key," or a final ",key"), or -1: one pass over
+// the commas, where trying every separator was the parser's top cost.
+func nextSummaryKey(rest string) int {
+	for i := strings.IndexByte(rest, ','); i >= 0; {
+		t := rest[i+1:]
+		for _, k := range summaryKeys {
+			if strings.HasPrefix(t, k) && (len(t) == len(k) || t[len(k)] == '=' || t[len(k)] == ',') {
+				return i
+			}
+		}
+		j := strings.IndexByte(t, ',')
+		if j < 0 {
+			return -1
+		}
+		i += 1 + j
 	}
-	return out
-}()
+	return -1
+}
 
 func parseSummary(s string) map[string]string {
 	out := map[string]string{}
 	s = strings.TrimPrefix(s, "oom-kill:")
 	for s != "" {
 		key, rest, hasEq := strings.Cut(s, "=")
-		var next int = -1
 		if !hasEq || strings.Contains(key, ",") {
 			// A bare flag such as global_oom.
 			flag, after, _ := strings.Cut(s, ",")
@@ -89,18 +99,7 @@ func parseSummary(s string) map[string]string {
 			s = after
 			continue
 		}
-		for _, sep := range summarySeps {
-			if i := strings.Index(rest, sep); i >= 0 && (next < 0 || i < next) {
-				next = i
-			}
-		}
-		for _, k := range summaryKeys {
-			if strings.HasSuffix(rest, k) && strings.HasSuffix(rest[:len(rest)-len(k)], ",") {
-				if i := len(rest) - len(k) - 1; next < 0 || i < next {
-					next = i
-				}
-			}
-		}
+		next := nextSummaryKey(rest)
 		if next < 0 {
 			out[key] = rest
 			break
@@ -149,11 +148,17 @@ func parseStats(s string, into map[string]int64) {
 			}
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) == 2 {
-			if n, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-				into[f[0]] = n
-			}
+		// "name value": cut by hand, memory.stat has ~60 lines a report.
+		name, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		val = strings.TrimLeft(val, " ")
+		if strings.ContainsAny(val, " \t") {
+			continue
+		}
+		if n, err := strconv.ParseInt(val, 10, 64); err == nil {
+			into[name] = n
 		}
 	}
 }
