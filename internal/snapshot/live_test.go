@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/oom"
 	"podwarden/internal/procfs"
 )
@@ -121,4 +122,42 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// TestLiveCgroupsFromTree checks that cgroups taken from the tree's
+// cgroup.procs files agree with /proc/PID/cgroup for every process.
+func TestLiveCgroupsFromTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	pfs, err := procfs.NewFS("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfs, err := cgroup.NewFS("/sys/fs/cgroup")
+	if err != nil {
+		t.Skipf("no cgroup tree: %v", err)
+	}
+	if len(pidCgroups(context.Background(), cfs)) == 0 {
+		t.Fatal("the live tree listed no processes")
+	}
+	snap, err := Take(context.Background(), pfs, &cfs, procfs.FieldCgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, p := range snap.Procs {
+		q, err := pfs.Read(p.PID, procfs.FieldCgroup)
+		if err != nil {
+			continue // exited
+		}
+		want := memCgroup(q, &cfs)
+		if p.MemCgroup != want {
+			t.Errorf("pid %d (%s): cgroup from the tree %q, from /proc %q", p.PID, p.Comm, p.MemCgroup, want)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("only %d processes checked", checked)
+	}
 }
