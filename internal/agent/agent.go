@@ -74,6 +74,10 @@ type Agent struct {
 	// process connector delivers events.
 	passes       int
 	procEventsOn bool
+	dirEventsOn  bool
+	// forceFull makes the next pass rediscover and rescan everything:
+	// set when an event source lost events.
+	forceFull bool
 	// kmsgSeen is set when the kernel log is open: OOM kills are then
 	// counted from its reports rather than from memory.events.
 	kmsgSeen bool
@@ -142,10 +146,19 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 		a.m.Reconcile.WithLabelValues("full").Observe(time.Since(start).Seconds())
 		a.lastRun.Store(time.Now().UnixNano())
 	}()
-	targets, err := a.discover(ctx)
-	if err != nil {
-		a.countError("discover", err)
-		return nil, err
+	// Walking the whole cgroup tree is most of a pass's cost. While the
+	// cgroup watcher reports every new and removed directory, the targets
+	// it maintained are used and the tree is rediscovered only with the
+	// host scan.
+	targets := a.targets
+	full := a.forceFull || a.passes%hostScanEvery == 0 || !a.procEventsOn
+	a.forceFull = false
+	if full || !a.dirEventsOn {
+		var err error
+		if targets, err = a.discover(ctx); err != nil {
+			a.countError("discover", err)
+			return nil, err
+		}
 	}
 	a.targets = targets
 	for cg := range a.known {
@@ -178,7 +191,7 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 	// full scan of every process is the safety net, and at thousands of
 	// processes the costliest part of a pass, so with the connector it
 	// runs every hostScanEvery passes.
-	if a.passes%hostScanEvery == 0 || !a.procEventsOn {
+	if full {
 		if err := a.planHost(ctx, &changes); err != nil {
 			errs = append(errs, err)
 		}

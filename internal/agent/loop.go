@@ -30,6 +30,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	src := a.openSources(ctx)
 	defer src.close()
 	a.procEventsOn = src.procEvents != nil
+	a.dirEventsOn = src.dirEvents != nil
 	if _, err := a.Reconcile(ctx); err != nil {
 		a.log.Error("initial reconcile", "err", err)
 	}
@@ -86,6 +87,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if !ok {
 				a.log.Warn("cgroup watch closed", "err", src.dirErr())
 				dirEvents = nil
+				a.dirEventsOn = false
 				continue
 			}
 			a.onDir(ctx, strings.TrimPrefix(ev.Dir, cgRoot), ev.Op, recheck)
@@ -106,6 +108,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case <-fast.C:
 			if src.lostSomething(a.m) {
+				a.forceFull = true
 				a.Reconcile(ctx)
 				continue
 			}
