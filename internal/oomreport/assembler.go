@@ -132,9 +132,7 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		return true
 	case strings.HasPrefix(text, "active_anon:"):
 		rep.MemInfo = map[string]int64{}
-		for _, m := range reKV.FindAllStringSubmatch(text, -1) {
-			rep.MemInfo[m[1]] = atoi64(m[2])
-		}
+		eachKV(text, func(key string, n int64) { rep.MemInfo[key] = n })
 		return true
 	}
 	if !strings.Contains(text, ": usage ") {
@@ -164,13 +162,12 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		rep.TaskMemcg, rep.OOMMemcg = m[1], m[2]
 		return true
 	}
-	if m := reKill.FindStringSubmatch(text); m != nil {
+	if strings.Contains(text, "Kill process ") && reKill.MatchString(text) {
 		// Pre-5.1: the chosen task; the "Killed process" line that follows
 		// names the one actually killed (maybe a child).
 		return true
 	}
-	if m := reKilled.FindStringSubmatch(text); m != nil {
-		pid := atoi(m[1])
+	if pid, comm, rest, ok := splitKilled(text); ok {
 		if a.seen[pid] {
 			return true
 		}
@@ -178,8 +175,8 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		if strings.HasPrefix(text, "Memory cgroup out of memory") {
 			rep.memcgKill = true
 		}
-		v := Victim{PID: pid, Comm: m[2]}
-		parseKillFields(m[3], &v)
+		v := Victim{PID: pid, Comm: comm}
+		parseKillFields(rest, &v)
 		v.GroupMember = a.killed && rep.GroupKillCgroup != ""
 		rep.Victims = append(rep.Victims, v)
 		if !a.killed {

@@ -11,12 +11,10 @@ var (
 	reInvoked = regexp.MustCompile(`^(.*) invoked oom-killer: (.*)$`)
 	reCPU     = regexp.MustCompile(`^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: .*?(?:Not tainted|Tainted: [A-Z ]*?) (\S+) #`)
 	reCounter = regexp.MustCompile(`^(memory|swap|memory\+swap|kmem): usage (\d+)kB, limit (\d+)kB, failcnt (\d+)`)
-	reKilled  = regexp.MustCompile(`Killed process (\d+) \((.*?)\)(.*)$`)
 	reKill    = regexp.MustCompile(`Kill process (\d+) \((.*?)\) score (\d+) or sacrifice child`)
 	reReaped  = regexp.MustCompile(`^oom_reaper: reaped process (\d+) \((.*?)\),(.*)$`)
 	reTaskIn  = regexp.MustCompile(`^Task in (\S+) killed as a result of limit of (\S+)`)
 	reGroup   = regexp.MustCompile(`^Tasks in (\S+) are going to be killed due to memory\.oom\.group set`)
-	reKV      = regexp.MustCompile(`([A-Za-z_-]+):\s*(-?\d+)(kB|KB)?`)
 )
 
 func atoi(s string) int     { v, _ := strconv.Atoi(strings.TrimSpace(s)); return v }
@@ -113,9 +111,8 @@ func parseSummary(s string) map[string]string {
 // parseKillFields reads "total-vm:6964kB, anon-rss:5188kB, ... UID:0
 // pgtables:56kB oom_score_adj:0" by field name.
 func parseKillFields(s string, v *Victim) {
-	for _, m := range reKV.FindAllStringSubmatch(s, -1) {
-		n := atoi64(m[2])
-		switch m[1] {
+	eachKV(s, func(key string, n int64) {
+		switch key {
 		case "total-vm":
 			v.TotalVMKB = n
 		case "anon-rss":
@@ -131,7 +128,7 @@ func parseKillFields(s string, v *Victim) {
 		case "oom_score_adj":
 			v.OOMScoreAdj = int(n)
 		}
-	}
+	})
 }
 
 // parseStats reads memcg stats in either layout: v2 "anon 5775360" lines
@@ -143,9 +140,7 @@ func parseStats(s string, into map[string]int64) {
 			continue
 		}
 		if strings.Contains(line, ":") {
-			for _, m := range reKV.FindAllStringSubmatch(line, -1) {
-				into[m[1]] = atoi64(m[2])
-			}
+			eachKV(line, func(key string, n int64) { into[key] = n })
 			continue
 		}
 		// "name value": cut by hand, memory.stat has ~60 lines a report.
@@ -239,4 +234,79 @@ func splitRow(line string) (pid int, rest string, ok bool) {
 		return 0, "", false
 	}
 	return atoi(num), strings.TrimLeft(rest, " \t"), true
+}
+
+// eachKV calls fn for every "key:value" pair in s, as the regexp
+// ([A-Za-z_-]+):\s*(-?\d+)(kB|KB)? would find them, without a regexp: kill
+// lines, Mem-Info and v1 memcg stats are made of these, and the regexp was
+// a fifth of the parse.
+func eachKV(s string, fn func(key string, n int64)) {
+	last := 0
+	for i := strings.IndexByte(s, ':'); i >= 0; {
+		j := i
+		for j > last && isKeyByte(s[j-1]) {
+			j--
+		}
+		k := i + 1
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r' || s[k] == '\f') {
+			k++
+		}
+		start := k
+		if k < len(s) && s[k] == '-' {
+			k++
+		}
+		digits := k
+		for k < len(s) && s[k] >= '0' && s[k] <= '9' {
+			k++
+		}
+		if j < i && k > digits {
+			n, _ := strconv.ParseInt(s[start:k], 10, 64)
+			fn(s[j:i], n)
+			if strings.HasPrefix(s[k:], "kB") || strings.HasPrefix(s[k:], "KB") {
+				k += 2
+			}
+			last = k
+		}
+		next := strings.IndexByte(s[i+1:], ':')
+		if next < 0 {
+			return
+		}
+		i += 1 + next
+		if i < last {
+			// A colon inside the value just matched cannot start a key.
+			next := strings.IndexByte(s[last:], ':')
+			if next < 0 {
+				return
+			}
+			i = last + next
+		}
+	}
+}
+
+func isKeyByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-'
+}
+
+// splitKilled reads "... Killed process PID (COMM)REST" by hand, as the
+// regexp `Killed process (\d+) \((.*?)\)(.*)$` would: it runs on every kill
+// line, and a group kill prints one per member.
+func splitKilled(text string) (pid int, comm, rest string, ok bool) {
+	const marker = "Killed process "
+	for off := 0; ; {
+		i := strings.Index(text[off:], marker)
+		if i < 0 {
+			return 0, "", "", false
+		}
+		s := text[off+i+len(marker):]
+		j := 0
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j > 0 && strings.HasPrefix(s[j:], " (") {
+			if k := strings.IndexByte(s[j+2:], ')'); k >= 0 {
+				return atoi(s[:j]), s[j+2 : j+2+k], s[j+2+k+1:], true
+			}
+		}
+		off += i + 1
+	}
 }
