@@ -31,15 +31,13 @@ import (
 
 type agentFlags struct {
 	node        cli.NodeFlags
-	config      string
+	policy      policyFlags
 	once        bool
 	dryRun      bool
 	output      string
 	noCRI       bool
 	endpoint    string
 	selector    string
-	adj         int
-	oomGroup    string
 	interval    time.Duration
 	fast        time.Duration
 	metricsAddr string
@@ -72,15 +70,13 @@ make and why, and writes nothing.`,
 	}
 	fl := cmd.Flags()
 	f.node.Register(fl)
-	fl.StringVar(&f.config, "config", "", "policy file (YAML); flags given on the command line override it")
+	f.policy.register(fl, "oom_score_adj for every process of target containers")
 	fl.BoolVar(&f.once, "once", false, "make one pass and exit")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the changes a pass would make and write nothing (implies --once)")
 	fl.StringVarP(&f.output, "output", "o", "table", "--once output: table or json")
 	fl.BoolVar(&f.noCRI, "no-cri", false, "do not use a container runtime; choose targets with --cgroup-selector")
 	fl.StringVar(&f.endpoint, "runtime-endpoint", "", "CRI socket (default: containerd, CRI-O, cri-dockerd in that order)")
 	fl.StringVar(&f.selector, "cgroup-selector", "", "cgroup path glob of target containers (* one segment, ** any), used with --no-cri")
-	fl.IntVar(&f.adj, "oom-score-adj", 0, "oom_score_adj for every process of target containers (policy podOOMScoreAdj)")
-	fl.StringVar(&f.oomGroup, "oom-group", "", "memory.oom.group policy: single, group or leave (policy oomGroup)")
 	fl.DurationVar(&f.interval, "interval", 0, "full reconcile period (policy interval)")
 	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, "cheap re-check period for flags, OOM counters and (without the process connector) new processes")
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
@@ -94,27 +90,10 @@ make and why, and writes nothing.`,
 
 // loadPolicy reads the config file and applies the flags the user set.
 func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
-	cfg := policy.Default()
-	if f.config != "" {
-		var err error
-		if cfg, err = policy.Load(f.config); err != nil {
-			return cfg, err
-		}
-	}
 	fl := cmd.Flags()
-	if fl.Changed("oom-score-adj") {
-		if f.adj < -1000 || f.adj > 1000 {
-			return cfg, fmt.Errorf("--oom-score-adj %d: must be between -1000 and 1000", f.adj)
-		}
-		cfg.PodOOMScoreAdj = f.adj
-	}
-	if fl.Changed("oom-group") {
-		switch m := policy.Mode(f.oomGroup); m {
-		case policy.ModeSingle, policy.ModeGroup, policy.ModeLeave:
-			cfg.OOMGroup = m
-		default:
-			return cfg, fmt.Errorf("--oom-group %q: want single, group or leave", f.oomGroup)
-		}
+	cfg, err := f.policy.load(fl)
+	if err != nil {
+		return cfg, err
 	}
 	if fl.Changed("interval") {
 		if f.interval <= 0 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 
@@ -11,16 +10,13 @@ import (
 	"podwarden/internal/cgroup"
 	"podwarden/internal/cli"
 	"podwarden/internal/nri"
-	"podwarden/internal/policy"
 )
 
 type nriFlags struct {
-	config     string
+	policy     policyFlags
 	socket     string
 	pluginName string
 	pluginIdx  string
-	adj        int
-	oomGroup   string
 	cgroupRoot string
 	logFormat  string
 	logLevel   string
@@ -50,40 +46,14 @@ runtime; see docs/nri.md.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runNRI(cmd, s, f) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.config, "config", "", "policy file (YAML); flags given on the command line override it")
+	f.policy.register(fl, "oom_score_adj for target containers")
 	fl.StringVar(&f.socket, "socket", api.DefaultSocketPath, "the runtime's NRI socket")
 	fl.StringVar(&f.pluginName, "plugin-name", "podwarden", "name the plugin registers under")
 	fl.StringVar(&f.pluginIdx, "plugin-idx", "10", "two-digit index ordering the plugin among other NRI plugins (lower runs first)")
-	fl.IntVar(&f.adj, "oom-score-adj", 0, "oom_score_adj for target containers (policy podOOMScoreAdj)")
-	fl.StringVar(&f.oomGroup, "oom-group", "", "memory.oom.group policy: single, group or leave (policy oomGroup)")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "host cgroup mount, read once to tell cgroup v2 (memory.oom.group allowed) from v1")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
-}
-
-// loadPolicy reads the config file and applies the flags the user set.
-func (f *nriFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
-	cfg := policy.Default()
-	if f.config != "" {
-		var err error
-		if cfg, err = policy.Load(f.config); err != nil {
-			return cfg, err
-		}
-	}
-	fl := cmd.Flags()
-	if fl.Changed("oom-score-adj") {
-		cfg.PodOOMScoreAdj = f.adj
-	}
-	if fl.Changed("oom-group") {
-		m, err := policy.ParseMode(f.oomGroup)
-		if err != nil {
-			return cfg, fmt.Errorf("--oom-group: %w", err)
-		}
-		cfg.OOMGroup = m
-	}
-	// nri.New validates the result, flags included.
-	return cfg, nil
 }
 
 // connection maps the flags to where the plugin registers. A runtime that
@@ -121,7 +91,7 @@ func cgroupV2(root string, log *slog.Logger) bool {
 
 func runNRI(cmd *cobra.Command, s streams, f *nriFlags) error {
 	ctx := cmd.Context()
-	pol, err := f.loadPolicy(cmd)
+	pol, err := f.policy.load(cmd.Flags()) // nri.New validates the result
 	if err != nil {
 		return err
 	}
