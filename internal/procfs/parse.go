@@ -116,12 +116,8 @@ type status struct {
 func parseStatus(b []byte) (status, error) {
 	var s status
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = cutLine(b)
 		if len(line) == 0 {
 			continue
 		}
@@ -211,12 +207,8 @@ func (s status) apply(p *Proc, haveStat bool) {
 // process has none, e.g. v1 lines only on a v1 host.
 func parseCgroup(b []byte) (v2, v1Memory string, err error) {
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = cutLine(b)
 		if len(line) == 0 {
 			continue
 		}
@@ -266,12 +258,8 @@ func parseMeminfo(b []byte) (Meminfo, error) {
 	var m Meminfo
 	haveTotal := false
 	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
+		var line []byte
+		line, b = cutLine(b)
 		if len(line) == 0 {
 			continue
 		}
@@ -403,4 +391,12 @@ func clip(b []byte) []byte {
 		return b[:max]
 	}
 	return b
+}
+
+// cutLine splits off b's first line (without its newline) from the rest.
+func cutLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i], b[i+1:]
+	}
+	return b, nil
 }
