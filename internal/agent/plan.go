@@ -104,22 +104,14 @@ func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
 // daemon already at -1000 stays there). Processes inside any pod are not
 // host processes, whatever their name.
 func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
-	rules := a.cfg.Policy.Protected
-	if len(rules) == 0 {
+	if len(a.cfg.Policy.Protected) == 0 {
 		return nil
 	}
 	// Most policies name daemons by comm: then only stat is read for every
 	// process, and the rest only for the few whose name matches.
-	comms := map[string]bool{}
-	for _, r := range rules {
-		if r.Comm == "" {
-			comms = nil
-			break
-		}
-		comms[truncComm(r.Comm)] = true
-	}
+	comms, byComm := a.cfg.Policy.HostComms()
 	fields := procfs.FieldStat | procfs.FieldOOMScoreAdj | procfs.FieldCgroup
-	if comms != nil {
+	if byComm {
 		fields = procfs.FieldStat
 	}
 	procs, err := a.proc.Scan(ctx, fields)
@@ -127,7 +119,7 @@ func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
 		return fmt.Errorf("scan processes: %w", err)
 	}
 	for _, p := range procs {
-		if comms != nil {
+		if byComm {
 			if !comms[p.Comm] {
 				continue
 			}
@@ -138,14 +130,6 @@ func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
 		a.planHostProc(p, out)
 	}
 	return nil
-}
-
-// truncComm cuts a name to the 15 bytes the kernel keeps in comm.
-func truncComm(s string) string {
-	if len(s) > 15 {
-		return s[:15]
-	}
-	return s
 }
 
 func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
@@ -228,8 +212,5 @@ func (t *Target) containerName() string {
 	if t.Container != "" {
 		return t.Container
 	}
-	if len(t.ContainerID) > 13 {
-		return t.ContainerID[:13]
-	}
-	return t.ContainerID
+	return shortContainer(t.ContainerID)
 }

@@ -131,6 +131,21 @@ func (c Config) ProtectHost(comm, exe, cgroup string) (adj int, ok bool) {
 	return 0, false
 }
 
+// HostComms returns the process names (as the kernel keeps them) that can
+// match a protected rule, so a caller can skip every other process without
+// reading its exe or cgroup. ok is false when a rule has no comm and any
+// process may match.
+func (c Config) HostComms() (comms map[string]bool, ok bool) {
+	comms = make(map[string]bool, len(c.Protected))
+	for _, r := range c.Protected {
+		if r.Comm == "" {
+			return nil, false
+		}
+		comms[truncComm(r.Comm)] = true
+	}
+	return comms, true
+}
+
 func truncComm(s string) string {
 	if len(s) > commLen {
 		return s[:commLen]

@@ -225,3 +225,29 @@ func TestDefaultIsFresh(t *testing.T) {
 		t.Error("Default shares state between calls")
 	}
 }
+
+func TestHostComms(t *testing.T) {
+	tests := []struct {
+		name   string
+		rules  []ProtectedRule
+		want   []string
+		wantOK bool
+	}{
+		{"defaults, cut to 15 bytes", Default().Protected, []string{"sshd", "systemd-network", "systemd-resolve", "amazon-ssm-agen"}, true},
+		{"a rule without comm matches any name", []ProtectedRule{{Comm: "sshd"}, {Cgroup: "/system.slice/x.service"}}, nil, false},
+		{"none", nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Config{Protected: tt.rules}.HostComms()
+			if ok != tt.wantOK || len(got) != len(tt.want) {
+				t.Fatalf("HostComms = %v, %v; want %v, %v", got, ok, tt.want, tt.wantOK)
+			}
+			for _, c := range tt.want {
+				if !got[c] {
+					t.Errorf("missing %q in %v", c, got)
+				}
+			}
+		})
+	}
+}
