@@ -172,19 +172,9 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 	var errs []error
 	nprocs := 0
 	for _, cg := range sortedKeys(targets) {
-		t := targets[cg]
-		if err := a.planGroup(ctx, t, &changes); err != nil {
-			errs = append(errs, err)
-		}
-		pids, err := a.planAdj(t, &changes)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		nprocs += len(pids)
-		a.known[cg] = make(map[int]bool, len(pids))
-		for _, pid := range pids {
-			a.known[cg][pid] = true
-		}
+		n, terrs := a.planTarget(ctx, targets[cg], &changes)
+		nprocs += n
+		errs = append(errs, terrs...)
 	}
 	a.m.ProtectedProcesses.Set(float64(nprocs))
 	// New host daemons are caught at exec by the process connector; the

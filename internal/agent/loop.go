@@ -217,19 +217,12 @@ func (a *Agent) discoverNew(ctx context.Context, trigger string, recheck chan<- 
 func (a *Agent) protect(ctx context.Context, t *Target, trigger string) {
 	start := time.Now()
 	var changes []Change
-	if err := a.planGroup(ctx, t, &changes); err != nil {
-		a.log.Warn("plan oom.group", "cgroup", t.Cgroup, "err", err)
-	}
-	pids, err := a.planAdj(t, &changes)
-	if err != nil {
-		a.log.Warn("plan adj", "cgroup", t.Cgroup, "err", err)
+	_, errs := a.planTarget(ctx, t, &changes)
+	for _, err := range errs {
+		a.countError("plan", err)
+		a.log.Warn("plan", "cgroup", t.Cgroup, "err", err)
 	}
 	a.apply(changes)
-	known := make(map[int]bool, len(pids))
-	for _, pid := range pids {
-		known[pid] = true
-	}
-	a.known[t.Cgroup] = known
 	d := time.Since(start).Seconds()
 	a.m.Reconcile.WithLabelValues(trigger).Observe(d)
 	if len(changes) > 0 && trigger != "recheck" {

@@ -14,6 +14,26 @@ import (
 	"podwarden/internal/procfs"
 )
 
+// planTarget plans everything target t needs (flags and every process's
+// adj) and remembers its processes, so the fast path only reads new ones.
+// It returns how many processes the target has.
+func (a *Agent) planTarget(ctx context.Context, t *Target, out *[]Change) (int, []error) {
+	var errs []error
+	if err := a.planGroup(ctx, t, out); err != nil {
+		errs = append(errs, err)
+	}
+	pids, err := a.planAdj(t, out)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	known := make(map[int]bool, len(pids))
+	for _, pid := range pids {
+		known[pid] = true
+	}
+	a.known[t.Cgroup] = known
+	return len(pids), errs
+}
+
 // planGroup adds the memory.oom.group writes target t needs. "single"
 // clears the flag on the container cgroup, every cgroup below it (a systemd
 // inside the container may set it on its own scopes) and the pod cgroup
