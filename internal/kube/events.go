@@ -19,6 +19,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
+
+	"podwarden/internal/oom"
 )
 
 // Event reasons. They are part of the interface: users filter on them
@@ -231,7 +233,7 @@ func PodMessage(o OOM) string {
 	b.WriteString(": ")
 	b.WriteString(cause(o.Kind))
 	if o.AnonRSSBytes > 0 {
-		fmt.Fprintf(&b, ", %s anon", HumanBytes(o.AnonRSSBytes))
+		fmt.Fprintf(&b, ", %s anon", oom.HumanBytes(o.AnonRSSBytes))
 	}
 	switch {
 	case o.GroupKill && o.Bystanders > 0:
@@ -255,7 +257,7 @@ func NodeMessage(o OOM) string {
 	}
 	msg := fmt.Sprintf("node out of memory: the OOM killer killed host process%s %s", plural(len(victims), "es"), strings.Join(victims, ", "))
 	if o.AnonRSSBytes > 0 && len(o.HostVictims) == 0 {
-		msg += fmt.Sprintf(" (%s anon)", HumanBytes(o.AnonRSSBytes))
+		msg += fmt.Sprintf(" (%s anon)", oom.HumanBytes(o.AnonRSSBytes))
 	}
 	return msg
 }
@@ -287,16 +289,3 @@ func plural(n int, suffix string) string {
 	return suffix
 }
 
-// HumanBytes formats n with a binary unit and one decimal: 7.1 GiB.
-func HumanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}

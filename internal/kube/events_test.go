@@ -60,13 +60,6 @@ func TestNodeMessage(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 7 << 30: "7.0 GiB", 1 << 62: "4.0 EiB"} {
-		if got := kube.HumanBytes(n); got != want {
-			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
 
 func testPod(ns, name, uid string) *corev1.Pod {
 	return &corev1.Pod{

@@ -64,7 +64,8 @@ func TestBadness(t *testing.T) {
 
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[uint64]string{
-		0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 7_623_000_000: "7.1 GiB", 3 << 40: "3.0 TiB",
+		0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 7 << 30: "7.0 GiB",
+		7_623_000_000: "7.1 GiB", 3 << 40: "3.0 TiB", 1 << 62: "4.0 EiB",
 	} {
 		if got := HumanBytes(n); got != want {
 			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
