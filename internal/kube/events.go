@@ -288,4 +288,3 @@ func plural(n int, suffix string) string {
 	}
 	return suffix
 }
-

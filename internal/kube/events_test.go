@@ -60,7 +60,6 @@ func TestNodeMessage(t *testing.T) {
 	}
 }
 
-
 func testPod(ns, name, uid string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)},
