@@ -2,15 +2,11 @@ package cgroup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
 )
-
-// errFound stops the walk once the namespace root is known.
-var errFound = errors.New("found")
 
 // Resolver turns cgroup paths read from /proc/PID/cgroup into paths of the
 // host tree. A container with a private cgroup namespace (containerd's
@@ -43,18 +39,11 @@ func (fs FS) NewResolver(ctx context.Context, selfPID int, selfPath string) (Res
 			return Resolver{Root: "/"}, nil
 		}
 	}
-	var found string
-	err := fs.Walk(ctx, "/", func(cg string) error {
-		pids, err := fs.Procs(cg, false)
-		if err == nil && slices.Contains(pids, selfPID) {
-			found = cg
-			return errFound
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errFound) {
+	byPID, err := fs.PidCgroups(ctx)
+	if err != nil {
 		return Resolver{}, fmt.Errorf("search cgroup tree for pid %d: %w", selfPID, err)
 	}
+	found := byPID[selfPID]
 	if found == "" {
 		return Resolver{}, fmt.Errorf("pid %d is in no cgroup under %s: is the host's cgroup tree mounted there?", selfPID, fs.Dir("/"))
 	}
@@ -68,4 +57,22 @@ func (fs FS) NewResolver(ctx context.Context, selfPID int, selfPath string) (Res
 		root = path.Clean("/" + strings.TrimSuffix(found, rel))
 	}
 	return Resolver{Root: root}, nil
+}
+
+// PidCgroups maps every process listed in the tree's cgroup.procs files to
+// its cgroup: one read per cgroup instead of one /proc/PID/cgroup per
+// process. A cgroup removed mid-walk is skipped.
+func (fs FS) PidCgroups(ctx context.Context) (map[int]string, error) {
+	out := map[int]string{}
+	err := fs.Walk(ctx, "/", func(cg string) error {
+		pids, err := fs.Procs(cg, false)
+		if err != nil {
+			return nil // removed mid-walk, or no cgroup.procs here
+		}
+		for _, pid := range pids {
+			out[pid] = cg
+		}
+		return nil
+	})
+	return out, err
 }

@@ -58,6 +58,10 @@ func TestResolver(t *testing.T) {
 			}
 		})
 	}
+	m, err := fs.PidCgroups(context.Background())
+	if err != nil || len(m) != 3 || m[1] != "/" || m[4242] != agentCg || m[77] != "/kubepods/burstable/pod66666666-7777-8888-9999-000000000000/bb" {
+		t.Fatalf("PidCgroups = %v, %v", m, err)
+	}
 	if _, err := fs.NewResolver(context.Background(), 9999, "/"); err == nil {
 		t.Fatal("a pid in no cgroup resolved")
 	}

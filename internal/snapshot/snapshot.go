@@ -41,7 +41,10 @@ func Take(ctx context.Context, procFS procfs.FS, cgFS *cgroup.FS, fields procfs.
 	// are read one by one.
 	var byTree map[int]string
 	if fields&procfs.FieldCgroup != 0 && cgFS != nil {
-		if byTree = pidCgroups(ctx, *cgFS); len(byTree) > 0 {
+		// A tree without cgroup.procs (fixtures) lists nothing: then
+		// every process is read from /proc.
+		if m, err := cgFS.PidCgroups(ctx); err == nil && len(m) > 0 {
+			byTree = m
 			fields &^= procfs.FieldCgroup
 		}
 	}
@@ -190,25 +193,4 @@ func (s *Snapshot) Domain(cg string) (oom.Domain, error) {
 		total += usable / oom.PageSize
 	}
 	return oom.Domain{Cgroup: cg, TotalPages: total}, nil
-}
-
-// pidCgroups maps every process listed in the tree's cgroup.procs files to
-// its cgroup. It returns nil when the tree lists nothing (fixture trees
-// without cgroup.procs) or cannot be walked.
-func pidCgroups(ctx context.Context, cgFS cgroup.FS) map[int]string {
-	out := map[int]string{}
-	err := cgFS.Walk(ctx, "/", func(cg string) error {
-		pids, err := cgFS.Procs(cg, false)
-		if err != nil {
-			return nil // removed mid-walk, or no cgroup.procs here
-		}
-		for _, pid := range pids {
-			out[pid] = cg
-		}
-		return nil
-	})
-	if err != nil || len(out) == 0 {
-		return nil
-	}
-	return out
 }
