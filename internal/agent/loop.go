@@ -147,9 +147,8 @@ func (a *Agent) onProcess(ev procevent.Event) {
 			a.planHostProc(p, &changes)
 		}
 	} else {
-		if t.Decision.AdjSet && p.OOMScoreAdj != t.Decision.Adj && !p.Kernel {
-			changes = append(changes, Change{Kind: KindPodAdj, Cgroup: cg, PID: pid, Comm: p.Comm, Pod: t.podName(),
-				Container: t.containerName(), From: itoa(p.OOMScoreAdj), To: itoa(t.Decision.Adj), Reason: t.Decision.Reason})
+		if c, ok := podAdjChange(t, p, cg); ok {
+			changes = append(changes, c)
 		}
 		if a.known[t.Cgroup] != nil {
 			a.known[t.Cgroup][pid] = true

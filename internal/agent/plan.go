@@ -113,11 +113,19 @@ func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
 		}
 		return
 	}
-	if p.Kernel || p.OOMScoreAdj == t.Decision.Adj {
-		return
+	if c, ok := podAdjChange(t, p, t.Cgroup); ok {
+		*out = append(*out, c)
 	}
-	*out = append(*out, Change{Kind: KindPodAdj, Cgroup: t.Cgroup, PID: pid, Comm: p.Comm, Pod: t.podName(),
-		Container: t.containerName(), From: itoa(p.OOMScoreAdj), To: itoa(t.Decision.Adj), Reason: t.Decision.Reason})
+}
+
+// podAdjChange is the write that brings process p of target t (in cgroup
+// cg) to the policy's adj, if it needs one.
+func podAdjChange(t *Target, p procfs.Proc, cg string) (Change, bool) {
+	if !t.Decision.AdjSet || p.Kernel || p.OOMScoreAdj == t.Decision.Adj {
+		return Change{}, false
+	}
+	return Change{Kind: KindPodAdj, Cgroup: cg, PID: p.PID, Comm: p.Comm, Pod: t.podName(),
+		Container: t.containerName(), From: itoa(p.OOMScoreAdj), To: itoa(t.Decision.Adj), Reason: t.Decision.Reason}, true
 }
 
 // planHost lowers the adj of protected host daemons (never raises it: a
