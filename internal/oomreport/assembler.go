@@ -40,13 +40,13 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	if r.Monotonic != 0 {
 		a.lastMono = r.Monotonic
 	}
-	// Cheap substring tests guard every regexp: most log lines are not
+	// Cheap substring tests guard every scanner: most log lines are not
 	// part of any OOM report and must cost next to nothing.
 	if !strings.Contains(text, "invoked oom-killer:") {
-	} else if m := reInvoked.FindStringSubmatch(firstLine(text)); m != nil {
+	} else if comm, rest, ok := splitInvoked(firstLine(text)); ok {
 		out = append(out, a.Flush()...)
 		a.start(r)
-		parseInvoked(m[1], m[2], &a.cur.Invoker, a.cur)
+		parseInvoked(comm, rest, &a.cur.Invoker, a.cur)
 		return out
 	}
 	// A kill line with no open report (its header was cut from the log)
@@ -97,9 +97,9 @@ func (a *Assembler) line(r kmsg.Record) bool {
 	}
 	switch {
 	case strings.HasPrefix(text, "CPU: "):
-		if m := reCPU.FindStringSubmatch(text); m != nil {
-			rep.Invoker.PID = atoi(m[1])
-			rep.Kernel = m[2]
+		if pid, kernel, ok := splitCPU(text); ok {
+			rep.Invoker.PID = atoi(pid)
+			rep.Kernel = kernel
 		}
 		return true
 	case strings.HasPrefix(text, "Memory cgroup stats for "):
@@ -136,10 +136,10 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		return true
 	}
 	if !strings.Contains(text, ": usage ") {
-	} else if m := reCounter.FindStringSubmatch(text); m != nil {
-		c := Counter{UsageKB: atoi64(m[2]), LimitKB: atoi64(m[3]), Failcnt: atoi64(m[4])}
+	} else if name, usage, limit, failcnt, ok := splitCounter(text); ok {
+		c := Counter{UsageKB: atoi64(usage), LimitKB: atoi64(limit), Failcnt: atoi64(failcnt)}
 		mc := a.memcg()
-		switch m[1] {
+		switch name {
 		case "memory":
 			mc.UsageKB, mc.LimitKB, mc.Failcnt = c.UsageKB, c.LimitKB, c.Failcnt
 		case "swap":
@@ -154,15 +154,15 @@ func (a *Assembler) line(r kmsg.Record) bool {
 	if !strings.HasPrefix(text, "Task") && !strings.Contains(text, "process ") {
 		return a.rest(text)
 	}
-	if m := reGroup.FindStringSubmatch(text); m != nil {
-		rep.GroupKillCgroup = m[1]
+	if cg, ok := cgroupOfGroupKill(text); ok {
+		rep.GroupKillCgroup = cg
 		return true
 	}
-	if m := reTaskIn.FindStringSubmatch(text); m != nil {
-		rep.TaskMemcg, rep.OOMMemcg = m[1], m[2]
+	if task, limit, ok := splitTaskIn(text); ok {
+		rep.TaskMemcg, rep.OOMMemcg = task, limit
 		return true
 	}
-	if strings.Contains(text, "Kill process ") && reKill.MatchString(text) {
+	if isSacrificeLine(text) {
 		// Pre-5.1: the chosen task; the "Killed process" line that follows
 		// names the one actually killed (maybe a child).
 		return true
@@ -185,10 +185,10 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		a.killed, a.quiet = true, 0
 		return true
 	}
-	if m := reReaped.FindStringSubmatch(text); m != nil {
-		rp := Reaped{PID: atoi(m[1]), Comm: m[2]}
+	if pid, comm, rest, ok := splitReaped(text); ok {
+		rp := Reaped{PID: atoi(pid), Comm: comm}
 		var v Victim
-		parseKillFields(m[3], &v)
+		parseKillFields(rest, &v)
 		rp.AnonRSSKB, rp.FileRSSKB, rp.ShmemRSSKB = v.AnonRSSKB, v.FileRSSKB, v.ShmemRSSKB
 		rep.Reaped = append(rep.Reaped, rp)
 		return true

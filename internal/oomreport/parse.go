@@ -1,20 +1,8 @@
 package oomreport
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
-)
-
-// The kernel's wording, newest first where it changed; see FACTS.md.
-var (
-	reInvoked = regexp.MustCompile(`^(.*) invoked oom-killer: (.*)$`)
-	reCPU     = regexp.MustCompile(`^CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: .*?(?:Not tainted|Tainted: [A-Z ]*?) (\S+) #`)
-	reCounter = regexp.MustCompile(`^(memory|swap|memory\+swap|kmem): usage (\d+)kB, limit (\d+)kB, failcnt (\d+)`)
-	reKill    = regexp.MustCompile(`Kill process (\d+) \((.*?)\) score (\d+) or sacrifice child`)
-	reReaped  = regexp.MustCompile(`^oom_reaper: reaped process (\d+) \((.*?)\),(.*)$`)
-	reTaskIn  = regexp.MustCompile(`^Task in (\S+) killed as a result of limit of (\S+)`)
-	reGroup   = regexp.MustCompile(`^Tasks in (\S+) are going to be killed due to memory\.oom\.group set`)
 )
 
 func atoi(s string) int     { v, _ := strconv.Atoi(strings.TrimSpace(s)); return v }
