@@ -1,0 +1,286 @@
+package oomreport
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends r as encoding/json would marshal it (same field
+// order, omitempty/omitzero, HTML-safe string escaping, sorted map keys),
+// without reflection: encoding/json was a fifth of `podwarden events -o
+// json` on report-dense logs. json_test.go holds the two equal on every
+// golden report and on fuzzed ones, so a field added to Report must be
+// added here too.
+func (r *Report) AppendJSON(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	if !r.Time.IsZero() {
+		t, err := r.Time.MarshalJSON()
+		if err != nil {
+			return b, fmt.Errorf("encoding report time: %w", err)
+		}
+		b = append(b, `"time":`...)
+		b = append(b, t...)
+		b = append(b, ',')
+	}
+	if math.IsInf(r.Monotonic, 0) || math.IsNaN(r.Monotonic) {
+		return b, fmt.Errorf("encoding report: monotonic_s %v is not a JSON number", r.Monotonic)
+	}
+	b = append(b, `"monotonic_s":`...)
+	b = appendFloat(b, r.Monotonic)
+	b = appendStringField(b, `,"kind":`, r.Kind)
+	if r.Kernel != "" {
+		b = appendStringField(b, `,"kernel":`, r.Kernel)
+	}
+	b = appendStringField(b, `,"constraint":`, r.Constraint)
+	if r.Nodemask != "" {
+		b = appendStringField(b, `,"nodemask":`, r.Nodemask)
+	}
+	if r.Cpuset != "" {
+		b = appendStringField(b, `,"cpuset":`, r.Cpuset)
+	}
+	if r.MemsAllowed != "" {
+		b = appendStringField(b, `,"mems_allowed":`, r.MemsAllowed)
+	}
+	b = appendStringField(b, `,"oom_memcg":`, r.OOMMemcg)
+	b = appendStringField(b, `,"task_memcg":`, r.TaskMemcg)
+	b = r.Invoker.appendJSON(append(b, `,"invoker":`...))
+	if r.Memcg != nil {
+		b = r.Memcg.appendJSON(append(b, `,"memcg":`...))
+	}
+	if len(r.MemInfo) > 0 {
+		b = appendIntMap(append(b, `,"mem_info":`...), r.MemInfo)
+	}
+	if len(r.Tasks) > 0 {
+		b = append(b, `,"tasks":[`...)
+		for i := range r.Tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.Tasks[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"victims":`...)
+	if r.Victims == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Victims {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = r.Victims[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	b = appendStringField(b, `,"group_kill_cgroup":`, r.GroupKillCgroup)
+	if len(r.Reaped) > 0 {
+		b = append(b, `,"reaped":[`...)
+		for i, rp := range r.Reaped {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendIntField(append(b, '{'), `"pid":`, int64(rp.PID))
+			b = appendStringField(b, `,"comm":`, rp.Comm)
+			b = appendIntField(b, `,"anon_rss_kb":`, rp.AnonRSSKB)
+			b = appendIntField(b, `,"file_rss_kb":`, rp.FileRSSKB)
+			b = appendIntField(b, `,"shmem_rss_kb":`, rp.ShmemRSSKB)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = appendStringField(b, `,"pod_uid":`, r.PodUID)
+	b = appendStringField(b, `,"container_id":`, r.ContainerID)
+	b = appendStrings(append(b, `,"diagnosis":{"codes":`...), r.Diagnosis.Codes)
+	b = appendStringField(b, `,"summary":`, r.Diagnosis.Summary)
+	b = append(b, `},"incomplete":`...)
+	b = strconv.AppendBool(b, r.Incomplete)
+	if len(r.Missing) > 0 {
+		b = appendStrings(append(b, `,"missing":`...), r.Missing)
+	}
+	return append(b, '}'), nil
+}
+
+func (inv *Invoker) appendJSON(b []byte) []byte {
+	b = appendStringField(append(b, '{'), `"comm":`, inv.Comm)
+	if inv.PID != 0 {
+		b = appendIntField(b, `,"pid":`, int64(inv.PID))
+	}
+	if inv.GFPMask != "" {
+		b = appendStringField(b, `,"gfp_mask":`, inv.GFPMask)
+	}
+	b = appendIntField(b, `,"order":`, int64(inv.Order))
+	b = appendIntField(b, `,"oom_score_adj":`, int64(inv.OOMScoreAdj))
+	return append(b, '}')
+}
+
+func (m *Memcg) appendJSON(b []byte) []byte {
+	b = appendIntField(append(b, '{'), `"usage_kb":`, m.UsageKB)
+	b = appendIntField(b, `,"limit_kb":`, m.LimitKB)
+	b = appendIntField(b, `,"failcnt":`, m.Failcnt)
+	for _, c := range []struct {
+		key string
+		c   *Counter
+	}{{`,"swap":`, m.Swap}, {`,"memory_swap":`, m.MemSwap}, {`,"kmem":`, m.Kmem}} {
+		if c.c != nil {
+			b = appendIntField(append(b, c.key...), `{"usage_kb":`, c.c.UsageKB)
+			b = appendIntField(b, `,"limit_kb":`, c.c.LimitKB)
+			b = appendIntField(b, `,"failcnt":`, c.c.Failcnt)
+			b = append(b, '}')
+		}
+	}
+	if m.StatsFor != "" {
+		b = appendStringField(b, `,"stats_for":`, m.StatsFor)
+	}
+	if len(m.Stats) > 0 {
+		b = appendIntMap(append(b, `,"stats":`...), m.Stats)
+	}
+	return append(b, '}')
+}
+
+func (t *Task) appendJSON(b []byte) []byte {
+	b = appendIntField(append(b, '{'), `"pid":`, int64(t.PID))
+	b = appendIntField(b, `,"uid":`, int64(t.UID))
+	b = appendIntField(b, `,"tgid":`, int64(t.TGID))
+	b = appendIntField(b, `,"total_vm":`, t.TotalVM)
+	b = appendIntField(b, `,"rss":`, t.RSS)
+	b = appendIntField(b, `,"rss_anon":`, t.RSSAnon)
+	b = appendIntField(b, `,"rss_file":`, t.RSSFile)
+	b = appendIntField(b, `,"rss_shmem":`, t.RSSShmem)
+	b = appendIntField(b, `,"pgtables_bytes":`, t.PgtablesBytes)
+	b = appendIntField(b, `,"swapents":`, t.Swapents)
+	b = appendIntField(b, `,"oom_score_adj":`, int64(t.OOMScoreAdj))
+	b = appendStringField(b, `,"name":`, t.Name)
+	return append(b, '}')
+}
+
+func (v *Victim) appendJSON(b []byte) []byte {
+	b = appendIntField(append(b, '{'), `"pid":`, int64(v.PID))
+	b = appendStringField(b, `,"comm":`, v.Comm)
+	b = appendIntField(b, `,"uid":`, int64(v.UID))
+	b = appendIntField(b, `,"total_vm_kb":`, v.TotalVMKB)
+	b = appendIntField(b, `,"anon_rss_kb":`, v.AnonRSSKB)
+	b = appendIntField(b, `,"file_rss_kb":`, v.FileRSSKB)
+	b = appendIntField(b, `,"shmem_rss_kb":`, v.ShmemRSSKB)
+	b = appendIntField(b, `,"pgtables_kb":`, v.PgtablesKB)
+	b = appendIntField(b, `,"oom_score_adj":`, int64(v.OOMScoreAdj))
+	b = appendStringField(b, `,"cgroup":`, v.Cgroup)
+	b = appendStringField(b, `,"pod_uid":`, v.PodUID)
+	b = appendStringField(b, `,"container_id":`, v.ContainerID)
+	if v.GroupMember {
+		b = append(b, `,"group_member":true`...)
+	}
+	return append(b, '}')
+}
+
+func appendIntField(b []byte, key string, n int64) []byte {
+	return strconv.AppendInt(append(b, key...), n, 10)
+}
+
+func appendStringField(b []byte, key, s string) []byte {
+	return appendString(append(b, key...), s)
+}
+
+// appendIntMap writes m with its keys sorted, as encoding/json does.
+func appendIntMap(b []byte, m map[string]int64) []byte {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendString(b, k), ':')
+		b = strconv.AppendInt(b, m[k], 10)
+	}
+	return append(b, '}')
+}
+
+// appendStrings writes a nil slice as null and an empty one as [].
+func appendStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendFloat formats f like encoding/json: ES6 number formatting, with
+// exponents only outside [1e-6, 1e21) and not padded to two digits.
+func appendFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as encoding/json does with HTML escaping on:
+// control bytes, <, > and & as \u00XX, invalid UTF-8 as \ufffd, and the
+// JavaScript line separators U+2028/U+2029 escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
