@@ -17,14 +17,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 
 	"podwarden/internal/agent"
 	"podwarden/internal/cgroup"
 	"podwarden/internal/cli"
 	"podwarden/internal/cri"
-	pwkube "podwarden/internal/kube"
+	"podwarden/internal/kubeevent"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
@@ -147,15 +145,15 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		if f.nodeName == "" {
 			return errors.New("--kube-events needs --node-name (or $NODE_NAME from the downward API)")
 		}
-		cfg, err := rest.InClusterConfig()
+		cfg, err := kubeevent.InCluster(kubeevent.ServiceAccountDir, os.Getenv)
 		if err != nil {
 			return fmt.Errorf("--kube-events: %w", err)
 		}
-		core, err := typedcorev1.NewForConfig(cfg)
+		cfg.UserAgent = "podwarden-agent/" + cli.Version()
+		r, err := kubeevent.NewReporter(ctx, cfg, f.nodeName, log)
 		if err != nil {
 			return fmt.Errorf("--kube-events: %w", err)
 		}
-		r := pwkube.NewReporter(ctx, core, f.nodeName, log)
 		defer r.Close()
 		reporter = r
 	}

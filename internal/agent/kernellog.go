@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"podwarden/internal/kmsg"
-	"podwarden/internal/kube"
+	"podwarden/internal/kubeevent"
 	"podwarden/internal/oomreport"
 )
 
-// Reporter posts OOM kills to Kubernetes (kube.Reporter); nil disables it.
+// Reporter posts OOM kills to Kubernetes (kubeevent.Reporter); nil disables it.
 type Reporter interface {
-	PodOOM(ctx context.Context, o kube.OOM) error
-	NodeOOM(ctx context.Context, o kube.OOM) error
+	PodOOM(ctx context.Context, o kubeevent.OOM) error
+	NodeOOM(ctx context.Context, o kubeevent.OOM) error
 }
 
 // quietFlush is how long a report whose kill line has been seen waits for
@@ -110,7 +110,7 @@ func (a *Agent) onReport(ctx context.Context, r oomreport.Report) {
 		if a.cfg.Reporter == nil || v.GroupMember || t == nil || t.PodName == "" {
 			continue // one Event per OOM, and only for pods the runtime named
 		}
-		err := a.cfg.Reporter.PodOOM(ctx, kube.OOM{
+		err := a.cfg.Reporter.PodOOM(ctx, kubeevent.OOM{
 			PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName, Container: t.Container,
 			Comm: v.Comm, PID: v.PID, Kind: r.Kind, AnonRSSBytes: uint64(max(v.AnonRSSKB, 0)) * 1024,
 			GroupKill: group > 0, Bystanders: group,
@@ -121,7 +121,7 @@ func (a *Agent) onReport(ctx context.Context, r oomreport.Report) {
 		}
 	}
 	if a.cfg.Reporter != nil && r.Kind == "node" && len(hostVictims) > 0 {
-		if err := a.cfg.Reporter.NodeOOM(ctx, kube.OOM{Kind: r.Kind, HostVictims: hostVictims}); err != nil {
+		if err := a.cfg.Reporter.NodeOOM(ctx, kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}); err != nil {
 			a.countError("event", err)
 			a.log.Warn("post node event", "err", err)
 		}

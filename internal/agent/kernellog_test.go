@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"podwarden/internal/kmsg"
-	"podwarden/internal/kube"
+	"podwarden/internal/kubeevent"
 	"podwarden/internal/oomreport"
 	"podwarden/internal/policy"
 )
@@ -15,18 +15,18 @@ import (
 // tested against a real kube-apiserver in internal/kube.
 type fakeReporter struct {
 	mu   sync.Mutex
-	pods []kube.OOM
-	node []kube.OOM
+	pods []kubeevent.OOM
+	node []kubeevent.OOM
 }
 
-func (f *fakeReporter) PodOOM(_ context.Context, o kube.OOM) error {
+func (f *fakeReporter) PodOOM(_ context.Context, o kubeevent.OOM) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pods = append(f.pods, o)
 	return nil
 }
 
-func (f *fakeReporter) NodeOOM(_ context.Context, o kube.OOM) error {
+func (f *fakeReporter) NodeOOM(_ context.Context, o kubeevent.OOM) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.node = append(f.node, o)

@@ -10,6 +10,9 @@ import (
 // version is set at link time: -ldflags "-X podwarden/internal/cli.version=v1.2.3".
 var version = "dev"
 
+// Version is podwarden's version, e.g. for a User-Agent.
+func Version() string { return version }
+
 func newVersionCmd(s Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

@@ -5,25 +5,34 @@ package kube_test
 // validation, defaulting, admission (Priority, ServiceAccount, Pod
 // Security), RBAC, TokenRequest and the Events API. Absent: kubelet,
 // scheduler and controllers, so pods are never run (they stay Pending) and
-// the DaemonSet creates no pods; the agent's side is the Reporter driven
-// directly with a token minted for the chart's ServiceAccount.
+// the DaemonSet creates no pods; the agent's side is the kubeevent
+// Reporter driven directly, configured as in a pod: a service account
+// directory with a token minted for the chart's ServiceAccount and the API
+// server's CA, and KUBERNETES_SERVICE_HOST/PORT.
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
-	"podwarden/internal/kube"
 	"podwarden/internal/kube/kubetest"
+	"podwarden/internal/kubeevent"
 )
 
 func TestAPIServer(t *testing.T) {
@@ -114,12 +123,15 @@ func TestAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs := &logBuffer{}
-		r := kube.NewReporter(ctx, agent.CoreV1(), "node-a", slog.New(slog.NewTextHandler(logs, nil)))
+		r, err := kubeevent.NewReporter(ctx, inCluster(t, srv, agentCfg), "node-a", slog.New(slog.NewTextHandler(logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer r.Close()
 
 		// An OOM storm in one pod: 50 identical reports.
-		o := kube.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Container: "notebook",
-			Comm: "python", PID: 1234, Kind: kube.KindNode, AnonRSSBytes: 7_623_000_000}
+		o := kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Container: "notebook",
+			Comm: "python", PID: 1234, Kind: kubeevent.KindNode, AnonRSSBytes: 7_623_000_000}
 		for range 50 {
 			if err := r.PodOOM(ctx, o); err != nil {
 				t.Fatal(err)
@@ -127,15 +139,15 @@ func TestAPIServer(t *testing.T) {
 		}
 		// The correlator lets 10 (the per-object burst) through as one
 		// Event whose count is patched up to 10; the rest are dropped.
-		evs := waitEvents(ctx, t, admin, "ml", kube.ReasonOOMKilledProcess, func(e []corev1.Event) bool {
+		evs := waitEvents(ctx, t, admin, "ml", kubeevent.ReasonOOMKilledProcess, func(e []corev1.Event) bool {
 			return len(e) > 1 || len(e) == 1 && e[0].Count >= 10
 		})
 		if len(evs) != 1 || evs[0].Count != 10 {
 			t.Errorf("50 identical reports -> %d Events (first count %d), want 1 with count 10", len(evs), evs[0].Count)
 		}
 		e := evs[0]
-		if e.Message != kube.PodMessage(o) || e.InvolvedObject.UID != pod.UID || e.InvolvedObject.FieldPath != "spec.containers{notebook}" ||
-			e.Type != corev1.EventTypeWarning || e.Source.Host != "node-a" || e.ReportingController != kube.Component {
+		if e.Message != kubeevent.PodMessage(o) || e.InvolvedObject.UID != pod.UID || e.InvolvedObject.FieldPath != "spec.containers{notebook}" ||
+			e.Type != corev1.EventTypeWarning || e.Source.Host != "node-a" || e.ReportingController != kubeevent.Component {
 			t.Errorf("event %+v", e)
 		}
 		t.Logf("50 identical reports -> %d Event, count %d", len(evs), e.Count)
@@ -152,7 +164,7 @@ func TestAPIServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		evs = waitEvents(ctx, t, admin, "ml", kube.ReasonOOMKilledProcess, func(e []corev1.Event) bool {
+		evs = waitEvents(ctx, t, admin, "ml", kubeevent.ReasonOOMKilledProcess, func(e []corev1.Event) bool {
 			n := 0
 			for _, x := range e {
 				if x.InvolvedObject.Name == "nb-1" && x.Count >= 2 {
@@ -174,15 +186,15 @@ func TestAPIServer(t *testing.T) {
 		t.Logf("50 distinct kills -> %d Event objects (sum of counts %d)", objs, total)
 
 		// A replaced pod (same name, new UID) gets nothing.
-		if err := r.PodOOM(ctx, kube.OOM{Namespace: "ml", PodName: "nb-0", PodUID: "0000-old", Comm: "x"}); err == nil {
+		if err := r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: "0000-old", Comm: "x"}); err == nil {
 			t.Error("report for a stale UID accepted")
 		}
 
 		// Node OOM: an Event on the Node, in "default", kubelet-style UID.
-		if err := r.NodeOOM(ctx, kube.OOM{Kind: kube.KindNode, HostVictims: []string{"sshd (pid 812)"}}); err != nil {
+		if err := r.NodeOOM(ctx, kubeevent.OOM{Kind: kubeevent.KindNode, HostVictims: []string{"sshd (pid 812)"}}); err != nil {
 			t.Fatal(err)
 		}
-		nev := waitEvents(ctx, t, admin, "default", kube.ReasonHostOOMKill, func(e []corev1.Event) bool { return len(e) == 1 })[0]
+		nev := waitEvents(ctx, t, admin, "default", kubeevent.ReasonHostOOMKill, func(e []corev1.Event) bool { return len(e) == 1 })[0]
 		if nev.InvolvedObject.Kind != "Node" || nev.InvolvedObject.Name != "node-a" || nev.InvolvedObject.UID != "node-a" {
 			t.Errorf("node event %+v", nev.InvolvedObject)
 		}
@@ -197,17 +209,17 @@ func TestAPIServer(t *testing.T) {
 		if _, err := admin.CoreV1().ServiceAccounts(releaseNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		nobody, err := kubernetes.NewForConfig(srv.ServiceAccountConfig(ctx, t, releaseNS, "nobody"))
+		nobodyCfg := srv.ServiceAccountConfig(ctx, t, releaseNS, "nobody")
+		r, err := kubeevent.NewReporter(ctx, inCluster(t, srv, nobodyCfg), "node-a", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := kube.NewReporter(ctx, nobody.CoreV1(), "node-a", nil)
 		defer r.Close()
 		pod, err := admin.CoreV1().Pods("ml").Get(ctx, "nb-0", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = r.PodOOM(ctx, kube.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Comm: "python"})
+		err = r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Comm: "python"})
 		if err == nil {
 			t.Fatal("no RBAC, yet PodOOM succeeded")
 		}
@@ -251,4 +263,73 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// inCluster writes the service account directory the kubelet would mount
+// for a pod running as cfg's token, and returns the reporter's config read
+// from it the way the agent reads it. The CA is the API server's own
+// (self-signed for this run), so TLS is verified for real.
+func inCluster(t *testing.T, srv *kubetest.Server, cfg *rest.Config) kubeevent.Config {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := os.ReadFile(filepath.Join(srv.Dir, "certs", "apiserver.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(cfg.BearerToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KUBERNETES_SERVICE_HOST": u.Hostname(), "KUBERNETES_SERVICE_PORT": u.Port()}
+	kc, err := kubeevent.InCluster(dir, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc
+}
+
+func testPod(ns, name, uid string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)},
+		Spec: corev1.PodSpec{
+			Containers:     []corev1.Container{{Name: "notebook", Image: "jupyter"}},
+			InitContainers: []corev1.Container{{Name: "setup", Image: "busybox"}},
+		},
+	}
+}
+
+// waitEvents polls until the Events in ns that match reason satisfy done,
+// because the reporter writes in the background.
+func waitEvents(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, reason string, done func([]corev1.Event) bool) []corev1.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		list, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil && ctx.Err() == nil {
+			t.Fatalf("listing events: %v", err)
+		}
+		var evs []corev1.Event
+		if list != nil {
+			for _, e := range list.Items {
+				if e.Reason == reason {
+					evs = append(evs, e)
+				}
+			}
+		}
+		if done(evs) {
+			return evs
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s Events in %s; have %+v", reason, ns, evs)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -1,9 +1,9 @@
-// Package kube is podwarden's side of the Kubernetes API: the Events
-// reporter the agent uses to tell users which process of their pod the OOM
-// killer took (and which host processes a node OOM took), and the status
-// reader behind `podwarden status`, which lists the agents and reads their
-// /metrics through the API server's pod proxy.
+// Package kube is the status reader behind `podwarden status`: it lists
+// the agents through the API server and reads their /metrics through the
+// pod proxy. It uses client-go, so only podwarden-full links it; the
+// agent's Events go through internal/kubeevent, which does not.
 //
-// It uses client-go only. The Helm library renders the chart in this
-// package's tests and nowhere else.
+// The Helm library renders the chart in this package's tests and nowhere
+// else; the chart and the Events reporter are tested here against a real
+// kube-apiserver.
 package kube
