@@ -12,7 +12,7 @@ FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # No separate "go mod download" layer: it would fetch every module in
 # go.mod, including the test-only Helm library (~280 modules) that never
-# reaches the binary; go build fetches only what ./cmd/podwarden-full imports.
+# reaches the binary; go build fetches only what ./cmd/podwarden-agent imports.
 COPY go.mod go.sum ./
 COPY cmd/ cmd/
 COPY internal/ internal/
@@ -20,7 +20,7 @@ ARG VERSION=dev
 # Static (CGO_ENABLED=0): distroless/static has no libc.
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X podwarden/internal/cli.version=${VERSION}" \
-      -o /out/podwarden ./cmd/podwarden-full
+      -o /out/podwarden ./cmd/podwarden-agent
 
 # The root variant of distroless/static, not :nonroot. The agent must run
 # as uid 0: the cgroup files it writes (memory.oom.group) are owned by

@@ -15,15 +15,17 @@ export PODWARDEN_BUILDKITD ?= $(CACHE)/buildkit/buildkitd-v0.34.2
 
 all: build
 
-# podwarden is the small node tool; podwarden-full adds agent, nri, image
-# and status, and podwarden runs it for them from the same directory.
+# podwarden is the small node tool; podwarden-agent adds agent and nri (the
+# DaemonSet's binary), podwarden-cluster image and status. podwarden runs
+# the other two for their commands from the same directory.
 build:
 	$(GO) build -o $(BIN) ./cmd/podwarden
-	$(GO) build -o bin/podwarden-full ./cmd/podwarden-full
+	$(GO) build -o bin/podwarden-agent ./cmd/podwarden-agent
+	$(GO) build -o bin/podwarden-cluster ./cmd/podwarden-cluster
 
-# A static binary for initramfs images and distroless containers.
+# The DaemonSet's binary as the container image has it (static, stripped).
 static:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-static ./cmd/podwarden-full
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-agent-static ./cmd/podwarden-agent
 
 # The agent's container image (distroless/static, root: it writes cgroup
 # files). Needs a container engine, which this development machine lacks.
@@ -55,7 +57,7 @@ test-short:
 
 # The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1).
 test-vm: static
-	$(GO) test -count=1 -timeout 30m -v -run 'TestScenario' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
+	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 30m -v -run 'TestScenario' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
 	@grep -E '^(SCENARIO|scenario)' /tmp/podwarden-vmtest.log || true
 
 # Short fuzz runs of every fuzz target (the corpus under testdata/fuzz is

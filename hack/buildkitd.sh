@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds buildkitd from the Go module proxy for the BuildKit end-to-end tests
-# (internal/image/buildkit, cmd/podwarden-full TestImageBuildEndToEnd), which run
+# (internal/image/buildkit, cmd/podwarden-cluster TestImageBuildEndToEnd), which run
 # it as root with Debian's runc.
 #
 #   hack/buildkitd.sh     # build if missing, print the binary's path

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and etcd from the Go module proxy (no container
 # engine, no GitHub clone) for the tests in internal/kube and
-# cmd/podwarden-full/status_test.go, which start a real API server on loopback.
+# cmd/podwarden-cluster/status_test.go, which start a real API server on loopback.
 #
 #   hack/kube-bins.sh          # build what is missing, print the directory
 #

@@ -3,7 +3,8 @@
 // container cgroup (with a process in it) appearing to that process running
 // at the policy's oom_score_adj, p50/p99 over N containers; then the
 // agent's RSS and CPU while it watches M containers and the rest of the
-// machine's processes sit idle.
+// machine's processes sit idle, side by side with an anchor daemon
+// (earlyoom, bench/agent.sh starts it) measured over the same window.
 //
 // Run as root: go run ./bench/agent -n 1000 -idle 200 (bench/agent.sh).
 package main
@@ -30,13 +31,14 @@ func main() {
 	idleFor := flag.Duration("idle-for", 30*time.Second, "how long to measure idle CPU")
 	bin := flag.String("bin", "bin/podwarden", "podwarden binary")
 	memRoot := flag.String("memory-root", "/sys/fs/cgroup/memory", "memory controller mount (v1) or the v2 root")
+	anchor := flag.Int("anchor-pid", 0, "pid of an anchor daemon to measure over the same idle window (0: none)")
 	flag.Parse()
-	if err := run(*n, *idle, *idleFor, *bin, *memRoot); err != nil {
+	if err := run(*n, *idle, *idleFor, *bin, *memRoot, *anchor); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(n, idle int, idleFor time.Duration, bin, memRoot string) error {
+func run(n, idle int, idleFor time.Duration, bin, memRoot string, anchor int) error {
 	prefix := fmt.Sprintf("/podwarden-bench-%d", os.Getpid())
 	base := filepath.Join(memRoot, prefix)
 	var procs []*exec.Cmd
@@ -95,13 +97,14 @@ func run(n, idle int, idleFor time.Duration, bin, memRoot string) error {
 		len(lat), pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1])
 
 	time.Sleep(2 * time.Second) // let the last re-checks settle
-	cpu0 := cpuTicks(agent.Process.Pid)
+	cpu0, acpu0 := cpuTicks(agent.Process.Pid), cpuTicks(anchor)
 	t0 := time.Now()
 	time.Sleep(idleFor)
-	cpu1 := cpuTicks(agent.Process.Pid)
-	secs := float64(cpu1-cpu0) / 100 / time.Since(t0).Seconds()
+	cpu1, acpu1 := cpuTicks(agent.Process.Pid), cpuTicks(anchor)
+	wall := time.Since(t0).Seconds()
+	secs := float64(cpu1-cpu0) / 100 / wall
 	nproc := countProcs()
-	rss, hwm := memKB(agent.Process.Pid)
+	m := memKB(agent.Process.Pid)
 	if resp, err := http.Get("http://127.0.0.1:19808/metrics"); err == nil {
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
@@ -111,8 +114,18 @@ func run(n, idle int, idleFor time.Duration, bin, memRoot string) error {
 		}
 		resp.Body.Close()
 	}
-	fmt.Printf("idle with %d target containers, %d processes on the machine: CPU %.2f%% of a core, RSS %d KiB (peak %d KiB)\n",
-		len(procs), nproc, secs*100, rss, hwm)
+	fmt.Printf("idle with %d target containers, %d processes on the machine: CPU %.2f%% of a core, RSS %d KiB (anon %d, file %d; peak %d KiB)\n",
+		len(procs), nproc, secs*100, m["VmRSS"], m["RssAnon"], m["RssFile"], m["VmHWM"])
+	if anchor > 0 {
+		am := memKB(anchor)
+		asecs := float64(acpu1-acpu0) / 100 / wall
+		fmt.Printf("anchor pid %d over the same window: CPU %.2f%% of a core, RSS %d KiB\n", anchor, asecs*100, am["VmRSS"])
+		fmt.Printf("ratio podwarden/anchor: RSS %.1fx", float64(m["VmRSS"])/float64(max(am["VmRSS"], 1)))
+		if acpu1 > acpu0 {
+			fmt.Printf(", CPU %.1fx", secs/asecs)
+		}
+		fmt.Println()
+	}
 	return nil
 }
 
@@ -148,6 +161,9 @@ func waitAdj(pid, want int, timeout time.Duration) (time.Duration, error) {
 }
 
 func cpuTicks(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	s := string(b)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
@@ -156,27 +172,21 @@ func cpuTicks(pid int) int64 {
 	return u + k
 }
 
-func memKB(pid int) (rss, hwm int) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+// memKB returns the kB fields of /proc/PID/status (VmRSS, VmHWM,
+// RssAnon, RssFile, ...).
+func memKB(pid int) map[string]int {
+	out := map[string]int{}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return out
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		v, _ := strconv.Atoi(fields[1])
-		switch fields[0] {
-		case "VmRSS:":
-			rss = v
-		case "VmHWM:":
-			hwm = v
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if f := strings.Fields(v); ok && len(f) == 2 && f[1] == "kB" {
+			out[k], _ = strconv.Atoi(f[0])
 		}
 	}
-	return rss, hwm
+	return out
 }
 
 func countProcs() int {

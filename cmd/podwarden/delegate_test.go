@@ -7,16 +7,20 @@ import (
 	"testing"
 )
 
-// TestDelegation builds both binaries side by side and checks that the
-// small one runs the full one for the cluster commands, arguments intact,
-// and says what is missing when it is not there.
+// TestDelegation builds the three binaries side by side and checks that
+// the small one runs the others for their commands, arguments intact, and
+// says what is missing when one is not there.
 func TestDelegation(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: builds two binaries")
+		t.Skip("-short: builds three binaries")
 	}
 	dir := t.TempDir()
-	small, full := filepath.Join(dir, "podwarden"), filepath.Join(dir, fullBinary)
-	for bin, pkg := range map[string]string{small: "podwarden/cmd/podwarden", full: "podwarden/cmd/podwarden-full"} {
+	small := filepath.Join(dir, "podwarden")
+	for bin, pkg := range map[string]string{
+		small:                             "podwarden/cmd/podwarden",
+		filepath.Join(dir, agentBinary):   "podwarden/cmd/podwarden-agent",
+		filepath.Join(dir, clusterBinary): "podwarden/cmd/podwarden-cluster",
+	} {
 		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
 			t.Fatalf("build %s: %v\n%s", pkg, err, out)
 		}
@@ -28,6 +32,10 @@ func TestDelegation(t *testing.T) {
 	out, err = exec.Command(small, "image", "validate", "-l", "/nonexistent/lineage.yaml").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "/nonexistent/lineage.yaml") {
 		t.Fatalf("arguments were not passed through: %v\n%s", err, out)
+	}
+	out, err = exec.Command(small, "nri", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--plugin-idx") {
+		t.Fatalf("podwarden nri --help: %v\n%s", err, out)
 	}
 	out, err = exec.Command(small, "ps", "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--extended") {
@@ -41,7 +49,13 @@ func TestDelegation(t *testing.T) {
 	cmd := exec.Command(alone, "status")
 	cmd.Env = []string{"PATH=/nonexistent"}
 	out, err = cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "podwarden status needs podwarden-full") {
-		t.Fatalf("missing podwarden-full: %v\n%s", err, out)
+	if err == nil || !strings.Contains(string(out), "podwarden status needs podwarden-cluster") {
+		t.Fatalf("missing podwarden-cluster: %v\n%s", err, out)
+	}
+	cmd = exec.Command(alone, "agent", "--once")
+	cmd.Env = []string{"PATH=/nonexistent"}
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "podwarden agent needs podwarden-agent") {
+		t.Fatalf("missing podwarden-agent: %v\n%s", err, out)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -22,6 +24,15 @@ func StdStreams() Streams { return Streams{In: os.Stdin, Out: os.Stdout, ErrOut:
 
 // CommandFunc builds a command that writes to s.
 type CommandFunc func(s Streams) *cobra.Command
+
+// Main runs a podwarden binary's command line with the node commands plus
+// extra, until SIGINT or SIGTERM, and exits with its code.
+func Main(extra ...CommandFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, os.Args[1:], StdStreams(), extra...)
+	stop()
+	os.Exit(code)
+}
 
 // Run executes the command line with the node commands plus extra, and
 // returns the process exit code.

@@ -119,10 +119,11 @@ func findAgent(work string) (string, string) {
 		bin = filepath.Join(work, "podwarden-static")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "podwarden/cmd/podwarden-full")
+		// The DaemonSet's binary, built as the container image builds it.
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "podwarden/cmd/podwarden-agent")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden-full: %v: %s", err, firstLine(string(out)))
+			return "", fmt.Sprintf("agent not built yet: go build ./cmd/podwarden-agent: %v: %s", err, firstLine(string(out)))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

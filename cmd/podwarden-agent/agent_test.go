@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"podwarden/internal/cli"
+)
+
+// The agent's command line refuses what it cannot do before it writes
+// anything. These read this machine's /proc and an empty cgroup tree;
+// every case fails before the first pass.
+func TestAgentCommandRefuses(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("NODE_NAME", "")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--output", "yaml"}, []string{`--output "yaml"`}},
+		{[]string{"--no-cri"}, []string{"--no-cri needs --cgroup-selector"}},
+		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events"}, []string{"--kube-events needs --node-name"}},
+		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events", "--node-name", "node-a"},
+			[]string{"--kube-events", "KUBERNETES_SERVICE_HOST"}},
+		{[]string{"--interval", "-1s"}, []string{"--interval -1s"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			// An empty cgroup v2 tree: nothing to find, nothing to write.
+			cg := t.TempDir()
+			if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{"agent", "--kmsg-path", "", "--cgroup-root", cg}, tc.args...)
+			code := cli.Run(t.Context(), args, cli.Streams{Out: &out, ErrOut: &errOut}, commands...)
+			if code == 0 {
+				t.Fatalf("exit 0, want a refusal; stdout %q", out.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut.String(), w) {
+					t.Errorf("stderr %q does not name %q", errOut.String(), w)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,17 @@
+// Command podwarden-cluster is podwarden's cluster-side tools: image
+// (incremental base images, backports, the admission webhook) and status
+// (every node's agent through the API server), plus the node diagnostics.
+// They link client-go, go-containerregistry and BuildKit's client, which
+// the node binaries stay without. `podwarden image` and `podwarden status`
+// run it.
+package main
+
+import "podwarden/internal/cli"
+
+func main() { cli.Main(commands...) }
+
+var commands = []cli.CommandFunc{newImageCmd, newStatusCmd}
+
+// streams keeps the command files in the shape they share with
+// internal/cli.
+type streams = cli.Streams
