@@ -1,7 +1,6 @@
 package kmsg
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,22 +32,22 @@ var (
 
 // Decoder turns kernel log text into Records one at a time, in constant
 // memory.
+//
+// Record texts are substrings of the chunk of input they were read with,
+// so keeping one keeps up to 256 KiB alive: strings.Clone what you keep
+// for long.
 type Decoder struct {
-	sc      *bufio.Scanner
+	lines   *lineReader
 	format  Format
-	next    *Record  // record being built, held back for continuation lines
+	next    Record // record being built, held back for continuation lines
+	hasNext bool
 	cont    []string // its continuation lines, joined when it is returned
-	peeked  []string
 	year    int
-	err     error
-	lineNum int
 }
 
 // NewDecoder reads r in format f; FormatAuto looks at the first lines.
 func NewDecoder(r io.Reader, f Format) *Decoder {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	return &Decoder{sc: sc, format: f, year: time.Now().Year()}
+	return &Decoder{lines: newLineReader(r, chunkSize, maxLine), format: f, year: time.Now().Year()}
 }
 
 // Format reports the detected (or given) format.
@@ -70,34 +69,16 @@ func detect(line string) Format {
 	return FormatAuto
 }
 
-func (d *Decoder) line() (string, bool) {
-	if len(d.peeked) > 0 {
-		l := d.peeked[0]
-		d.peeked = d.peeked[1:]
-		return l, true
-	}
-	if !d.sc.Scan() {
-		if err := d.sc.Err(); err != nil {
-			d.err = fmt.Errorf("reading kernel log: %w", err)
-		}
-		return "", false
-	}
-	d.lineNum++
-	return d.sc.Text(), true
-}
-
 // Next returns the next record or io.EOF.
 func (d *Decoder) Next() (Record, error) {
 	for {
-		l, ok := d.line()
+		l, ok := d.lines.next()
 		if !ok {
-			if d.next != nil {
-				r := d.take()
-				d.next = nil
-				return r, nil
+			if d.hasNext {
+				return d.take(), nil
 			}
-			if d.err != nil {
-				return Record{}, d.err
+			if err := d.lines.errReading(); err != nil {
+				return Record{}, fmt.Errorf("reading kernel log: %w", err)
 			}
 			return Record{}, io.EOF
 		}
@@ -114,17 +95,17 @@ func (d *Decoder) Next() (Record, error) {
 		if cont {
 			// Indented lines in dmesg output continue the previous
 			// record (memcg stats are printed that way).
-			if d.next != nil {
+			if d.hasNext {
 				d.cont = append(d.cont, strings.TrimLeft(r.Text, " "))
 			}
 			continue
 		}
-		if d.next == nil {
-			d.next = &r
+		if !d.hasNext {
+			d.next, d.hasNext = r, true
 			continue
 		}
 		out := d.take()
-		d.next = &r
+		d.next, d.hasNext = r, true
 		return out, nil
 	}
 }
@@ -132,7 +113,8 @@ func (d *Decoder) Next() (Record, error) {
 // take returns the held-back record with its continuation lines joined
 // once (appending them one by one was quadratic in a memcg stats block).
 func (d *Decoder) take() Record {
-	r := *d.next
+	r := d.next
+	d.next, d.hasNext = Record{}, false
 	if len(d.cont) > 0 {
 		r.Text += "\n" + strings.Join(d.cont, "\n")
 		d.cont = d.cont[:0]
