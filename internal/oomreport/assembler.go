@@ -40,9 +40,12 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	if r.Monotonic != 0 {
 		a.lastMono = r.Monotonic
 	}
-	// Cheap substring tests guard every scanner: most log lines are not
-	// part of any OOM report and must cost next to nothing.
-	if !strings.Contains(text, "invoked oom-killer:") {
+	// Most log lines are not part of any OOM report and must cost next
+	// to nothing: one search for "ill", which the three markers that open
+	// a report ("invoked oom-killer:", "Killed process ", "oom-kill:")
+	// all hold, dismisses them.
+	opens := strings.Contains(text, "ill")
+	if !opens || !strings.Contains(text, "invoked oom-killer:") {
 	} else if comm, rest, ok := splitInvoked(firstLine(text)); ok {
 		out = append(out, a.Flush()...)
 		a.start(r)
@@ -52,7 +55,7 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	// A kill line with no open report (its header was cut from the log)
 	// still makes an incomplete report of its own; so does a second
 	// single kill, which the kernel only prints for a new OOM.
-	if strings.Contains(text, "Killed process ") || strings.HasPrefix(text, "oom-kill:") {
+	if opens && (strings.Contains(text, "Killed process ") || strings.HasPrefix(text, "oom-kill:")) {
 		if a.cur == nil || (a.killed && a.cur.GroupKillCgroup == "" && !strings.HasPrefix(text, "oom-kill:")) ||
 			(a.killed && strings.HasPrefix(text, "oom-kill:")) {
 			out = append(out, a.Flush()...)
@@ -83,7 +86,10 @@ func firstLine(s string) string {
 func (a *Assembler) start(r kmsg.Record) {
 	a.cur = &Report{Time: r.Time, Monotonic: r.Monotonic.Seconds(), Victims: []Victim{}}
 	a.cols, a.inStats, a.inTasks, a.killed, a.quiet = nil, false, false, false, 0
-	a.seen = map[int]bool{}
+	if a.seen == nil {
+		a.seen = map[int]bool{}
+	}
+	clear(a.seen)
 }
 
 // line applies one record to the open report and reports whether it was
@@ -107,7 +113,8 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		if i := strings.Index(firstLine(text), ": "); i >= 0 {
 			a.memcg().StatsFor = firstLine(text)[len("Memory cgroup stats for "):i]
 		}
-		a.memcg().Stats = map[string]int64{}
+		// Sized for cgroup v2's ~60 memory.stat keys, so it never grows.
+		a.memcg().Stats = make(map[string]int64, 64)
 		parseStats(strings.TrimPrefix(text, firstLine(text)), a.memcg().Stats)
 		if i := strings.Index(firstLine(text), ": "); i >= 0 {
 			parseStats(firstLine(text)[i+2:], a.memcg().Stats)
@@ -128,15 +135,14 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		return false
 	case strings.HasPrefix(text, "oom-kill:"):
 		a.inTasks = false
-		a.summary(parseSummary(text))
+		a.summary(text)
 		return true
 	case strings.HasPrefix(text, "active_anon:"):
-		rep.MemInfo = map[string]int64{}
+		rep.MemInfo = make(map[string]int64, 24)
 		eachKV(text, func(key string, n int64) { rep.MemInfo[key] = n })
 		return true
 	}
-	if !strings.Contains(text, ": usage ") {
-	} else if name, usage, limit, failcnt, ok := splitCounter(text); ok {
+	if name, usage, limit, failcnt, ok := splitCounter(text); ok {
 		c := Counter{UsageKB: atoi64(usage), LimitKB: atoi64(limit), Failcnt: atoi64(failcnt)}
 		mc := a.memcg()
 		switch name {
@@ -151,7 +157,9 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		}
 		return true
 	}
-	if !strings.HasPrefix(text, "Task") && !strings.Contains(text, "process ") {
+	// What follows needs "Task" or "oom_reaper: " at the start or a
+	// "Kill" (process) inside; IndexByte for the rare 'K' is cheap.
+	if !strings.HasPrefix(text, "Task") && !strings.HasPrefix(text, "oom_reaper: ") && !strings.Contains(text, "Kill") {
 		return a.rest(text)
 	}
 	if cg, ok := cgroupOfGroupKill(text); ok {
@@ -208,18 +216,46 @@ func (a *Assembler) rest(text string) bool {
 }
 
 // isStatLine matches "anon 5775360" as printed one record per line by
-// kernels that do not fold memory.stat into one printk.
+// kernels that do not fold memory.stat into one printk: two fields (as
+// strings.Fields splits them), the second all digits. It runs on every
+// unrecognised line of a report, so ASCII lines are split without
+// allocating.
 func isStatLine(s string) bool {
-	f := strings.Fields(s)
-	if len(f) != 2 {
-		return false
+	if !isASCII(s) {
+		f := strings.Fields(s)
+		return len(f) == 2 && countDigits(f[1]) == len(f[1])
 	}
-	for _, c := range f[1] {
-		if c < '0' || c > '9' {
+	fields, second := 0, ""
+	for i := 0; i < len(s); {
+		for i < len(s) && isASCIISpace(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		j := i
+		for j < len(s) && !isASCIISpace(s[j]) {
+			j++
+		}
+		if fields++; fields == 2 {
+			second = s[i:j]
+		}
+		i = j
+	}
+	return fields == 2 && countDigits(second) == len(second)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
 			return false
 		}
 	}
 	return true
+}
+
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 func (a *Assembler) memcg() *Memcg {
@@ -229,20 +265,36 @@ func (a *Assembler) memcg() *Memcg {
 	return a.cur.Memcg
 }
 
-func (a *Assembler) summary(kv map[string]string) {
+// summary applies an "oom-kill:" line: a key given twice counts once,
+// with its last value, and a key left out clears its field (except the
+// nodemask, which the invoker line may have set).
+func (a *Assembler) summary(text string) {
 	rep := a.cur
-	rep.Constraint = kv["constraint"]
-	if v, ok := kv["nodemask"]; ok {
-		rep.Nodemask = v
-	}
-	rep.Cpuset = kv["cpuset"]
-	rep.MemsAllowed = kv["mems_allowed"]
-	if _, ok := kv["global_oom"]; ok {
+	var constraint, cpuset, mems, oomMemcg, taskMemcg string
+	global := false
+	eachSummaryKV(text, func(k, v string) {
+		switch k {
+		case "constraint":
+			constraint = v
+		case "nodemask":
+			rep.Nodemask = v
+		case "cpuset":
+			cpuset = v
+		case "mems_allowed":
+			mems = v
+		case "global_oom":
+			global = true
+		case "oom_memcg":
+			oomMemcg = v
+		case "task_memcg":
+			taskMemcg = v
+		}
+	})
+	rep.Constraint, rep.Cpuset, rep.MemsAllowed, rep.TaskMemcg = constraint, cpuset, mems, taskMemcg
+	rep.OOMMemcg = oomMemcg
+	if global {
 		rep.OOMMemcg = "global_oom"
-	} else {
-		rep.OOMMemcg = kv["oom_memcg"]
 	}
-	rep.TaskMemcg = kv["task_memcg"]
 }
 
 func appendOnce(s []string, v string) []string {

@@ -2,6 +2,7 @@ package oomreport
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"podwarden/internal/cgroup"
@@ -61,28 +62,31 @@ func finish(r *Report) {
 	r.Diagnosis = diagnose(r)
 }
 
+// diagnose builds the summary by concatenation: fmt.Sprintf was a tenth of
+// assembling report-dense logs.
 func diagnose(r *Report) Diagnosis {
 	var d Diagnosis
 	var parts []string
 	victim := "no process (kill line missing)"
 	if len(r.Victims) > 0 {
 		v := r.Victims[0]
-		victim = fmt.Sprintf("%s (pid %d, %d kB anon, adj %d)", v.Comm, v.PID, v.AnonRSSKB, v.OOMScoreAdj)
+		victim = v.Comm + " (pid " + strconv.Itoa(v.PID) + ", " + strconv.FormatInt(v.AnonRSSKB, 10) +
+			" kB anon, adj " + strconv.Itoa(v.OOMScoreAdj) + ")"
 	}
 	if r.Kind == "cgroup" {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
 		where := r.OOMMemcg
 		if r.PodUID != "" {
-			where = fmt.Sprintf("container %s of pod %s", short(r.ContainerID), r.PodUID)
+			where = "container " + short(r.ContainerID) + " of pod " + r.PodUID
 		}
 		lim := ""
 		if r.Memcg != nil && r.Memcg.LimitKB > 0 {
-			lim = fmt.Sprintf(" (%d of %d kB)", r.Memcg.UsageKB, r.Memcg.LimitKB)
+			lim = " (" + strconv.FormatInt(r.Memcg.UsageKB, 10) + " of " + strconv.FormatInt(r.Memcg.LimitKB, 10) + " kB)"
 		}
-		parts = append(parts, fmt.Sprintf("%s hit its memory limit%s; killed %s", where, lim, victim))
+		parts = append(parts, where+" hit its memory limit"+lim+"; killed "+victim)
 	} else {
 		d.Codes = append(d.Codes, DiagNodeOOM)
-		parts = append(parts, fmt.Sprintf("the node ran out of memory; killed %s", victim))
+		parts = append(parts, "the node ran out of memory; killed "+victim)
 		if gap := protectionGap(r); gap != "" {
 			d.Codes = append(d.Codes, DiagProtectionGap)
 			parts = append(parts, gap)
@@ -90,7 +94,7 @@ func diagnose(r *Report) Diagnosis {
 	}
 	if n := bystanders(r); n > 0 {
 		d.Codes = append(d.Codes, DiagGroupKill)
-		parts = append(parts, fmt.Sprintf("group kill took %d bystanders (memory.oom.group on %s)", n, r.GroupKillCgroup))
+		parts = append(parts, "group kill took "+strconv.Itoa(n)+" bystanders (memory.oom.group on "+r.GroupKillCgroup+")")
 	}
 	d.Summary = strings.Join(parts, "; ")
 	return d

@@ -73,27 +73,26 @@ func nextSummaryKey(rest string) int {
 	return -1
 }
 
-func parseSummary(s string) map[string]string {
-	out := map[string]string{}
+// eachSummaryKV calls fn for each key=value of an "oom-kill:" line, in
+// order; a bare flag such as global_oom comes with an empty value.
+func eachSummaryKV(s string, fn func(key, value string)) {
 	s = strings.TrimPrefix(s, "oom-kill:")
 	for s != "" {
 		key, rest, hasEq := strings.Cut(s, "=")
 		if !hasEq || strings.Contains(key, ",") {
-			// A bare flag such as global_oom.
 			flag, after, _ := strings.Cut(s, ",")
-			out[flag] = ""
+			fn(flag, "")
 			s = after
 			continue
 		}
 		next := nextSummaryKey(rest)
 		if next < 0 {
-			out[key] = rest
-			break
+			fn(key, rest)
+			return
 		}
-		out[key] = rest[:next]
+		fn(key, rest[:next])
 		s = rest[next+1:]
 	}
-	return out
 }
 
 // parseKillFields reads "total-vm:6964kB, anon-rss:5188kB, ... UID:0

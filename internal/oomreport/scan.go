@@ -97,13 +97,18 @@ func kernelAt(s string) (string, bool) {
 
 // splitCounter matches
 // `^(memory|swap|memory\+swap|kmem): usage (\d+)kB, limit (\d+)kB, failcnt (\d+)`.
+// It runs on every line of a report, so it looks at the start only.
 func splitCounter(text string) (name, usage, limit, failcnt string, ok bool) {
-	name, s, ok := strings.Cut(text, ": usage ")
-	if !ok {
-		return
-	}
-	switch name {
-	case "memory", "swap", "memory+swap", "kmem":
+	var s string
+	switch {
+	case strings.HasPrefix(text, "memory: usage "):
+		name, s = "memory", text[len("memory: usage "):]
+	case strings.HasPrefix(text, "memory+swap: usage "):
+		name, s = "memory+swap", text[len("memory+swap: usage "):]
+	case strings.HasPrefix(text, "swap: usage "):
+		name, s = "swap", text[len("swap: usage "):]
+	case strings.HasPrefix(text, "kmem: usage "):
+		name, s = "kmem", text[len("kmem: usage "):]
 	default:
 		return "", "", "", "", false
 	}

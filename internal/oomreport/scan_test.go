@@ -1,8 +1,10 @@
 package oomreport
 
 import (
+	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -80,6 +82,64 @@ func checkGroups(t *testing.T, s string, re *regexp.Regexp, ok bool, got []strin
 	if ok && got != nil && !slices.Equal(m[1:], got) {
 		t.Fatalf("%q: regexp %q, scanner %q", s, m[1:], got)
 	}
+}
+
+// isStatLineRef is the strings.Fields version isStatLine replaced.
+func isStatLineRef(s string) bool {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return false
+	}
+	for _, c := range f[1] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func FuzzIsStatLine(f *testing.F) {
+	for _, s := range []string{"anon 5775360", " anon\t1 ", "a 1 2", "a", "a x", "a\u00a01", "a\u00851", "\xff 1", "a 1\v"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isStatLine(s), isStatLineRef(s); got != want {
+			t.Fatalf("%q: isStatLine %v, strings.Fields version %v", s, got, want)
+		}
+	})
+}
+
+// summaryRef is the map-based "oom-kill:" handling summary replaced.
+func summaryRef(rep *Report, s string) {
+	kv := map[string]string{}
+	eachSummaryKV(s, func(k, v string) { kv[k] = v })
+	rep.Constraint = kv["constraint"]
+	if v, ok := kv["nodemask"]; ok {
+		rep.Nodemask = v
+	}
+	rep.Cpuset = kv["cpuset"]
+	rep.MemsAllowed = kv["mems_allowed"]
+	if _, ok := kv["global_oom"]; ok {
+		rep.OOMMemcg = "global_oom"
+	} else {
+		rep.OOMMemcg = kv["oom_memcg"]
+	}
+	rep.TaskMemcg = kv["task_memcg"]
+}
+
+func FuzzSummary(f *testing.F) {
+	f.Add("oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/a,b,task_memcg=/a,task=x,pid=1,uid=0")
+	f.Add("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),global_oom,task_memcg=/,global_oom=1,nodemask,cpuset=a,cpuset=b")
+	f.Fuzz(func(t *testing.T, s string) {
+		prev := Report{Nodemask: "0-1", OOMMemcg: "/old", TaskMemcg: "/old", Cpuset: "x"}
+		want, got := prev, prev
+		summaryRef(&want, s)
+		a := &Assembler{cur: &got}
+		a.summary(s)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: summary %+v, map version %+v", s, got, want)
+		}
+	})
 }
 
 func TestScanSeeds(t *testing.T) {
