@@ -384,6 +384,13 @@ func TestChartOptionalObjects(t *testing.T) {
 	if !bytes.Contains([]byte(out), []byte("__meta_kubernetes_pod_node_name")) {
 		t.Error("monitors should label series with the node")
 	}
+	// GOMEMLIMIT follows the memory limit, and goes with it.
+	if !strings.Contains(out, "GOMEMLIMIT") {
+		t.Error("default limits: no GOMEMLIMIT")
+	}
+	if noLimit := render(t, map[string]any{"resources": map[string]any{"limits": nil}}); strings.Contains(noLimit, "GOMEMLIMIT") {
+		t.Error("no memory limit, yet GOMEMLIMIT is set")
+	}
 }
 
 // TestChartLint runs "helm lint" (the library behind it): Chart.yaml,
