@@ -60,9 +60,6 @@ which pod and container they belonged to, and a diagnosis.`,
 	return cmd
 }
 
-// source yields records; Device and Decoder both fit.
-type source func(ctx context.Context) (kmsg.Record, error)
-
 func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
@@ -76,8 +73,10 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 	if f.follow && f.file != "" {
 		return errors.New("--follow works with --kmsg only")
 	}
-	var next source
-	var uptime time.Duration
+	// Buffered: a write(2) per report was a tenth of a file's parse. A
+	// follower flushes each batch so events show up when they happen.
+	out := bufio.NewWriterSize(s.Out, 64<<10)
+	defer func() { err = errors.Join(err, flush(out)) }()
 	if f.file != "" {
 		var r io.Reader = s.In
 		if f.file != "-" {
@@ -88,18 +87,20 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 			defer fh.Close()
 			r = fh
 		}
-		dec := kmsg.NewDecoder(r, kmsg.FormatAuto)
-		next = func(context.Context) (kmsg.Record, error) { return dec.Next() }
-	} else {
-		dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
-		if err != nil {
-			return err
-		}
-		defer dev.Close()
-		next = dev.Next
-		uptime = readUptime()
+		return pipeFile(ctx, kmsg.NewDecoder(r, kmsg.FormatAuto), eventWriter(out, f, 0))
 	}
-	keep := func(r oomreport.Report) bool {
+	dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	return followDevice(ctx, dev, f, eventWriter(out, f, readUptime()), out)
+}
+
+// eventWriter formats reports that pass --since into out. uptime is the
+// boot-relative now for /dev/kmsg, zero for files.
+func eventWriter(out io.Writer, f *eventsFlags, uptime time.Duration) reportWriter {
+	keep := func(r *oomreport.Report) bool {
 		if f.since <= 0 {
 			return true
 		}
@@ -112,36 +113,40 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 		}
 		return true
 	}
-	a := oomreport.NewAssembler()
-	// Buffered: a write(2) per report was a tenth of a file's parse. A
-	// follower flushes each batch so events show up when they happen.
-	out := bufio.NewWriterSize(s.Out, 64<<10)
-	defer func() { err = errors.Join(err, flush(out)) }()
 	var buf []byte
-	emit := func(reps []oomreport.Report) error {
-		for _, r := range reps {
-			if !keep(r) {
-				continue
-			}
-			var err error
-			if buf, err = appendEvent(buf[:0], f.output, &r); err != nil {
-				return err
-			}
-			if _, err := out.Write(buf); err != nil {
-				return fmt.Errorf("writing event: %w", err)
-			}
+	return func(r *oomreport.Report) error {
+		if !keep(r) {
+			return nil
 		}
-		if f.file == "" {
-			return flush(out)
+		var err error
+		if buf, err = appendEvent(buf[:0], f.output, r); err != nil {
+			return err
+		}
+		if _, err := out.Write(buf); err != nil {
+			return fmt.Errorf("writing event: %w", err)
 		}
 		return nil
+	}
+}
+
+// followDevice reads /dev/kmsg record by record; with --follow a report
+// is written once no record came for f.idle after its kill line.
+func followDevice(ctx context.Context, dev *kmsg.Device, f *eventsFlags, write reportWriter, out *bufio.Writer) error {
+	a := oomreport.NewAssembler()
+	emit := func(reps []oomreport.Report) error {
+		for i := range reps {
+			if err := write(&reps[i]); err != nil {
+				return err
+			}
+		}
+		return flush(out)
 	}
 	for {
 		rctx, cancel := ctx, context.CancelFunc(func() {})
 		if f.follow && a.Pending() {
 			rctx, cancel = context.WithTimeout(ctx, f.idle)
 		}
-		rec, err := next(rctx)
+		rec, err := dev.Next(rctx)
 		cancel()
 		switch {
 		case err == nil:
