@@ -19,7 +19,8 @@ const reaperWindow = 5 * time.Second
 // Assembler turns a stream of records into Reports. It keeps at most one
 // report in memory, so it runs in constant memory on any input size.
 type Assembler struct {
-	cur      *Report
+	cur      *Report // &open while a report is open, else nil
+	open     Report  // held in place: a heap Report per OOM added up
 	cols     []string
 	inStats  bool
 	inTasks  bool
@@ -47,7 +48,7 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	opens := strings.Contains(text, "ill")
 	if !opens || !strings.Contains(text, "invoked oom-killer:") {
 	} else if comm, rest, ok := splitInvoked(firstLine(text)); ok {
-		out = append(out, a.Flush()...)
+		out = a.flushTo(out)
 		a.start(r)
 		parseInvoked(comm, rest, &a.cur.Invoker, a.cur)
 		return out
@@ -58,7 +59,7 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	if opens && (strings.Contains(text, "Killed process ") || strings.HasPrefix(text, "oom-kill:")) {
 		if a.cur == nil || (a.killed && a.cur.GroupKillCgroup == "" && !strings.HasPrefix(text, "oom-kill:")) ||
 			(a.killed && strings.HasPrefix(text, "oom-kill:")) {
-			out = append(out, a.Flush()...)
+			out = a.flushTo(out)
 			a.start(r)
 			a.cur.Missing = append(a.cur.Missing, "invoker")
 		}
@@ -67,12 +68,12 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 		return out
 	}
 	if a.killed && r.Monotonic != 0 && r.Monotonic-a.killMono > reaperWindow {
-		return append(out, a.Flush()...)
+		return a.flushTo(out)
 	}
 	if !a.line(r) && a.killed {
 		a.quiet++
 		if a.quiet > quietAfterKill {
-			out = append(out, a.Flush()...)
+			out = a.flushTo(out)
 		}
 	}
 	return out
@@ -84,7 +85,8 @@ func firstLine(s string) string {
 }
 
 func (a *Assembler) start(r kmsg.Record) {
-	a.cur = &Report{Time: r.Time, Monotonic: r.Monotonic.Seconds(), Victims: []Victim{}}
+	a.open = Report{Time: r.Time, Monotonic: r.Monotonic.Seconds(), Victims: []Victim{}}
+	a.cur = &a.open
 	a.cols, a.inStats, a.inTasks, a.killed, a.quiet = nil, false, false, false, 0
 	if a.seen == nil {
 		a.seen = map[int]bool{}
@@ -312,12 +314,15 @@ func appendOnce(s []string, v string) []string {
 func (a *Assembler) Pending() bool { return a.cur != nil && a.killed }
 
 // Flush emits the open report, if any; call it at end of input.
-func (a *Assembler) Flush() []Report {
+func (a *Assembler) Flush() []Report { return a.flushTo(nil) }
+
+// flushTo appends the open report, if any, to out.
+func (a *Assembler) flushTo(out []Report) []Report {
 	if a.cur == nil {
-		return nil
+		return out
 	}
-	rep := *a.cur
+	out = append(out, *a.cur)
 	a.cur = nil
-	finish(&rep)
-	return []Report{rep}
+	finish(&out[len(out)-1])
+	return out
 }

@@ -37,16 +37,16 @@ func finish(r *Report) {
 				}
 			}
 		}
-		o := cgroup.ParsePath(v.Cgroup)
+		o := parseOwner(v.Cgroup)
 		v.PodUID, v.ContainerID = o.PodUID, o.ContainerID
 	}
 	attr := r.TaskMemcg
 	if r.Kind == "cgroup" {
 		attr = r.OOMMemcg
 	}
-	o := cgroup.ParsePath(attr)
+	o := parseOwner(attr)
 	if !o.InPod() {
-		o = cgroup.ParsePath(r.TaskMemcg)
+		o = parseOwner(r.TaskMemcg)
 	}
 	r.PodUID, r.ContainerID = o.PodUID, o.ContainerID
 	if r.Invoker.Comm == "" {
@@ -62,42 +62,60 @@ func finish(r *Report) {
 	r.Diagnosis = diagnose(r)
 }
 
-// diagnose builds the summary by concatenation: fmt.Sprintf was a tenth of
-// assembling report-dense logs.
-func diagnose(r *Report) Diagnosis {
-	var d Diagnosis
-	var parts []string
-	victim := "no process (kill line missing)"
-	if len(r.Victims) > 0 {
-		v := r.Victims[0]
-		victim = v.Comm + " (pid " + strconv.Itoa(v.PID) + ", " + strconv.FormatInt(v.AnonRSSKB, 10) +
-			" kB anon, adj " + strconv.Itoa(v.OOMScoreAdj) + ")"
+// parseOwner is cgroup.ParsePath with a shortcut: every path it attributes
+// to a pod has a "kubepods" segment, and most memcgs in a log are not pods.
+func parseOwner(path string) cgroup.Owner {
+	if !strings.Contains(path, "kubepods") {
+		return cgroup.Owner{}
 	}
+	return cgroup.ParsePath(path)
+}
+
+// diagnose appends the summary into one buffer: fmt.Sprintf and the
+// joined parts were a tenth of assembling report-dense logs.
+func diagnose(r *Report) Diagnosis {
+	d := Diagnosis{Codes: make([]string, 0, 3)}
+	b := make([]byte, 0, 160)
 	if r.Kind == "cgroup" {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
-		where := r.OOMMemcg
 		if r.PodUID != "" {
-			where = "container " + short(r.ContainerID) + " of pod " + r.PodUID
+			b = append(append(append(append(b, "container "...), short(r.ContainerID)...), " of pod "...), r.PodUID...)
+		} else {
+			b = append(b, r.OOMMemcg...)
 		}
-		lim := ""
+		b = append(b, " hit its memory limit"...)
 		if r.Memcg != nil && r.Memcg.LimitKB > 0 {
-			lim = " (" + strconv.FormatInt(r.Memcg.UsageKB, 10) + " of " + strconv.FormatInt(r.Memcg.LimitKB, 10) + " kB)"
+			b = strconv.AppendInt(append(b, " ("...), r.Memcg.UsageKB, 10)
+			b = append(strconv.AppendInt(append(b, " of "...), r.Memcg.LimitKB, 10), " kB)"...)
 		}
-		parts = append(parts, where+" hit its memory limit"+lim+"; killed "+victim)
+		b = appendVictim(append(b, "; killed "...), r)
 	} else {
 		d.Codes = append(d.Codes, DiagNodeOOM)
-		parts = append(parts, "the node ran out of memory; killed "+victim)
+		b = appendVictim(append(b, "the node ran out of memory; killed "...), r)
 		if gap := protectionGap(r); gap != "" {
 			d.Codes = append(d.Codes, DiagProtectionGap)
-			parts = append(parts, gap)
+			b = append(append(b, "; "...), gap...)
 		}
 	}
 	if n := bystanders(r); n > 0 {
 		d.Codes = append(d.Codes, DiagGroupKill)
-		parts = append(parts, "group kill took "+strconv.Itoa(n)+" bystanders (memory.oom.group on "+r.GroupKillCgroup+")")
+		b = strconv.AppendInt(append(b, "; group kill took "...), int64(n), 10)
+		b = append(append(append(b, " bystanders (memory.oom.group on "...), r.GroupKillCgroup...), ')')
 	}
-	d.Summary = strings.Join(parts, "; ")
+	d.Summary = string(b)
 	return d
+}
+
+// appendVictim names the first victim: "comm (pid N, N kB anon, adj N)".
+func appendVictim(b []byte, r *Report) []byte {
+	if len(r.Victims) == 0 {
+		return append(b, "no process (kill line missing)"...)
+	}
+	v := &r.Victims[0]
+	b = strconv.AppendInt(append(append(b, v.Comm...), " (pid "...), int64(v.PID), 10)
+	b = strconv.AppendInt(append(b, ", "...), v.AnonRSSKB, 10)
+	b = strconv.AppendInt(append(b, " kB anon, adj "...), int64(v.OOMScoreAdj), 10)
+	return append(b, ')')
 }
 
 // protectionGap finds a node OOM that killed a process outside any pod

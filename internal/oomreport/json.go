@@ -2,7 +2,6 @@ package oomreport
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -187,8 +186,14 @@ func appendStringField(b []byte, key, s string) []byte {
 
 // appendIntMap writes m with its keys sorted, as encoding/json does.
 func appendIntMap(b []byte, m map[string]int64) []byte {
+	// Room for cgroup v2's ~60 memory.stat keys without a heap slice.
+	keys := make([]string, 0, 64)
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -232,6 +237,15 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the ASCII bytes encoding/json copies as they are; bytes
+// from 0x80 up take the UTF-8 path.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString quotes s as encoding/json does with HTML escaping on:
 // control bytes, <, > and & as \u00XX, invalid UTF-8 as \ufffd, and the
 // JavaScript line separators U+2028/U+2029 escaped.
@@ -240,11 +254,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '\\', '"':
