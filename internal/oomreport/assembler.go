@@ -29,6 +29,7 @@ type Assembler struct {
 	killMono time.Duration
 	lastMono time.Duration
 	seen     map[int]bool
+	fields   []string // scratch for splitting task rows
 }
 
 // NewAssembler returns an empty Assembler.
@@ -70,7 +71,7 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	if a.killed && r.Monotonic != 0 && r.Monotonic-a.killMono > reaperWindow {
 		return a.flushTo(out)
 	}
-	if !a.line(r) && a.killed {
+	if !a.line(&r, opens) && a.killed {
 		a.quiet++
 		if a.quiet > quietAfterKill {
 			out = a.flushTo(out)
@@ -95,8 +96,8 @@ func (a *Assembler) start(r kmsg.Record) {
 }
 
 // line applies one record to the open report and reports whether it was
-// part of an OOM report.
-func (a *Assembler) line(r kmsg.Record) bool {
+// part of an OOM report; opens tells whether the text holds "ill".
+func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 	rep := a.cur
 	text := r.Text
 	if r.Flags == "untimed" && strings.Contains(text, "SNIP") {
@@ -130,7 +131,7 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		a.cols, a.inTasks = taskColumns(text), true
 		return true
 	case strings.HasPrefix(text, "["):
-		if t, ok := parseTaskRow(a.cols, text); ok && a.inTasks {
+		if t, ok := parseTaskRow(a.cols, text, &a.fields); ok && a.inTasks {
 			rep.Tasks = append(rep.Tasks, t)
 			return true
 		}
@@ -160,8 +161,8 @@ func (a *Assembler) line(r kmsg.Record) bool {
 		return true
 	}
 	// What follows needs "Task" or "oom_reaper: " at the start or a
-	// "Kill" (process) inside; IndexByte for the rare 'K' is cheap.
-	if !strings.HasPrefix(text, "Task") && !strings.HasPrefix(text, "oom_reaper: ") && !strings.Contains(text, "Kill") {
+	// "Kill" (process) inside, which holds the "ill" Add looked for.
+	if !strings.HasPrefix(text, "Task") && !strings.HasPrefix(text, "oom_reaper: ") && (!opens || !strings.Contains(text, "Kill")) {
 		return a.rest(text)
 	}
 	if cg, ok := cgroupOfGroupKill(text); ok {
@@ -219,45 +220,11 @@ func (a *Assembler) rest(text string) bool {
 
 // isStatLine matches "anon 5775360" as printed one record per line by
 // kernels that do not fold memory.stat into one printk: two fields (as
-// strings.Fields splits them), the second all digits. It runs on every
-// unrecognised line of a report, so ASCII lines are split without
-// allocating.
+// strings.Fields splits them), the second all digits.
 func isStatLine(s string) bool {
-	if !isASCII(s) {
-		f := strings.Fields(s)
-		return len(f) == 2 && countDigits(f[1]) == len(f[1])
-	}
-	fields, second := 0, ""
-	for i := 0; i < len(s); {
-		for i < len(s) && isASCIISpace(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			break
-		}
-		j := i
-		for j < len(s) && !isASCIISpace(s[j]) {
-			j++
-		}
-		if fields++; fields == 2 {
-			second = s[i:j]
-		}
-		i = j
-	}
-	return fields == 2 && countDigits(second) == len(second)
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-func isASCIISpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+	var buf [3]string
+	f := appendFields(buf[:0], s, 3)
+	return len(f) == 2 && countDigits(f[1]) == len(f[1])
 }
 
 func (a *Assembler) memcg() *Memcg {

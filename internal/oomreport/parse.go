@@ -12,7 +12,7 @@ func atoi64(s string) int64 { v, _ := strconv.ParseInt(strings.TrimSpace(s), 10,
 // and the 4.19 form with ", nodemask=0-1" inserted; keys are matched by name.
 func parseInvoked(comm, rest string, inv *Invoker, r *Report) {
 	inv.Comm = comm
-	for _, kv := range splitTopLevel(rest) {
+	eachTopLevel(rest, func(kv string) {
 		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
 		switch k {
 		case "gfp_mask":
@@ -24,13 +24,13 @@ func parseInvoked(comm, rest string, inv *Invoker, r *Report) {
 		case "nodemask":
 			r.Nodemask = v
 		}
-	}
+	})
 }
 
-// splitTopLevel splits on commas outside parentheses, because the gfp
-// flag list "(GFP_HIGHUSER_MOVABLE|__GFP_COMP)" is inside one value.
-func splitTopLevel(s string) []string {
-	var out []string
+// eachTopLevel calls fn for each comma-separated part of s, not splitting
+// inside parentheses, because the gfp flag list
+// "(GFP_HIGHUSER_MOVABLE|__GFP_COMP)" is inside one value.
+func eachTopLevel(s string, fn func(string)) {
 	depth, start := 0, 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
@@ -40,12 +40,54 @@ func splitTopLevel(s string) []string {
 			depth--
 		case ',':
 			if depth <= 0 {
-				out = append(out, s[start:i])
+				fn(s[start:i])
 				start = i + 1
 			}
 		}
 	}
-	return append(out, s[start:])
+	fn(s[start:])
+}
+
+// appendFields appends to dst the fields of s as strings.Fields splits
+// them, at most limit of them (all when limit < 0). ASCII text is split
+// by hand into dst, so a caller with a scratch slice allocates nothing;
+// task rows and stat lines are split for every line of a report.
+func appendFields(dst []string, s string, limit int) []string {
+	if !isASCII(s) {
+		f := strings.Fields(s)
+		if limit >= 0 && len(f) > limit {
+			f = f[:limit]
+		}
+		return append(dst, f...)
+	}
+	for i, n := 0, 0; i < len(s) && n != limit; n++ {
+		for i < len(s) && isASCIISpace(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
+		j := i
+		for j < len(s) && !isASCIISpace(s[j]) {
+			j++
+		}
+		dst = append(dst, s[i:j])
+		i = j
+	}
+	return dst
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 // summaryKeys are the keys of the 5.0+ "oom-kill:" line. Values are cgroup
@@ -154,12 +196,15 @@ func taskColumns(header string) []string {
 	return strings.Fields(h)
 }
 
-func parseTaskRow(cols []string, line string) (Task, bool) {
+// parseTaskRow parses one row by the header's columns; scratch holds the
+// row's fields between calls.
+func parseTaskRow(cols []string, line string, scratch *[]string) (Task, bool) {
 	pid, rest, ok := splitRow(line)
 	if !ok || len(cols) < 2 {
 		return Task{}, false
 	}
-	fields := strings.Fields(rest)
+	*scratch = appendFields((*scratch)[:0], rest, -1)
+	fields := *scratch
 	// name is last and may hold spaces: cols[1:len-1] are numeric.
 	if len(fields) < len(cols)-1 {
 		return Task{}, false

@@ -109,6 +109,22 @@ func FuzzIsStatLine(f *testing.F) {
 	})
 }
 
+func FuzzAppendFields(f *testing.F) {
+	for _, s := range []string{"  a b\tc\n", "", " ", "a\u00a0b c", "\xff x", "a\vb\fc\rd", "1 2 3 4 5"} {
+		f.Add(s, 2)
+	}
+	f.Fuzz(func(t *testing.T, s string, limit int) {
+		limit = limit%8 - 1 // -1 (no limit) to 6
+		want := strings.Fields(s)
+		if limit >= 0 && len(want) > limit {
+			want = want[:limit]
+		}
+		if got := appendFields([]string{"keep"}, s, limit); !slices.Equal(got, append([]string{"keep"}, want...)) {
+			t.Fatalf("%q limit %d: appendFields %q, strings.Fields %q", s, limit, got[1:], want)
+		}
+	})
+}
+
 // summaryRef is the map-based "oom-kill:" handling summary replaced.
 func summaryRef(rep *Report, s string) {
 	kv := map[string]string{}
