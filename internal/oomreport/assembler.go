@@ -30,6 +30,9 @@ type Assembler struct {
 	lastMono time.Duration
 	seen     map[int]bool
 	fields   []string // scratch for splitting task rows
+	// header is the last task table header seen, headerCols its columns.
+	header     string
+	headerCols []string
 }
 
 // NewAssembler returns an empty Assembler.
@@ -128,7 +131,11 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		a.inStats = false
 		return true
 	case strings.HasPrefix(text, "[  pid  ]") || strings.HasPrefix(text, "[ pid ]"):
-		a.cols, a.inTasks = taskColumns(text), true
+		// Every report repeats the same header: split it once.
+		if text != a.header {
+			a.header, a.headerCols = text, taskColumns(text)
+		}
+		a.cols, a.inTasks = a.headerCols, true
 		return true
 	case strings.HasPrefix(text, "["):
 		if t, ok := parseTaskRow(a.cols, text, &a.fields); ok && a.inTasks {

@@ -5,8 +5,38 @@ import (
 	"strings"
 )
 
-func atoi(s string) int     { v, _ := strconv.Atoi(strings.TrimSpace(s)); return v }
-func atoi64(s string) int64 { v, _ := strconv.ParseInt(strings.TrimSpace(s), 10, 64); return v }
+func atoi(s string) int     { return int(parseInt(strings.TrimSpace(s))) }
+func atoi64(s string) int64 { return parseInt(strings.TrimSpace(s)) }
+
+// parseInt is strconv.ParseInt(s, 10, 64) with the error dropped, as the
+// parser has always used it (0 for a non-number, the limit on overflow),
+// with a fast path for the short decimals kernel lines are made of: task
+// rows and kill lines are a dozen numbers each.
+func parseInt(s string) int64 {
+	if len(s) == 0 || len(s) > 18 {
+		n, _ := strconv.ParseInt(s, 10, 64)
+		return n
+	}
+	digits := s
+	if s[0] == '-' || s[0] == '+' {
+		digits = s[1:]
+	}
+	var n int64
+	for i := 0; i < len(digits); i++ {
+		d := digits[i] - '0'
+		if d > 9 {
+			return 0
+		}
+		n = n*10 + int64(d)
+	}
+	if len(digits) == 0 {
+		return 0
+	}
+	if s[0] == '-' {
+		return -n
+	}
+	return n
+}
 
 // parseInvoked handles "gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
 // and the 4.19 form with ", nodemask=0-1" inserted; keys are matched by name.
@@ -102,7 +132,7 @@ func nextSummaryKey(rest string) int {
 	for i := strings.IndexByte(rest, ','); i >= 0; {
 		t := rest[i+1:]
 		for _, k := range summaryKeys {
-			if strings.HasPrefix(t, k) && (len(t) == len(k) || t[len(k)] == '=' || t[len(k)] == ',') {
+			if t != "" && t[0] == k[0] && strings.HasPrefix(t, k) && (len(t) == len(k) || t[len(k)] == '=' || t[len(k)] == ',') {
 				return i
 			}
 		}
@@ -292,8 +322,7 @@ func eachKV(s string, fn func(key string, n int64)) {
 			k++
 		}
 		if j < i && k > digits {
-			n, _ := strconv.ParseInt(s[start:k], 10, 64)
-			fn(s[j:i], n)
+			fn(s[j:i], parseInt(s[start:k]))
 			if strings.HasPrefix(s[k:], "kB") || strings.HasPrefix(s[k:], "KB") {
 				k += 2
 			}

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -121,6 +122,19 @@ func FuzzAppendFields(f *testing.F) {
 		}
 		if got := appendFields([]string{"keep"}, s, limit); !slices.Equal(got, append([]string{"keep"}, want...)) {
 			t.Fatalf("%q limit %d: appendFields %q, strings.Fields %q", s, limit, got[1:], want)
+		}
+	})
+}
+
+func FuzzParseInt(f *testing.F) {
+	for _, s := range []string{"0", "-997", "+5", "-", "+", "", "12a", "999999999999999999", "9223372036854775807",
+		"9223372036854775808", "-9223372036854775809", " 1", "1_000", "0x10"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, _ := strconv.ParseInt(s, 10, 64)
+		if got := parseInt(s); got != want {
+			t.Fatalf("%q: parseInt %d, strconv.ParseInt %d", s, got, want)
 		}
 	})
 }
