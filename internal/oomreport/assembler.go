@@ -107,6 +107,12 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		rep.Missing = appendOnce(rep.Missing, "lines cut from the log")
 		return true
 	}
+	// Most lines of a report (call trace, registers, Mem-Info, stats)
+	// hold no "ill" and start with a byte no prefix below starts with:
+	// only their context can place them.
+	if !opens && (text == "" || !prefixStart[text[0]]) {
+		return a.rest(text)
+	}
 	switch {
 	case strings.HasPrefix(text, "CPU: "):
 		if pid, kernel, ok := splitCPU(text); ok {
@@ -213,6 +219,17 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 	}
 	return a.rest(text)
 }
+
+// prefixStart marks the first bytes of the prefixes line and splitCounter
+// look for: "CPU: ", "Memory cgroup stats for ", "Tasks state", "[",
+// "oom-kill:", "active_anon:", "memory", "swap", "kmem", "Task",
+// "oom_reaper: ".
+var prefixStart = func() (t [256]bool) {
+	for _, c := range "CMT[oamsk" {
+		t[c] = true
+	}
+	return t
+}()
 
 // rest handles lines that are only recognised by context.
 func (a *Assembler) rest(text string) bool {
