@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // FuzzLineReader holds lineReader equal to the bufio.Scanner it replaced,
@@ -59,4 +60,25 @@ func scanLines(r io.Reader, size, limit int) ([]string, error) {
 		out = append(out, sc.Text())
 	}
 	return out, sc.Err()
+}
+
+// TestDecoderRepeatedStamp covers the cached wall-clock stamp: lines that
+// share one get the same time, and a new stamp is parsed again.
+func TestDecoderRepeatedStamp(t *testing.T) {
+	in := "[Thu Nov 26 21:00:00 2026] a\n[Thu Nov 26 21:00:00 2026] b\n[Thu Nov 26 21:00:01 2026] c\n"
+	d := NewDecoder(strings.NewReader(in), FormatAuto)
+	var recs []Record
+	for {
+		r, err := d.Next()
+		if err != nil {
+			break
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 3 || recs[0].Text != "a" || recs[1].Text != "b" || recs[2].Text != "c" {
+		t.Fatalf("records %+v", recs)
+	}
+	if !recs[0].Time.Equal(recs[1].Time) || recs[2].Time.Sub(recs[1].Time) != time.Second {
+		t.Errorf("times %v %v %v", recs[0].Time, recs[1].Time, recs[2].Time)
+	}
 }

@@ -43,6 +43,9 @@ type Decoder struct {
 	hasNext bool
 	cont    []string // its continuation lines, joined when it is returned
 	year    int
+	// lastStamp and lastTime cache the previous wall-clock stamp.
+	lastStamp string
+	lastTime  time.Time
 }
 
 // NewDecoder reads r in format f; FormatAuto looks at the first lines.
@@ -122,6 +125,20 @@ func (d *Decoder) take() Record {
 	return r
 }
 
+// parseTime is time.ParseInLocation in the local zone, remembering the
+// last stamp: dmesg -T prints whole seconds, so runs of lines share one.
+func (d *Decoder) parseTime(layout, stamp string) (time.Time, error) {
+	if stamp == d.lastStamp && stamp != "" {
+		return d.lastTime, nil
+	}
+	t, err := time.ParseInLocation(layout, stamp, time.Local)
+	if err != nil {
+		return t, err
+	}
+	d.lastStamp, d.lastTime = strings.Clone(stamp), t
+	return t, nil
+}
+
 // parse returns the record for line l; cont is set for a continuation line
 // whose Text should be appended to the previous record.
 func (d *Decoder) parse(l string) (r Record, cont, ok bool) {
@@ -130,7 +147,12 @@ func (d *Decoder) parse(l string) (r Record, cont, ok bool) {
 		if r, ok := fastDmesg(l); ok {
 			return r, false, true
 		}
-		m := reDmesg.FindStringSubmatchIndex(l)
+		var m []int
+		if strings.HasPrefix(l, "[") {
+			// Indented continuation lines are most of a memcg stats
+			// block; the regexp cannot match them.
+			m = reDmesg.FindStringSubmatchIndex(l)
+		}
 		if m == nil {
 			if strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") {
 				return Record{Text: l}, true, true
@@ -150,7 +172,7 @@ func (d *Decoder) parse(l string) (r Record, cont, ok bool) {
 			}
 			return gapRecord(l)
 		}
-		t, err := time.ParseInLocation("Mon Jan _2 15:04:05 2006", l[m[2]:m[3]], time.Local)
+		t, err := d.parseTime("Mon Jan _2 15:04:05 2006", l[m[2]:m[3]])
 		if err != nil {
 			return Record{}, false, false
 		}
@@ -163,7 +185,7 @@ func (d *Decoder) parse(l string) (r Record, cont, ok bool) {
 			}
 			return gapRecord(l)
 		}
-		t, err := time.ParseInLocation("Jan _2 15:04:05.999999999 2006", l[m[2]:m[3]]+" "+strconv.Itoa(d.year), time.Local)
+		t, err := d.parseTime("Jan _2 15:04:05.999999999 2006", l[m[2]:m[3]]+" "+strconv.Itoa(d.year))
 		if err != nil {
 			return Record{}, false, false
 		}
