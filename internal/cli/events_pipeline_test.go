@@ -107,9 +107,10 @@ func TestPipeFileMatchesSequential(t *testing.T) {
 func TestPipeFileWriteErrorStops(t *testing.T) {
 	boom := errors.New("disk full")
 	n := 0
+	in := bigLog(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(bigLog(t)), kmsg.FormatAuto),
+		done <- pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(in), kmsg.FormatAuto),
 			func(*oomreport.Report) error {
 				if n++; n == 3 {
 					return boom
@@ -142,5 +143,42 @@ func TestPipeFileReadError(t *testing.T) {
 	want := sequential(t, in)
 	if len(got) == 0 || len(got) >= len(want) {
 		t.Fatalf("%d reports before the error, of %d", len(got), len(want))
+	}
+}
+
+// endless repeats a log forever.
+type endless struct {
+	log string
+	r   *strings.Reader
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.r == nil || e.r.Len() == 0 {
+		e.r = strings.NewReader(e.log)
+	}
+	return e.r.Read(p)
+}
+
+func TestPipeFileCancelStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	n := 0
+	src := &endless{log: bigLog(t)}
+	go func() {
+		done <- pipeFile(ctx, kmsg.NewDecoder(src, kmsg.FormatAuto), func(*oomreport.Report) error {
+			if n++; n == 100 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("err = %v after an interrupt, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("pipeline did not stop when its context ended")
 	}
 }
