@@ -84,11 +84,18 @@ func run(n, idle int, idleFor time.Duration, bin, memRoot string, anchor int) er
 		}
 		lat = append(lat, time.Since(start))
 		if i >= idle {
-			// Keep only `idle` containers for the idle measurement.
+			// Keep only `idle` containers for the idle measurement: the
+			// others go as kubelet removes them, process then cgroups.
 			old := procs[len(procs)-1]
 			_ = old.Process.Kill()
 			_ = old.Wait()
 			procs = procs[:len(procs)-1]
+			if err := removeCgroup(cg); err != nil {
+				return fmt.Errorf("container %d: %w", i, err)
+			}
+			if err := removeCgroup(filepath.Dir(cg)); err != nil {
+				return fmt.Errorf("container %d pod: %w", i, err)
+			}
 		}
 	}
 	slices.Sort(lat)
@@ -198,6 +205,19 @@ func countProcs() int {
 		}
 	}
 	return n
+}
+
+// removeCgroup removes an empty cgroup, retrying while the kernel still
+// counts the killed process in it.
+func removeCgroup(dir string) error {
+	var err error
+	for range 100 {
+		if err = os.Remove(dir); err == nil {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err
 }
 
 func removeTree(dir string) {
