@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"io"
 	"time"
 
 	"podwarden/internal/kmsg"
@@ -25,60 +24,20 @@ const quietFlush = 2 * time.Second
 // complete OOM report on out until ctx ends; it returns why it stopped.
 func watchKernelLog(ctx context.Context, dev *kmsg.Device, out chan<- oomreport.Report) error {
 	defer dev.Close()
-	recs := make(chan kmsg.Record, 256)
-	errc := make(chan error, 1)
-	go func() {
-		defer close(recs)
-		for {
-			r, err := dev.Next(ctx)
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case recs <- r:
-			case <-ctx.Done():
-				errc <- nil
-				return
-			}
-		}
-	}()
-	asm := oomreport.NewAssembler()
-	send := func(rs []oomreport.Report) bool {
+	err := oomreport.Follow(ctx, dev.Next, quietFlush, func(rs []oomreport.Report) error {
 		for _, r := range rs {
 			select {
 			case out <- r:
 			case <-ctx.Done():
-				return false
+				return ctx.Err()
 			}
 		}
-		return true
+		return nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	quiet := time.NewTimer(quietFlush)
-	defer quiet.Stop()
-	for {
-		select {
-		case r, ok := <-recs:
-			if !ok {
-				send(asm.Flush())
-				if err := <-errc; err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.EOF) {
-					return err
-				}
-				return nil
-			}
-			if !send(asm.Add(r)) {
-				return nil
-			}
-			quiet.Reset(quietFlush)
-		case <-quiet.C:
-			if asm.Pending() && !send(asm.Flush()) {
-				return nil
-			}
-			quiet.Reset(quietFlush)
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	return err
 }
 
 // onReport turns one kernel OOM report into metrics, log lines and, with a

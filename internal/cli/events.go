@@ -132,40 +132,18 @@ func eventWriter(out io.Writer, f *eventsFlags, uptime time.Duration) reportWrit
 // followDevice reads /dev/kmsg record by record; with --follow a report
 // is written once no record came for f.idle after its kill line.
 func followDevice(ctx context.Context, dev *kmsg.Device, f *eventsFlags, write reportWriter, out *bufio.Writer) error {
-	a := oomreport.NewAssembler()
-	emit := func(reps []oomreport.Report) error {
+	idle := time.Duration(0)
+	if f.follow {
+		idle = f.idle
+	}
+	return oomreport.Follow(ctx, dev.Next, idle, func(reps []oomreport.Report) error {
 		for i := range reps {
 			if err := write(&reps[i]); err != nil {
 				return err
 			}
 		}
 		return flush(out)
-	}
-	for {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if f.follow && a.Pending() {
-			rctx, cancel = context.WithTimeout(ctx, f.idle)
-		}
-		rec, err := dev.Next(rctx)
-		cancel()
-		switch {
-		case err == nil:
-			if err := emit(a.Add(rec)); err != nil {
-				return err
-			}
-			continue
-		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
-			if err := emit(a.Flush()); err != nil {
-				return err
-			}
-			continue
-		case errors.Is(err, io.EOF), ctx.Err() != nil:
-			return emit(a.Flush())
-		default:
-			_ = emit(a.Flush())
-			return fmt.Errorf("reading kernel log: %w", err)
-		}
-	}
+	})
 }
 
 func readUptime() time.Duration {
