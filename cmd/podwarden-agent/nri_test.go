@@ -1,44 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
+
+	"podwarden/internal/syncbuf"
 )
-
-// nriBuffer is a bytes.Buffer safe for the plugin's goroutines to log into
-// while the test reads it.
-type nriBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (n *nriBuffer) Write(p []byte) (int, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.b.Write(p)
-}
-
-func (n *nriBuffer) String() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.b.String()
-}
 
 // startNRICmd runs "podwarden nri args..." until the returned stop is
 // called; stop returns the command's error and its stderr.
 func startNRICmd(t *testing.T, args ...string) (stop func() (log string, err error)) {
 	t.Helper()
-	errOut := &nriBuffer{}
-	cmd := newNRICmd(streams{In: strings.NewReader(""), Out: &nriBuffer{}, ErrOut: errOut})
+	errOut := &syncbuf.Buffer{}
+	cmd := newNRICmd(streams{In: strings.NewReader(""), Out: &syncbuf.Buffer{}, ErrOut: errOut})
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -185,7 +166,7 @@ func TestNRICommandBadFlags(t *testing.T) {
 		{"--log-format", "xml"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			cmd := newNRICmd(streams{In: strings.NewReader(""), Out: &nriBuffer{}, ErrOut: &nriBuffer{}})
+			cmd := newNRICmd(streams{In: strings.NewReader(""), Out: &syncbuf.Buffer{}, ErrOut: &syncbuf.Buffer{}})
 			cmd.SetArgs(append(args, "--socket", filepath.Join(t.TempDir(), "none.sock"), "--cgroup-root", t.TempDir()))
 			cmd.SilenceUsage, cmd.SilenceErrors = true, true
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

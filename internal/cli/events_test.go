@@ -7,10 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"podwarden/internal/syncbuf"
 )
 
 func TestEventsFile(t *testing.T) {
@@ -69,7 +70,7 @@ func TestEventsFollow(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- runEvents(ctx, Streams{Out: &out, ErrOut: &out}, &eventsFlags{follow: true, output: "json", kmsgPath: p, idle: 300 * time.Millisecond})
@@ -94,22 +95,4 @@ func TestEventsFollow(t *testing.T) {
 	if !strings.Contains(out.String(), `"kind":"cgroup"`) {
 		t.Fatalf("no report while following: %q", out.String())
 	}
-}
-
-// syncBuffer lets the test read output while the command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

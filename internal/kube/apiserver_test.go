@@ -11,7 +11,6 @@ package kube_test
 // server's CA, and KUBERNETES_SERVICE_HOST/PORT.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +31,7 @@ import (
 
 	"podwarden/internal/kube/kubetest"
 	"podwarden/internal/kubeevent"
+	"podwarden/internal/syncbuf"
 )
 
 func TestAPIServer(t *testing.T) {
@@ -122,7 +121,7 @@ func TestAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs := &logBuffer{}
+		logs := &syncbuf.Buffer{}
 		r, err := kubeevent.NewReporter(ctx, inCluster(t, srv, agentCfg), "node-a", slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -244,25 +243,6 @@ func mustYAML(t *testing.T, obj map[string]any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// logBuffer collects the reporter's log; client-go writes from its own
-// goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // inCluster writes the service account directory the kubelet would mount

@@ -1,7 +1,6 @@
 package nri
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
+
+	"podwarden/internal/syncbuf"
 )
 
 // fakeRuntime is the runtime side of NRI, driven the way containerd drives
@@ -126,27 +127,8 @@ func kubeletContainer(id, podID, name string) *api.Container {
 	}
 }
 
-// syncBuffer collects log output from goroutines that may outlive a
-// t.Log call; the test prints it when it fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func testLogger(t *testing.T) *slog.Logger {
-	buf := &syncBuffer{}
+	buf := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("plugin log:\n%s", buf.String())
