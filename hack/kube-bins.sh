@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver and etcd from the Go module proxy (no container
-# engine, no GitHub clone) for the tests in internal/kube and
+# engine, no GitHub clone) for the tests in deploy/helm, internal/kubeevent, internal/status and
 # cmd/podwarden-cluster/status_test.go, which start a real API server on loopback.
 #
 #   hack/kube-bins.sh          # build what is missing, print the directory

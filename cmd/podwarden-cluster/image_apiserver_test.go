@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"podwarden/internal/kube/kubetest"
+	"podwarden/internal/kubetest"
 )
 
 func freePort(t *testing.T) string {

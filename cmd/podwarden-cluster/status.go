@@ -13,9 +13,8 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
-	// Aliased: image_apiserver_test.go declares a type named kube.
 	"podwarden/internal/cli"
-	pwkube "podwarden/internal/kube"
+	"podwarden/internal/status"
 )
 
 type statusFlags struct {
@@ -76,7 +75,7 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	st, err := pwkube.ReadStatus(cmd.Context(), client, pwkube.StatusOptions{
+	st, err := status.Read(cmd.Context(), client, status.Options{
 		Namespace: f.namespace, Selector: f.selector, MetricsTimeout: f.timeout,
 	})
 	if err != nil {
@@ -91,7 +90,7 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 }
 
 // writeStatus prints the kubectl-style tables.
-func writeStatus(out io.Writer, st pwkube.Status) error {
+func writeStatus(out io.Writer, st status.Cluster) error {
 	w := cli.NewBufWriter(out)
 	if len(st.Agents) == 0 {
 		fmt.Fprintf(w, "No podwarden agent pods in namespace %s.\n", st.Namespace)
@@ -149,7 +148,7 @@ func writeStatus(out io.Writer, st pwkube.Status) error {
 		}
 		tw.Flush()
 	}
-	var unreadable []pwkube.Agent
+	var unreadable []status.Agent
 	for _, a := range st.Agents {
 		if a.Error != "" {
 			unreadable = append(unreadable, a)

@@ -16,17 +16,17 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	pwkube "podwarden/internal/kube"
-	"podwarden/internal/kube/kubetest"
+	"podwarden/internal/status"
+	"podwarden/internal/kubetest"
 )
 
 func TestWriteStatusTable(t *testing.T) {
-	st := pwkube.Status{
+	st := status.Cluster{
 		Namespace: "podwarden-system",
-		Agents: []pwkube.Agent{
-			{Node: "node-a", Pod: "podwarden-x1", Ready: true, Metrics: &pwkube.AgentMetrics{
+		Agents: []status.Agent{
+			{Node: "node-a", Pod: "podwarden-x1", Ready: true, Metrics: &status.AgentMetrics{
 				ProtectedContainers: 3, ProtectedProcesses: 41, OOMKillsTotal: 4, DriftRepairsTotal: 5,
-				OOMKills:      []pwkube.OOMKillCount{{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4}},
+				OOMKills:      []status.OOMKillCount{{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4}},
 				ProtectedPods: []string{"ml/nb-0"},
 			}},
 			{Node: "node-b", Pod: "podwarden-x2", Restarts: 3, Error: "reading /metrics through the API server proxy: connection refused"},
@@ -152,7 +152,7 @@ current-context: test
 		}
 		return p
 	}
-	status := func(args ...string) (string, error) {
+	runStatusCmd := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		cmd := newStatusCmd(streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
 		cmd.SetArgs(args)
@@ -163,11 +163,11 @@ current-context: test
 	}
 
 	t.Run("viewer", func(t *testing.T) {
-		out, err := status("--kubeconfig", kubeconfig(viewerToken), "-o", "json", "--timeout", "3s")
+		out, err := runStatusCmd("--kubeconfig", kubeconfig(viewerToken), "-o", "json", "--timeout", "3s")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var st pwkube.Status
+		var st status.Cluster
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -189,7 +189,7 @@ current-context: test
 		if !a.Ready || a.Metrics == nil || a.Metrics.OOMKillsTotal != 5 || a.Metrics.ProtectedContainers != 3 {
 			t.Errorf("node-a through the real proxy: %+v (metrics %+v)", a, a.Metrics)
 		}
-		table, err := status("--kubeconfig", kubeconfig(viewerToken))
+		table, err := runStatusCmd("--kubeconfig", kubeconfig(viewerToken))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,18 +200,18 @@ current-context: test
 	})
 
 	t.Run("no viewer role", func(t *testing.T) {
-		_, err := status("--kubeconfig", kubeconfig(strangerToken))
+		_, err := runStatusCmd("--kubeconfig", kubeconfig(strangerToken))
 		if err == nil || !strings.Contains(err.Error(), "forbidden") {
 			t.Errorf("user without the viewer role: err %v, want forbidden", err)
 		}
 	})
 }
 
-// serveFixtureMetrics serves internal/kube's fixture on a non-loopback
+// serveFixtureMetrics serves internal/status's fixture on a non-loopback
 // address of this machine, or returns "" if there is none.
 func serveFixtureMetrics(t *testing.T) (string, int) {
 	t.Helper()
-	body, err := os.ReadFile("../../internal/kube/testdata/agent-metrics.txt")
+	body, err := os.ReadFile("../../internal/status/testdata/agent-metrics.txt")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,16 +116,6 @@ func checkPath(cg string) error {
 	return nil
 }
 
-// Exists reports whether cg is a cgroup in the memory hierarchy.
-func (fs FS) Exists(cg string) bool {
-	d, err := fs.dir(cg)
-	if err != nil {
-		return false
-	}
-	st, err := os.Stat(d)
-	return err == nil && st.IsDir()
-}
-
 // Children lists the child cgroups of cg as cgroup paths, sorted by name.
 func (fs FS) Children(cg string) ([]string, error) {
 	d, err := fs.dir(cg)

@@ -142,9 +142,6 @@ func TestLiveV1(t *testing.T) {
 		writeFile(t, memsw, strconv.Itoa(limit))
 	}
 
-	if !f.Exists(cg) {
-		t.Fatalf("Exists(%s) = false", cg)
-	}
 	if l, err := f.Limit(cg); err != nil || l != (Limit{Bytes: limit}) {
 		t.Errorf("Limit() = %v, %v; want %d", l, err, limit)
 	}

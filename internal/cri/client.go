@@ -288,48 +288,6 @@ func (c *Client) ListContainers(ctx context.Context, podID string) ([]Container,
 	return out, nil
 }
 
-// ContainerStatus implements Runtime. It asks for verbose status and reads
-// the PID and cgroupsPath from Info["info"] (containerd and CRI-O). The
-// status message carries no sandbox id, so when the info lacks one too, one
-// filtered ListContainers call finds it.
-func (c *Client) ContainerStatus(ctx context.Context, id string) (Container, error) {
-	cctx, cancel := c.callCtx(ctx)
-	defer cancel()
-	resp, err := c.rt.ContainerStatus(cctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
-	if err != nil {
-		return Container{}, fmt.Errorf("getting status of container %s: %w", id, err)
-	}
-	st := resp.GetStatus()
-	ct := Container{
-		ID:          st.GetId(),
-		Name:        st.GetMetadata().GetName(),
-		State:       stateString(st.GetState()),
-		Labels:      st.GetLabels(),
-		Annotations: st.GetAnnotations(),
-		CreatedAt:   nanos(st.GetCreatedAt()),
-	}
-	if ct.ID == "" {
-		ct.ID = id
-	}
-	info, err := parseInfo(resp.GetInfo())
-	if err != nil {
-		return Container{}, fmt.Errorf("reading verbose status of container %s: %w", id, err)
-	}
-	ct.PID, ct.CgroupsPath, ct.PodID = info.pid, info.cgroupsPath, info.sandboxID
-	if ct.PodID == "" {
-		lctx, cancel := c.callCtx(ctx)
-		defer cancel()
-		lr, err := c.rt.ListContainers(lctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{Id: ct.ID}})
-		if err != nil {
-			return Container{}, fmt.Errorf("looking up pod sandbox of container %s: %w", id, err)
-		}
-		for _, l := range lr.GetContainers() {
-			ct.PodID = l.GetPodSandboxId()
-		}
-	}
-	return ct, nil
-}
-
 // Events implements Runtime. The stream is opened here; how it ends is
 // logged, not returned, because it ends in the background: EOF or
 // Unimplemented at Info (runtime does not stream), cancellation at Debug,

@@ -27,10 +27,9 @@ const (
 	StateUnknown = "unknown"
 )
 
-// Container is a container as the runtime reports it. PID and CgroupsPath
-// are only filled by ContainerStatus (they come from the verbose info, which
-// ListContainers does not return), and stay zero when the runtime gives no
-// verbose info: callers then fall back to scanning cgroups.
+// Container is a container as the runtime reports it. Its cgroup is not
+// here: the agent finds it from the processes' /proc/PID/cgroup, which is
+// right for every cgroup driver and runtime.
 type Container struct {
 	ID          string
 	PodID       string // sandbox id of the owning pod
@@ -38,8 +37,6 @@ type Container struct {
 	State       string // one of the State constants
 	Labels      map[string]string
 	Annotations map[string]string
-	PID         int    // main process in the host PID namespace; 0 if not running or unknown
-	CgroupsPath string // as given to the OCI runtime; see CgroupPath
 	CreatedAt   time.Time
 }
 
@@ -88,8 +85,6 @@ type Runtime interface {
 	// ListContainers lists the containers of one sandbox, or of all
 	// sandboxes when podID is "".
 	ListContainers(ctx context.Context, podID string) ([]Container, error)
-	// ContainerStatus returns one container with PID and CgroupsPath.
-	ContainerStatus(ctx context.Context, id string) (Container, error)
 	// Events follows the runtime's container events until ctx ends or the
 	// stream ends; the channel is closed then. An ended stream is normal
 	// (CRI-O without pod events, runtime restart): re-list and call again

@@ -1,4 +1,4 @@
-package kube
+package status
 
 import (
 	"bytes"
@@ -137,8 +137,8 @@ type Agent struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Status is the cluster view of `podwarden status`.
-type Status struct {
+// Cluster is the cluster view of `podwarden status`.
+type Cluster struct {
 	Namespace string  `json:"namespace"`
 	Agents    []Agent `json:"agents"`
 	// NodesWithoutAgent are nodes no agent pod is scheduled on.
@@ -147,8 +147,8 @@ type Status struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// StatusOptions select the agents and bound the work.
-type StatusOptions struct {
+// Options select the agents and bound the work.
+type Options struct {
 	Namespace string // of the DaemonSet
 	Selector  string // label selector of its pods
 	// MetricsTimeout bounds each agent's /metrics read (default 5s).
@@ -160,11 +160,11 @@ type StatusOptions struct {
 // DefaultMetricsPort is used when an agent pod has no port named "metrics".
 const DefaultMetricsPort = "9808"
 
-// ReadStatus lists the agent pods and reads each one's /metrics through
+// Read lists the agent pods and reads each one's /metrics through
 // the API server's pod proxy (pods/proxy, so the user needs no network
 // path to the nodes). Listing the pods must work; everything else is
 // reported per agent or as a warning.
-func ReadStatus(ctx context.Context, client typedcorev1.CoreV1Interface, o StatusOptions) (Status, error) {
+func Read(ctx context.Context, client typedcorev1.CoreV1Interface, o Options) (Cluster, error) {
 	if o.MetricsTimeout <= 0 {
 		o.MetricsTimeout = 5 * time.Second
 	}
@@ -173,9 +173,9 @@ func ReadStatus(ctx context.Context, client typedcorev1.CoreV1Interface, o Statu
 	}
 	pods, err := client.Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
 	if err != nil {
-		return Status{}, fmt.Errorf("listing agent pods in %s (%s): %w", o.Namespace, o.Selector, err)
+		return Cluster{}, fmt.Errorf("listing agent pods in %s (%s): %w", o.Namespace, o.Selector, err)
 	}
-	st := Status{Namespace: o.Namespace, Agents: make([]Agent, len(pods.Items)), NodesWithoutAgent: []string{}}
+	st := Cluster{Namespace: o.Namespace, Agents: make([]Agent, len(pods.Items)), NodesWithoutAgent: []string{}}
 	sem := make(chan struct{}, o.Parallel)
 	var wg sync.WaitGroup
 	for i := range pods.Items {
@@ -257,9 +257,9 @@ func readMetrics(ctx context.Context, client typedcorev1.CoreV1Interface, pod *c
 	if err != nil {
 		// For proxy failures the API server's reason (dial error, ...) is
 		// in the body, not in client-go's generic error.
-		var status metav1.Status
-		if json.Unmarshal(b, &status) == nil && status.Message != "" {
-			err = fmt.Errorf("%w: %s", err, status.Message)
+		var apiStatus metav1.Status
+		if json.Unmarshal(b, &apiStatus) == nil && apiStatus.Message != "" {
+			err = fmt.Errorf("%w: %s", err, apiStatus.Message)
 		} else if body := strings.TrimSpace(string(b)); body != "" && len(body) < 500 {
 			err = fmt.Errorf("%w: %s", err, body)
 		}

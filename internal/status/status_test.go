@@ -1,4 +1,4 @@
-package kube_test
+package status_test
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 	restclient "k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
-	"podwarden/internal/kube"
+	"podwarden/internal/status"
 )
 
 // testdata/agent-metrics.txt is the text format promhttp serves for the
@@ -28,15 +28,15 @@ func TestParseMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := kube.ParseMetrics(f)
+	m, err := status.ParseMetrics(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := kube.AgentMetrics{
+	want := status.AgentMetrics{
 		ProtectedContainers: 3,
 		ProtectedProcesses:  41,
 		ProtectedPods:       []string{"batch/train-7", "ml/nb-0"},
-		OOMKills: []kube.OOMKillCount{
+		OOMKills: []status.OOMKillCount{
 			{Pod: "batch/train-7", Container: "worker", Kind: "cgroup", Count: 1},
 			{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4},
 		},
@@ -51,14 +51,14 @@ func TestParseMetrics(t *testing.T) {
 }
 
 func TestParseMetricsOldAgent(t *testing.T) {
-	m, err := kube.ParseMetrics(strings.NewReader("# TYPE podwarden_protected_containers gauge\npodwarden_protected_containers 2\n"))
+	m, err := status.ParseMetrics(strings.NewReader("# TYPE podwarden_protected_containers gauge\npodwarden_protected_containers 2\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.ProtectedContainers != 2 || m.OOMKillsTotal != 0 || len(m.ProtectedPods) != 0 {
 		t.Errorf("%+v", m)
 	}
-	if _, err := kube.ParseMetrics(strings.NewReader("<html>502 Bad Gateway</html>")); err == nil {
+	if _, err := status.ParseMetrics(strings.NewReader("<html>502 Bad Gateway</html>")); err == nil {
 		t.Error("HTML accepted as metrics")
 	}
 }
@@ -71,7 +71,7 @@ func FuzzParseMetrics(f *testing.F) {
 	f.Add(seed)
 	f.Add([]byte("podwarden_oom_kills_total{pod=\"a\"} NaN\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = kube.ParseMetrics(bytes.NewReader(b))
+		_, _ = status.ParseMetrics(bytes.NewReader(b))
 	})
 }
 
@@ -122,7 +122,7 @@ func TestReadStatusFake(t *testing.T) {
 		}
 		return true, rawResponse{err: errors.New("dial tcp 10.0.0.2:9808: connect: connection refused")}, nil
 	})
-	st, err := kube.ReadStatus(t.Context(), c.CoreV1(), kube.StatusOptions{Namespace: "podwarden-system", Selector: "app.kubernetes.io/name=podwarden"})
+	st, err := status.Read(t.Context(), c.CoreV1(), status.Options{Namespace: "podwarden-system", Selector: "app.kubernetes.io/name=podwarden"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestReadStatusNodesForbidden(t *testing.T) {
 	c.AddProxyReactor("pods", func(k8stesting.Action) (bool, restclient.ResponseWrapper, error) {
 		return true, rawResponse{body: []byte("podwarden_protected_containers 1\n")}, nil
 	})
-	st, err := kube.ReadStatus(t.Context(), c.CoreV1(), kube.StatusOptions{Namespace: "podwarden-system"})
+	st, err := status.Read(t.Context(), c.CoreV1(), status.Options{Namespace: "podwarden-system"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package kube_test
+package helm_test
 
 // The Helm library renders the chart here, in tests only: it pulls in ~280
 // modules that must stay out of the podwarden binary.
@@ -23,15 +23,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"podwarden/internal/kube/kubetest"
+	"podwarden/internal/kubetest"
 	"podwarden/internal/policy"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/manifests/podwarden.yaml from the chart")
 
 const (
-	chartDir     = "../../deploy/helm/podwarden"
-	manifestPath = "../../deploy/manifests/podwarden.yaml"
+	chartDir     = "podwarden"
+	manifestPath = "../manifests/podwarden.yaml"
 	releaseName  = "podwarden"
 	releaseNS    = "podwarden-system"
 )
@@ -39,7 +39,7 @@ const (
 const manifestHeader = `# podwarden: the Helm chart deploy/helm/podwarden rendered with its default
 # values and namespace.create=true, for "kubectl apply -f". Generated, do not
 # edit: change the chart and run
-#   go test ./internal/kube -run TestChartGolden -update
+#   go test ./deploy/helm -run TestChartGolden -update
 `
 
 // render runs the chart the way "helm template" does (a client-only dry-run
@@ -82,10 +82,10 @@ func TestChartGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(manifestPath)
 	if err != nil {
-		t.Fatalf("%v (run go test ./internal/kube -run TestChartGolden -update)", err)
+		t.Fatalf("%v (run go test ./deploy/helm -run TestChartGolden -update)", err)
 	}
 	if string(want) != got {
-		t.Errorf("%s is not the rendered chart; run go test ./internal/kube -run TestChartGolden -update\n%s",
+		t.Errorf("%s is not the rendered chart; run go test ./deploy/helm -run TestChartGolden -update\n%s",
 			manifestPath, firstDiff(string(want), got))
 	}
 }
