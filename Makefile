@@ -11,17 +11,19 @@ CACHE     ?= /var/cache/podwarden
 export PODWARDEN_KUBE_BIN_DIR ?= $(CACHE)/kube
 export PODWARDEN_BUILDKITD ?= $(CACHE)/buildkit/buildkitd-v0.34.2
 
-.PHONY: all build static image deps lint test test-short test-vm fuzz bench ci clean
+.PHONY: all build static image deps lint test test-short test-stress test-vm fuzz bench ci clean
 
 all: build
 
 # podwarden is the small node tool; podwarden-agent adds agent and nri (the
 # DaemonSet's binary), podwarden-cluster image and status. podwarden runs
-# the other two for their commands from the same directory.
+# the other two for their commands from the same directory. podwarden-build
+# is the BuildKit helper of `image build` and RUN patches (its own module).
 build:
 	$(GO) build -o $(BIN) ./cmd/podwarden
 	$(GO) build -o bin/podwarden-agent ./cmd/podwarden-agent
 	$(GO) build -o bin/podwarden-cluster ./cmd/podwarden-cluster
+	cd internal/image/buildkit && $(GO) build -o $(CURDIR)/bin/podwarden-build ./cmd/podwarden-build
 
 # The DaemonSet's binary as the container image has it (static, stripped).
 static:
@@ -56,6 +58,17 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+# The packages with live (real processes, cgroups, sockets, servers) or
+# timing-dependent tests, three times each while hack/load.sh keeps both
+# cores busy and forks hundreds of processes a second beside them: CI runs
+# on busy machines, and a test that fails under load fails changes at random.
+STRESS_PKGS := ./internal/procevent ./internal/cgwatch ./internal/procfs \
+	./internal/cgroup ./internal/snapshot ./internal/agent ./internal/nri \
+	./internal/cri ./internal/kmsg ./internal/oomreport ./internal/kubeevent \
+	./internal/cli ./internal/image/webhook ./cmd/...
+test-stress:
+	hack/load.sh $(GO) test -count=3 -timeout 60m $(STRESS_PKGS)
 
 # The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1).
 test-vm: static

@@ -16,8 +16,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"podwarden/internal/status"
 	"podwarden/internal/kubetest"
+	"podwarden/internal/status"
 )
 
 func TestWriteStatusTable(t *testing.T) {

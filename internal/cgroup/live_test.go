@@ -88,11 +88,10 @@ func mkcg(t *testing.T, f FS, cg string) {
 		// Killed tasks leave the cgroup asynchronously; rmdir says EBUSY
 		// until they have.
 		var err error
-		for range 50 {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 			if err = os.Remove(f.Dir(cg)); err == nil || errors.Is(err, fs.ErrNotExist) {
 				return
 			}
-			time.Sleep(20 * time.Millisecond)
 		}
 		t.Errorf("removing test cgroup %s: %v", cg, err)
 	})

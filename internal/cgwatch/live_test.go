@@ -17,7 +17,7 @@ const memoryV1 = "/sys/fs/cgroup/memory"
 // host's cgroup activity, and when it was received.
 func nextUnder(t *testing.T, w *Watcher, dir string) (Event, time.Time) {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(time.Minute)
 	for {
 		select {
 		case ev, ok := <-w.Events():

@@ -183,7 +183,7 @@ func TestEventsFakeEndsAtOnce(t *testing.T) {
 		if ok {
 			t.Fatalf("unexpected event %+v", ev)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("channel did not close after the stream ended")
 	}
 	if !strings.Contains(buf.String(), "runtime ended the container event stream") {
@@ -259,7 +259,7 @@ func TestEventsStreamAndSocketGoingAway(t *testing.T) {
 	for i, ev := range sent {
 		select {
 		case rt.events <- ev:
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatalf("server did not take event %d", i)
 		}
 		select {
@@ -268,7 +268,7 @@ func TestEventsStreamAndSocketGoingAway(t *testing.T) {
 				got.PodUID != want[i].PodUID || !got.Time.Equal(want[i].Time) {
 				t.Errorf("event %d = %+v, want %+v", i, got, want[i])
 			}
-		case <-time.After(5 * time.Second):
+		case <-time.After(time.Minute):
 			t.Fatalf("event %d not received", i)
 		}
 	}
@@ -281,7 +281,7 @@ func TestEventsStreamAndSocketGoingAway(t *testing.T) {
 		if ok {
 			t.Fatalf("unexpected event %+v", ev)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("channel did not close when the runtime went away")
 	}
 	if !strings.Contains(buf.String(), "container event stream failed") {
@@ -308,7 +308,7 @@ func TestEventsCancel(t *testing.T) {
 		if ok {
 			t.Fatal("unexpected event")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("channel did not close on cancel")
 	}
 	if strings.Contains(buf.String(), "level=ERROR") {
@@ -391,7 +391,8 @@ func TestDialFailures(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial succeeded")
 			}
-			if d := time.Since(start); d > 3*time.Second {
+			// The bound is 300ms; a hang is the defect, a busy machine is not.
+			if d := time.Since(start); d > 30*time.Second {
 				t.Errorf("Dial took %v", d)
 			}
 			for _, w := range tc.want {

@@ -45,7 +45,7 @@ func TestFollowQuietFlush(t *testing.T) {
 	}
 	// Without the quiet flush the report would only come out when ctx
 	// ends; emitted records whether ctx was still live.
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var got []Report
 	live := false

@@ -62,7 +62,7 @@ func bootTime(t *testing.T) time.Time {
 }
 
 func TestLiveForkExecExit(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l := listenOrSkip(t, ctx, rcvBuf)
 	defer l.Close()
@@ -159,7 +159,7 @@ func BenchmarkForkToEvent(b *testing.B) {
 // waitGoroutines waits for the goroutine count to fall back to n.
 func waitGoroutines(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for runtime.NumGoroutine() > n {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<16)
@@ -178,55 +178,57 @@ func forkStorm(t *testing.T, n int) {
 	}
 }
 
-// drainUntilQuiet reads events until none arrived for quiet, and returns
-// how many it read.
-func drainUntilQuiet(t *testing.T, l *Listener, quiet time.Duration) int {
-	t.Helper()
-	n := 0
-	for {
-		select {
-		case _, ok := <-l.Events():
-			if !ok {
-				t.Fatalf("events closed: %v", l.Err())
-			}
-			n++
-		case <-time.After(quiet):
-			return n
-		}
-	}
-}
-
 // TestOverrunIsCountedAndRecovered overflows a tiny socket buffer while
 // the channel is full: the kernel must report the overrun (Lost), and the
-// listener must deliver events again once the backlog is read.
+// listener must deliver events again once the backlog is read. The
+// connector reports every fork on the host, and a busy host never goes
+// quiet, so recovery is shown by the fork of a marker process of our own
+// coming through, not by a quiet window; markers are started until one
+// does, since one started while the socket is still full is dropped too.
 func TestOverrunIsCountedAndRecovered(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l := listenOrSkip(t, ctx, 4096)
 	defer l.Close()
 	forkStorm(t, 800) // 2400 events: beyond the channel and the socket
-	read := drainUntilQuiet(t, l, 300*time.Millisecond)
-	if l.Lost() == 0 {
-		t.Fatalf("Lost = 0 after 2400 events into a %d-event channel and a 4 KiB socket (read %d)", eventBuf, read)
-	}
-	t.Logf("read %d of 2400 events, %d overruns", read, l.Lost())
 
-	cmd := exec.Command("/bin/true")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	read, markers := 0, 0
+	var marker *exec.Cmd
+	next := time.NewTicker(100 * time.Millisecond)
+	defer next.Stop()
+	startMarker := func() {
+		if marker != nil {
+			_ = marker.Wait()
+		}
+		marker = exec.Command("/bin/true")
+		if err := marker.Start(); err != nil {
+			t.Fatal(err)
+		}
+		markers++
 	}
-	defer cmd.Wait()
+	defer func() {
+		if marker != nil {
+			_ = marker.Wait()
+		}
+	}()
 	for {
 		select {
 		case ev, ok := <-l.Events():
 			if !ok {
 				t.Fatalf("events closed: %v", l.Err())
 			}
-			if ev.Kind == Fork && ev.PID == cmd.Process.Pid {
+			read++
+			if marker != nil && ev.Kind == Fork && ev.PID == marker.Process.Pid {
+				if l.Lost() == 0 {
+					t.Fatalf("Lost = 0 after 2400 events into a %d-event channel and a 4 KiB socket (read %d)", eventBuf, read)
+				}
+				t.Logf("read %d events, %d overruns; marker %d came through", read, l.Lost(), markers)
 				return
 			}
+		case <-next.C:
+			startMarker()
 		case <-ctx.Done():
-			t.Fatal("no fork event after the overrun was read")
+			t.Fatalf("no marker fork event after the overrun (read %d events, %d markers, Lost %d)", read, markers, l.Lost())
 		}
 	}
 }
@@ -241,7 +243,8 @@ func TestCloseWithBlockedConsumer(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if d := time.Since(start); d > time.Second {
+	// Generous: a hang is the defect, a busy machine is not.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("Close took %v with a blocked consumer", d)
 	}
 	n := 0
@@ -267,8 +270,8 @@ func TestCancelEndsTheListener(t *testing.T) {
 	cancel()
 	select {
 	case <-l.done:
-	case <-time.After(2 * time.Second):
-		t.Fatal("receive goroutine still running 2s after cancel")
+	case <-time.After(30 * time.Second):
+		t.Fatal("receive goroutine still running 30s after cancel")
 	}
 	for range l.Events() {
 	}

@@ -87,7 +87,7 @@ func TestLiveReadChild(t *testing.T) {
 	// new image has set up its arguments: poll until cmdline shows them.
 	var p Proc
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		if p, err = fsys.Read(pid, FieldAll); err != nil || len(p.Cmdline) > 0 {
 			break
 		}
@@ -114,7 +114,7 @@ func TestLiveReadChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not reaped yet: wait for the zombie without calling wait(2).
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		p, err = fsys.Read(pid, FieldAll)
 		if err != nil || p.State == 'Z' {
 			break
