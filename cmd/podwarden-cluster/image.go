@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os/exec"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,22 +12,21 @@ import (
 
 	"podwarden/internal/image"
 	"podwarden/internal/image/lineage"
-	"podwarden/internal/image/overlay"
 )
 
-// imageFlags are shared by the image subcommands.
+// imageFlags are shared by the image subcommands (persistent flags of
+// `image`); a subcommand's own flags live in its file.
 type imageFlags struct {
 	Lineage    string
 	Repository string
 	Insecure   bool
-	Patches    []string
 	Timeout    time.Duration
-	Increment  bool
 	// BuildKit helper (image_build.go).
 	BuildkitAddr string
 	Builder      string
 }
 
+// newImageCmd is `image`; each subcommand is in its own image_*.go file.
 func newImageCmd(s streams) *cobra.Command {
 	flags := &imageFlags{}
 	cmd := &cobra.Command{
@@ -52,113 +49,21 @@ the base (resolve, webhook) or ahead of time (backport). See docs/image.md.`,
 	pf.StringVar(&flags.Builder, "builder", "podwarden-build", "BuildKit helper binary; without it builds and RUN patches fail")
 
 	cmd.AddCommand(
-		&cobra.Command{
-			Use:   "validate",
-			Short: "Check the lineage file; errors name the line at fault",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				l, err := lineage.Load(flags.Lineage)
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintf(s.Out, "%s: ok: %d families, %d versions, %d patches\n",
-					flags.Lineage, len(l.Families), len(l.Refs()), len(l.Patches))
-				return err
-			},
-		},
+		newImageValidateCmd(s, flags),
 		newImageDockerfileCmd(s, flags),
 		newImagePatchCmd(s, flags),
 		newImageWebhookCmd(s, flags),
-		&cobra.Command{
-			Use:   "resolve REF",
-			Short: "Print the ref a pod should run: REF with every patch, patching it if needed",
-			Long: `Print the ref a pod should run. If REF lacks patches, patch it within
---timeout (default 5s). If that fails, print REF itself and say why on
-stderr: a pod is never blocked by a patch.`,
-			Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return runImageResolve(cmd.Context(), s, flags, args[0])
-			},
-		},
-		&cobra.Command{
-			Use:   "status",
-			Short: "Table of every known base ref against every patch",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return runImageStatus(cmd.Context(), s, flags)
-			},
-		},
-		&cobra.Command{
-			Use:   "backport PATCH",
-			Short: "Patch every known base ahead of time with PATCH and the patches before it",
-			Args:  cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return runImageBackport(cmd.Context(), s, flags, args[0])
-			},
-		},
-		&cobra.Command{
-			Use:   "check-backup REF UPPERDIR|TAR",
-			Short: "List backup entries (files, whiteouts, opaque dirs) that would hide REF's patched files",
-			Args:  cobra.ExactArgs(2),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				return runImageCheckBackup(cmd.Context(), s, flags, args[0], args[1])
-			},
-		},
+		newImageResolveCmd(s, flags),
+		newImageStatusCmd(s, flags),
+		newImageBackportCmd(s, flags),
+		newImageCheckBackupCmd(s, flags),
 		newImageBuildCmd(s, flags),
 	)
 	return cmd
 }
 
-func newImageDockerfileCmd(s streams, flags *imageFlags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dockerfile FAMILY VERSION",
-		Short: "Print the merged from-scratch Dockerfile of a version, for reference",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			l, err := lineage.Load(flags.Lineage)
-			if err != nil {
-				return err
-			}
-			v, err := findVersion(l, args[0], args[1])
-			if err != nil {
-				return err
-			}
-			if flags.Increment {
-				return lineage.IncrementDockerfile(s.Out, v)
-			}
-			return lineage.Dockerfile(s.Out, v)
-		},
-	}
-	cmd.Flags().BoolVar(&flags.Increment, "increment", false, "print only the increment: FROM the parent version, then its instructions")
-	return cmd
-}
-
-func newImagePatchCmd(s streams, flags *imageFlags) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "patch REF",
-		Short: "Apply the patches REF lacks and push to a derived tag; print the ref to run",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImagePatch(cmd.Context(), s, flags, args[0])
-		},
-	}
-	cmd.Flags().StringSliceVar(&flags.Patches, "patches", nil, "patch ids to apply (default: every patch in the lineage file)")
-	return cmd
-}
-
-func findVersion(l *lineage.Lineage, family, version string) (*lineage.Version, error) {
-	f := l.Family(family)
-	if f == nil {
-		return nil, fmt.Errorf("no family %q in the lineage file", family)
-	}
-	v := f.Version(version)
-	if v == nil {
-		return nil, fmt.Errorf("family %s has no version %q", family, version)
-	}
-	return v, nil
-}
-
-// imageEnv is what the registry commands share.
+// imageEnv is what the registry subcommands start from: the lineage file,
+// a patcher configured by the flags, and a context bounded by --timeout.
 type imageEnv struct {
 	lineage *lineage.Lineage
 	patcher *image.Patcher
@@ -166,10 +71,15 @@ type imageEnv struct {
 	opts    []name.Option
 }
 
-func newImageEnv(flags *imageFlags) (*imageEnv, error) {
+// newImageEnv is the prologue every registry subcommand shares. The
+// returned cancel releases the --timeout deadline.
+func newImageEnv(ctx context.Context, flags *imageFlags) (*imageEnv, context.Context, context.CancelFunc, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	l, err := lineage.Load(flags.Lineage)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	env := &imageEnv{lineage: l, counter: &image.Counter{}}
 	if flags.Insecure {
@@ -183,9 +93,14 @@ func newImageEnv(flags *imageFlags) (*imageEnv, error) {
 		opts = append(opts, image.WithRunner(&helperRunner{bin: bin, addr: flags.BuildkitAddr, insecure: flags.Insecure}))
 	}
 	if env.patcher, err = image.NewPatcher(opts...); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return env, nil
+	if flags.Timeout <= 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		return env, ctx, cancel, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, flags.Timeout)
+	return env, ctx, cancel, nil
 }
 
 func (e *imageEnv) ref(s string) (name.Reference, error) {
@@ -196,65 +111,21 @@ func (e *imageEnv) ref(s string) (name.Reference, error) {
 	return r, nil
 }
 
-// patches converts the lineage patches with ids (all if ids is empty).
-func (e *imageEnv) patches(ids []string) ([]image.Patch, error) {
-	var src []*lineage.Patch
-	if len(ids) == 0 {
-		src = e.lineage.Patches
+// findVersion returns a version of the lineage file, or an error naming
+// what is missing.
+func findVersion(l *lineage.Lineage, family, version string) (*lineage.Version, error) {
+	f := l.Family(family)
+	if f == nil {
+		return nil, fmt.Errorf("no family %q in the lineage file", family)
 	}
-	for _, id := range ids {
-		p := e.lineage.Patch(id)
-		if p == nil {
-			return nil, fmt.Errorf("no patch %q in the lineage file", id)
-		}
-		src = append(src, p)
+	v := f.Version(version)
+	if v == nil {
+		return nil, fmt.Errorf("family %s has no version %q", family, version)
 	}
-	out := make([]image.Patch, 0, len(src))
-	for _, p := range src {
-		ip := image.Patch{ID: p.ID, Description: p.Description, Run: p.Run}
-		for _, f := range p.Files {
-			ip.Files = append(ip.Files, image.File{Path: f.Path, Mode: f.Mode, UID: f.UID, GID: f.GID, Content: f.Content})
-		}
-		out = append(out, ip)
-	}
-	return out, nil
+	return v, nil
 }
 
-func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if d <= 0 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
-}
-
-func runImagePatch(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
-	env, err := newImageEnv(flags)
-	if err != nil {
-		return err
-	}
-	ref, err := env.ref(refStr)
-	if err != nil {
-		return err
-	}
-	patches, err := env.patches(flags.Patches)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := withTimeout(ctx, flags.Timeout)
-	defer cancel()
-	start := time.Now()
-	res, err := env.patcher.Patch(ctx, ref, patches)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(s.ErrOut, "%s: %s (%s, %d bytes moved)\n", ref, describe(res), time.Since(start).Round(time.Millisecond), env.counter.Total())
-	_, err = fmt.Fprintln(s.Out, pinned(res.Ref, res.Digest.String()))
-	return err
-}
-
+// describe says what a patch did, for stderr.
 func describe(res *image.Result) string {
 	switch {
 	case res.NoOp():
@@ -279,195 +150,4 @@ func pinned(ref name.Reference, digest string) string {
 		return ref.String()
 	}
 	return ref.String() + "@" + digest
-}
-
-func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
-	env, err := newImageEnv(flags)
-	if err != nil {
-		return err
-	}
-	ref, err := env.ref(refStr)
-	if err != nil {
-		return err
-	}
-	patches, err := env.patches(nil)
-	if err != nil {
-		return err
-	}
-	timeout := flags.Timeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	r := env.patcher.Resolve(ctx, ref, patches, timeout)
-	out := refStr
-	if r.Result != nil {
-		out = pinned(r.Result.Ref, r.Result.Digest.String())
-		fmt.Fprintf(s.ErrOut, "%s: %s\n", ref, describe(r.Result))
-	}
-	if r.Reason != nil {
-		fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, r.Reason)
-	}
-	_, err = fmt.Fprintln(s.Out, out)
-	return err
-}
-
-func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
-	env, err := newImageEnv(flags)
-	if err != nil {
-		return err
-	}
-	patches, err := env.patches(nil)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := withTimeout(ctx, flags.Timeout)
-	defer cancel()
-	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprint(tw, "BASE")
-	for _, p := range patches {
-		fmt.Fprintf(tw, "\t%s", p.ID)
-	}
-	fmt.Fprintln(tw, "\tPATCHED TAG")
-	failed := 0
-	for _, refStr := range env.lineage.Refs() {
-		ref, err := env.ref(refStr)
-		if err != nil {
-			return err
-		}
-		st := env.patcher.Status(ctx, ref, patches)
-		fmt.Fprint(tw, refStr)
-		for _, p := range patches {
-			fmt.Fprintf(tw, "\t%s", st.States[p.ID])
-		}
-		tag := st.Tag
-		if tag == "" {
-			tag = "-"
-		}
-		fmt.Fprintf(tw, "\t%s\n", tag)
-		if st.Err != nil {
-			failed++
-			fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, st.Err)
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d bases could not be read", failed, len(env.lineage.Refs()))
-	}
-	return nil
-}
-
-// runImageBackport patches every known base with PATCH and every patch
-// listed before it, the same set resolve applies once PATCH is the newest.
-func runImageBackport(ctx context.Context, s streams, flags *imageFlags, id string) error {
-	env, err := newImageEnv(flags)
-	if err != nil {
-		return err
-	}
-	var ids []string
-	for _, p := range env.lineage.Patches {
-		ids = append(ids, p.ID)
-		if p.ID == id {
-			break
-		}
-	}
-	if env.lineage.Patch(id) == nil {
-		return fmt.Errorf("no patch %q in the lineage file", id)
-	}
-	patches, err := env.patches(ids)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := withTimeout(ctx, flags.Timeout)
-	defer cancel()
-	refs := env.lineage.Refs()
-	failed := 0
-	for i, refStr := range refs {
-		env.counter.Reset()
-		start := time.Now()
-		msg := ""
-		ref, err := env.ref(refStr)
-		var res *image.Result
-		if err == nil {
-			res, err = env.patcher.Patch(ctx, ref, patches)
-		}
-		if err != nil {
-			failed++
-			msg = "FAILED: " + err.Error()
-		} else {
-			msg = describe(res)
-		}
-		fmt.Fprintf(s.ErrOut, "%s [%d/%d] %s: %s (%s, %d bytes)\n", bar(i+1, len(refs)), i+1, len(refs), refStr, msg,
-			time.Since(start).Round(time.Millisecond), env.counter.Total())
-		if res != nil {
-			fmt.Fprintf(s.Out, "%s\t%s\n", refStr, pinned(res.Ref, res.Digest.String()))
-		}
-	}
-	if failed > 0 {
-		return fmt.Errorf("backport %s: %d of %d bases failed", id, failed, len(refs))
-	}
-	return nil
-}
-
-func bar(done, total int) string {
-	const width = 20
-	n := done * width / max(total, 1)
-	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
-}
-
-func runImageCheckBackup(ctx context.Context, s streams, flags *imageFlags, refStr, upper string) error {
-	env, err := newImageEnv(flags)
-	if err != nil {
-		return err
-	}
-	ref, err := env.ref(refStr)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := withTimeout(ctx, flags.Timeout)
-	defer cancel()
-	info, err := env.patcher.Inspect(ctx, ref)
-	if err != nil {
-		return err
-	}
-	patches, err := env.patches(info.Patches)
-	if err != nil {
-		return fmt.Errorf("%s has patches the lineage file does not know: %w", refStr, err)
-	}
-	owner := map[string]string{}
-	var files []string
-	for _, p := range patches {
-		for _, f := range p.Files {
-			if _, ok := owner[f.Path]; !ok {
-				files = append(files, f.Path)
-			}
-			owner[f.Path] = p.ID
-		}
-	}
-	entries, err := overlay.Open(upper)
-	if err != nil {
-		return err
-	}
-	found := overlay.Hidden(entries, files)
-	return printFindings(s.Out, s.ErrOut, refStr, info.Patches, found)
-}
-
-func printFindings(out, errOut io.Writer, ref string, ids []string, found []overlay.Finding) error {
-	if len(found) == 0 {
-		_, err := fmt.Fprintf(errOut, "%s: nothing in the backup hides the files of %s\n", ref, list(ids))
-		return err
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATCHED FILE\tBACKUP ENTRY\tTYPE\tWHY")
-	for _, f := range found {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.File, f.Entry.Raw, f.Entry.Type, f.Why)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	return fmt.Errorf("%d backup entries would hide patched files", len(found))
 }

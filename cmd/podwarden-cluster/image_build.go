@@ -62,11 +62,12 @@ type buildResponse struct {
 }
 
 func runImageBuild(ctx context.Context, s streams, flags *imageFlags, family, version string) error {
-	l, err := lineage.Load(flags.Lineage)
+	env, ctx, cancel, err := newImageEnv(ctx, flags)
 	if err != nil {
 		return err
 	}
-	v, err := findVersion(l, family, version)
+	defer cancel()
+	v, err := findVersion(env.lineage, family, version)
 	if err != nil {
 		return err
 	}
@@ -85,8 +86,6 @@ func runImageBuild(ctx context.Context, s streams, flags *imageFlags, family, ve
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, flags.Timeout)
-	defer cancel()
 	resp, err := callHelper(ctx, bin, req, s.ErrOut)
 	if err != nil {
 		return err

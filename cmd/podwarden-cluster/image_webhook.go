@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"podwarden/internal/image"
 	"podwarden/internal/image/webhook"
 )
 
@@ -45,13 +46,16 @@ and timeoutSeconds above the budget (docs/image.md).`,
 	return cmd
 }
 
-// newImageWebhookHandler builds the handler from the lineage file.
+// newImageWebhookHandler builds the handler from the lineage file. The
+// webhook bounds each request by --budget, not the whole server by
+// --timeout, so the env's context is not used.
 func newImageWebhookHandler(flags *imageFlags, wf *imageWebhookFlags) (http.Handler, error) {
-	env, err := newImageEnv(flags)
+	env, _, cancel, err := newImageEnv(context.Background(), flags)
 	if err != nil {
 		return nil, err
 	}
-	patches, err := env.patches(nil)
+	cancel()
+	patches, err := image.LineagePatches(env.lineage)
 	if err != nil {
 		return nil, err
 	}

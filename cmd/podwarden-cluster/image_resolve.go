@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/image"
+)
+
+func newImageResolveCmd(s streams, flags *imageFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "resolve REF",
+		Short: "Print the ref a pod should run: REF with every patch, patching it if needed",
+		Long: `Print the ref a pod should run. If REF lacks patches, patch it within
+--timeout (default 5s). If that fails, print REF itself and say why on
+stderr: a pod is never blocked by a patch.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageResolve(cmd.Context(), s, flags, args[0])
+		},
+	}
+}
+
+func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
+	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	ref, err := env.ref(refStr)
+	if err != nil {
+		return err
+	}
+	patches, err := image.LineagePatches(env.lineage)
+	if err != nil {
+		return err
+	}
+	timeout := flags.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	r := env.patcher.Resolve(ctx, ref, patches, timeout)
+	out := refStr
+	if r.Result != nil {
+		out = pinned(r.Result.Ref, r.Result.Digest.String())
+		fmt.Fprintf(s.ErrOut, "%s: %s\n", ref, describe(r.Result))
+	}
+	if r.Reason != nil {
+		fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, r.Reason)
+	}
+	_, err = fmt.Fprintln(s.Out, out)
+	return err
+}

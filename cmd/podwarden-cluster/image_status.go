@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"podwarden/internal/image"
+)
+
+func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Table of every known base ref against every patch",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runImageStatus(cmd.Context(), s, flags)
+		},
+	}
+}
+
+func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
+	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	patches, err := image.LineagePatches(env.lineage)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprint(tw, "BASE")
+	for _, p := range patches {
+		fmt.Fprintf(tw, "\t%s", p.ID)
+	}
+	fmt.Fprintln(tw, "\tPATCHED TAG")
+	refs := env.lineage.Refs()
+	failed := 0
+	for _, refStr := range refs {
+		ref, err := env.ref(refStr)
+		if err != nil {
+			return err
+		}
+		st := env.patcher.Status(ctx, ref, patches)
+		fmt.Fprint(tw, refStr)
+		for _, p := range patches {
+			fmt.Fprintf(tw, "\t%s", st.States[p.ID])
+		}
+		tag := st.Tag
+		if tag == "" {
+			tag = "-"
+		}
+		fmt.Fprintf(tw, "\t%s\n", tag)
+		if st.Err != nil {
+			failed++
+			fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, st.Err)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d bases could not be read", failed, len(refs))
+	}
+	return nil
+}
