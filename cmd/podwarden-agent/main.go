@@ -8,7 +8,9 @@ package main
 
 import "podwarden/internal/cli"
 
-func main() { cli.Main(commands...) }
+func main() {
+	cli.Binary{Name: "podwarden-agent", Commands: commands, Pods: runtimePods{}}.Main()
+}
 
 var commands = []cli.CommandFunc{newAgentCmd, newNRICmd}
 

@@ -41,7 +41,7 @@ the base (resolve, webhook) or ahead of time (backport). See docs/image.md.`,
 		Args: cobra.NoArgs,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&flags.Lineage, "lineage", "l", "lineage.yaml", "lineage file")
+	pf.StringVarP(&flags.Lineage, "lineage", "f", "lineage.yaml", "lineage file (-f as in kubectl's --filename; -l is a label selector everywhere)")
 	pf.StringVar(&flags.Repository, "repository", "", "push patched images to this repository (default: the base's)")
 	pf.BoolVar(&flags.Insecure, "insecure", false, "allow plain-HTTP registries")
 	pf.DurationVar(&flags.Timeout, "timeout", 0, "give up after this long (0: no limit; resolve defaults to 5s)")

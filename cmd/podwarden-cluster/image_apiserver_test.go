@@ -72,7 +72,7 @@ func TestImageWebhookAPIServer(t *testing.T) {
 	hook := freePort(t)
 	go func() {
 		cmd := newImageCmd(streams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard})
-		cmd.SetArgs([]string{"webhook", "-l", lf, "--listen", hook, "--tls-cert", cert, "--tls-key", tlsKey, "--budget", "5s", "--all-repositories"})
+		cmd.SetArgs([]string{"webhook", "-f", lf, "--listen", hook, "--tls-cert", cert, "--tls-key", tlsKey, "--budget", "5s", "--all-repositories"})
 		_ = cmd.ExecuteContext(ctx)
 	}()
 	caPEM, _ := os.ReadFile(cert)

@@ -97,7 +97,7 @@ func TestImageBuildEndToEnd(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	args := []string{"build", "base", "v2", "-l", lf, "--builder", helper, "--buildkit-addr", sock, "--insecure", "--timeout", "2m"}
+	args := []string{"build", "base", "v2", "-f", lf, "--builder", helper, "--buildkit-addr", sock, "--insecure", "--timeout", "2m"}
 	out, errOut, err := runImage(t, args...)
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, errOut)
@@ -123,7 +123,7 @@ func TestImageBuildEndToEnd(t *testing.T) {
 
 // TestImageBuildEndToEnd continues here: a RUN patch through BuildKit.
 func runPatchEndToEnd(t *testing.T, host, lf, helper, sock string) {
-	args := []string{"patch", host + "/pods/base:v1", "--patches", "hello,motd", "-l", lf, "--builder", helper, "--buildkit-addr", sock, "--insecure", "--timeout", "2m"}
+	args := []string{"patch", host + "/pods/base:v1", "--patches", "hello,motd", "-f", lf, "--builder", helper, "--buildkit-addr", sock, "--insecure", "--timeout", "2m"}
 	out, errOut, err := runImage(t, args...)
 	if err != nil {
 		t.Fatalf("patch: %v\n%s", err, errOut)

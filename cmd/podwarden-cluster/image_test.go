@@ -100,7 +100,7 @@ func TestImageValidate(t *testing.T) {
 		"none":    {filepath.Join(t.TempDir(), "nope.yaml"), "", "reading lineage file"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, _, err := runImage(t, "validate", "-l", tc.file)
+			out, _, err := runImage(t, "validate", "-f", tc.file)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want %q", err, tc.wantErr)
@@ -124,13 +124,13 @@ func TestImageDockerfile(t *testing.T) {
 		"increment": {[]string{"dockerfile", "--increment", "base", "v2"}, "FROM " + host + "/pods/base:v1\nRUN apt-get install -y gzip\n"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, _, err := runImage(t, append(tc.args, "-l", lf)...)
+			out, _, err := runImage(t, append(tc.args, "-f", lf)...)
 			if err != nil || !strings.Contains(out, tc.want) {
 				t.Fatalf("out:\n%s\nerr %v, want %q", out, err, tc.want)
 			}
 		})
 	}
-	if _, _, err := runImage(t, "dockerfile", "base", "v9", "-l", lf); err == nil || !strings.Contains(err.Error(), `no version "v9"`) {
+	if _, _, err := runImage(t, "dockerfile", "base", "v9", "-f", lf); err == nil || !strings.Contains(err.Error(), `no version "v9"`) {
 		t.Errorf("unknown version: %v", err)
 	}
 }
@@ -141,7 +141,7 @@ func TestImagePatchResolveStatus(t *testing.T) {
 	host, lf := setup(t)
 	v1 := host + "/pods/base:v1"
 
-	out, _, err := runImage(t, "status", "-l", lf)
+	out, _, err := runImage(t, "status", "-f", lf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestImagePatchResolveStatus(t *testing.T) {
 		t.Errorf("status before: %d pending, want 4:\n%s", got, out)
 	}
 
-	out, errOut, err := runImage(t, "patch", v1, "--patches", "oom-score-adj", "-l", lf)
+	out, errOut, err := runImage(t, "patch", v1, "--patches", "oom-score-adj", "-f", lf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,18 +169,18 @@ func TestImagePatchResolveStatus(t *testing.T) {
 	}
 
 	// Patching the patched image is a no-op that returns the same ref.
-	again, errOut, err := runImage(t, "patch", m[1], "--patches", "oom-score-adj", "-l", lf)
+	again, errOut, err := runImage(t, "patch", m[1], "--patches", "oom-score-adj", "-f", lf)
 	if err != nil || again != out || !strings.Contains(errOut, "already has oom-score-adj") {
 		t.Errorf("patching the patched image: %q %q %v", again, errOut, err)
 	}
 
 	// resolve applies every patch.
-	res, errOut, err := runImage(t, "resolve", v1, "-l", lf)
+	res, errOut, err := runImage(t, "resolve", v1, "-f", lf)
 	if err != nil || !pinnedRE.MatchString(res) || res == out {
 		t.Errorf("resolve: %q %q %v", res, errOut, err)
 	}
 
-	out, _, err = runImage(t, "status", "-l", lf)
+	out, _, err = runImage(t, "status", "-f", lf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestImagePatchResolveStatus(t *testing.T) {
 func TestImageResolveFallsBack(t *testing.T) {
 	_, lf := setup(t)
 	// Nothing listens on port 1: the original ref comes back, with the reason.
-	out, errOut, err := runImage(t, "resolve", "127.0.0.1:1/pods/base:v1", "-l", lf, "--timeout", "2s")
+	out, errOut, err := runImage(t, "resolve", "127.0.0.1:1/pods/base:v1", "-f", lf, "--timeout", "2s")
 	if err != nil || out != "127.0.0.1:1/pods/base:v1\n" || !strings.Contains(errOut, "connection refused") {
 		t.Errorf("resolve: %q %q %v", out, errOut, err)
 	}
@@ -201,7 +201,7 @@ func TestImageResolveFallsBack(t *testing.T) {
 
 func TestImageBackport(t *testing.T) {
 	host, lf := setup(t)
-	out, errOut, err := runImage(t, "backport", "motd", "-l", lf)
+	out, errOut, err := runImage(t, "backport", "motd", "-f", lf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,18 +209,18 @@ func TestImageBackport(t *testing.T) {
 		t.Errorf("backport:\n%s\n%s", out, errOut)
 	}
 	// resolve now finds the backported tags: nothing new is pushed.
-	res, errOut, err := runImage(t, "resolve", host+"/pods/base:v2", "-l", lf)
+	res, errOut, err := runImage(t, "resolve", host+"/pods/base:v2", "-f", lf)
 	if err != nil || !strings.Contains(out, strings.TrimSpace(res)) || !strings.Contains(errOut, "already existed") {
 		t.Errorf("resolve after backport: %q %q %v\nbackport: %s", res, errOut, err, out)
 	}
-	if _, _, err := runImage(t, "backport", "nope", "-l", lf); err == nil {
+	if _, _, err := runImage(t, "backport", "nope", "-f", lf); err == nil {
 		t.Error("backport of an unknown patch succeeded")
 	}
 }
 
 func TestImageCheckBackup(t *testing.T) {
 	host, lf := setup(t)
-	out, _, err := runImage(t, "patch", host+"/pods/base:v1", "-l", lf)
+	out, _, err := runImage(t, "patch", host+"/pods/base:v1", "-f", lf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestImageCheckBackup(t *testing.T) {
 	}
 	tw.Close()
 	os.WriteFile(tarFile, b.Bytes(), 0o644)
-	out, _, err = runImage(t, "check-backup", patched, tarFile, "-l", lf)
+	out, _, err = runImage(t, "check-backup", patched, tarFile, "-f", lf)
 	if err == nil || !strings.Contains(err.Error(), "2 backup entries would hide patched files") {
 		t.Errorf("error = %v", err)
 	}
@@ -247,7 +247,7 @@ func TestImageCheckBackup(t *testing.T) {
 		}
 	}
 	clean := t.TempDir()
-	if _, errOut, err := runImage(t, "check-backup", patched, clean, "-l", lf); err != nil || !strings.Contains(errOut, "nothing in the backup hides") {
+	if _, errOut, err := runImage(t, "check-backup", patched, clean, "-f", lf); err != nil || !strings.Contains(errOut, "nothing in the backup hides") {
 		t.Errorf("clean backup: %v %s", err, errOut)
 	}
 }
@@ -263,7 +263,7 @@ func TestImageBuildWithoutHelper(t *testing.T) {
 		"no version":    {[]string{"build", "base", "v9"}, `no version "v9"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := runImage(t, append(tc.args, "-l", lf)...)
+			_, _, err := runImage(t, append(tc.args, "-f", lf)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("build: %v, want %q", err, tc.want)
 			}

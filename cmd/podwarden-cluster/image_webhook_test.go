@@ -59,7 +59,7 @@ func TestImageWebhookTLS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		cmd := newImageCmd(streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}})
-		cmd.SetArgs([]string{"webhook", "-l", lf, "--listen", addr, "--tls-cert", cert, "--tls-key", key, "--budget", "3s"})
+		cmd.SetArgs([]string{"webhook", "-f", lf, "--listen", addr, "--tls-cert", cert, "--tls-key", key, "--budget", "3s"})
 		done <- cmd.ExecuteContext(ctx)
 	}()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}

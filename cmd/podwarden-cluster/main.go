@@ -8,7 +8,7 @@ package main
 
 import "podwarden/internal/cli"
 
-func main() { cli.Main(commands...) }
+func main() { cli.Binary{Name: "podwarden-cluster", Commands: commands}.Main() }
 
 var commands = []cli.CommandFunc{newImageCmd, newStatusCmd}
 

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,11 +37,15 @@ func delegated() []cli.CommandFunc {
 	for name, d := range delegatedCommands {
 		out = append(out, func(cli.Streams) *cobra.Command {
 			return &cobra.Command{
-				Use:                name,
-				Short:              d.short,
+				Use:   name,
+				Short: d.short,
+				// The other binary parses the flags; completion asks it too.
 				DisableFlagParsing: true,
 				RunE: func(_ *cobra.Command, args []string) error {
 					return execBinary(d.binary, append([]string{name}, args...))
+				},
+				ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+					return complete(cmd.Context(), d.binary, append(append([]string{name}, args...), toComplete))
 				},
 			}
 		})
@@ -49,18 +57,9 @@ func delegated() []cli.CommandFunc {
 // streams: what a DaemonSet's command expects), found next to this binary
 // or on PATH.
 func execBinary(binary string, args []string) error {
-	path := ""
-	if self, err := os.Executable(); err == nil {
-		if p := filepath.Join(filepath.Dir(self), binary); isExecutable(p) {
-			path = p
-		}
-	}
-	if path == "" {
-		p, err := exec.LookPath(binary)
-		if err != nil {
-			return fmt.Errorf("podwarden %s needs %s next to podwarden or on PATH (make build makes all three): %w", args[0], binary, err)
-		}
-		path = p
+	path, err := cli.FindCompanion(binary)
+	if err != nil {
+		return fmt.Errorf("podwarden %s needs %s next to podwarden or on PATH (make build makes all three): %w", args[0], binary, err)
 	}
 	if err := syscall.Exec(path, append([]string{binary}, args...), os.Environ()); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)
@@ -68,7 +67,35 @@ func execBinary(binary string, args []string) error {
 	return nil
 }
 
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+// complete asks binary for completions of args through cobra's hidden
+// __complete command (the protocol the shell scripts use: one candidate
+// per line, then ":<directive>"), so `podwarden agent --<TAB>` offers
+// podwarden-agent's flags. Any failure completes nothing.
+func complete(ctx context.Context, binary string, args []string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	fail := cobra.ShellCompDirectiveNoFileComp
+	path, err := cli.FindCompanion(binary)
+	if err != nil {
+		return nil, fail
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var out bytes.Buffer
+	c := exec.CommandContext(ctx, path, append([]string{cobra.ShellCompRequestCmd}, args...)...)
+	c.Stdout = &out
+	if c.Run() != nil {
+		return nil, fail
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, ":") {
+		return nil, fail
+	}
+	directive, err := strconv.Atoi(last[1:])
+	if err != nil {
+		return nil, fail
+	}
+	return lines[:len(lines)-1], cobra.ShellCompDirective(directive)
 }

@@ -23,12 +23,13 @@ type eventsFlags struct {
 	since    time.Duration
 	output   string
 	kmsgPath string
+	pods     *podFlags
 	// idle is how long a follower waits after a kill line before it emits
 	// the report, since group-kill and reaper lines may still come.
 	idle time.Duration
 }
 
-func newEventsCmd(s Streams) *cobra.Command {
+func newEventsCmd(s Streams, pods *podSource) *cobra.Command {
 	f := &eventsFlags{idle: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "events [-]",
@@ -57,6 +58,7 @@ which pod and container they belonged to, and a diagnosis.`,
 	cmd.Flags().DurationVar(&f.since, "since", 0, "only OOMs newer than this (e.g. 1h)")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&f.kmsgPath, "kmsg-path", kmsg.DefaultPath, "path of the kmsg device")
+	f.pods = pods.register(cmd.Flags())
 	return cmd
 }
 
@@ -87,19 +89,19 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 			defer fh.Close()
 			r = fh
 		}
-		return pipeFile(ctx, kmsg.NewDecoder(r, kmsg.FormatAuto), eventWriter(out, f, 0))
+		return pipeFile(ctx, kmsg.NewDecoder(r, kmsg.FormatAuto), eventWriter(ctx, out, f, 0))
 	}
 	dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	return followDevice(ctx, dev, f, eventWriter(out, f, readUptime()), out)
+	return followDevice(ctx, dev, f, eventWriter(ctx, out, f, readUptime()), out)
 }
 
 // eventWriter formats reports that pass --since into out. uptime is the
 // boot-relative now for /dev/kmsg, zero for files.
-func eventWriter(out io.Writer, f *eventsFlags, uptime time.Duration) reportWriter {
+func eventWriter(ctx context.Context, out io.Writer, f *eventsFlags, uptime time.Duration) reportWriter {
 	keep := func(r *oomreport.Report) bool {
 		if f.since <= 0 {
 			return true
@@ -114,12 +116,13 @@ func eventWriter(out io.Writer, f *eventsFlags, uptime time.Duration) reportWrit
 		return true
 	}
 	var buf []byte
+	podName := namer(ctx, f.pods.resolver())
 	return func(r *oomreport.Report) error {
 		if !keep(r) {
 			return nil
 		}
 		var err error
-		if buf, err = appendEvent(buf[:0], f.output, r); err != nil {
+		if buf, err = appendEvent(buf[:0], f.output, r, podName); err != nil {
 			return err
 		}
 		if _, err := out.Write(buf); err != nil {
@@ -165,8 +168,9 @@ func flush(w *bufio.Writer) error {
 	return nil
 }
 
-// appendEvent appends one event in format: a JSON line, or a paragraph.
-func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
+// appendEvent appends one event in format: a JSON line, or a paragraph
+// naming pods with podName.
+func appendEvent(b []byte, format string, r *oomreport.Report, podName func(uid string) string) ([]byte, error) {
 	if format == "json" {
 		b, err := r.AppendJSON(b)
 		if err != nil {
@@ -187,13 +191,13 @@ func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 		fmt.Fprintf(&sb, " in %s", r.OOMMemcg)
 	}
 	if r.PodUID != "" {
-		fmt.Fprintf(&sb, " (pod %s container %.12s)", r.PodUID, r.ContainerID)
+		fmt.Fprintf(&sb, " (pod %s container %.12s)", podName(r.PodUID), r.ContainerID)
 	}
 	sb.WriteString(".")
 	for _, v := range r.Victims {
 		fmt.Fprintf(&sb, " Killed %s (pid %d, anon %d kB, adj %d", v.Comm, v.PID, v.AnonRSSKB, v.OOMScoreAdj)
 		if v.PodUID != "" {
-			fmt.Fprintf(&sb, ", pod %s", v.PodUID)
+			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID))
 		} else if v.Cgroup != "" {
 			fmt.Fprintf(&sb, ", %s", v.Cgroup)
 		}

@@ -29,7 +29,7 @@ func TestEventsFile(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
 			s := Streams{In: strings.NewReader(""), Out: &out, ErrOut: &out}
-			cmd := newEventsCmd(s)
+			cmd := newEventsCmd(s, nil)
 			cmd.SetArgs([]string{"--file", tc.file, "-o", tc.output})
 			cmd.SetOut(&out)
 			if err := cmd.ExecuteContext(context.Background()); err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -12,38 +11,50 @@ import (
 	"github.com/spf13/cobra"
 
 	"podwarden/internal/oom"
+	"podwarden/internal/podname"
 	"podwarden/internal/procfs"
 	"podwarden/internal/snapshot"
 )
 
 type psFlags struct {
-	node     NodeFlags
-	output   string
-	extended bool
-	kernel   bool
-	pod      string
-	cgroup   string
+	node      NodeFlags
+	pods      *podFlags
+	output    string
+	noHeaders bool
+	extended  bool
+	kernel    bool
+	pod       string
+	namespace string
+	cgroup    string
 }
 
-func newPsCmd(s Streams) *cobra.Command {
+func newPsCmd(s Streams, pods *podSource) *cobra.Command {
 	f := &psFlags{}
 	cmd := &cobra.Command{
 		Use:   "ps",
 		Short: "Print the process tree with OOM scores",
 		Long: `Print every process as a tree with its oom_score and oom_score_adj, the
-way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod;
--o json prints an array of objects.`,
+way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod
+(namespace/name); -o json and -o yaml print a list of objects.
+
+Pods are named from the kubelet's /var/log/pods directories (podwarden-agent
+asks the container runtime first); a pod neither knows shows its UID. A
+filter (--pod, -n, --cgroup) that matches no process is an error.`,
 		Example: `  podwarden ps
-  podwarden ps -o wide --pod 30e633b5-4140-4774-9122-1b9e140c8556
+  podwarden ps -o wide --pod hub/jupyter-alice
+  podwarden ps -o wide -n hub
   podwarden ps -o json --cgroup /kubepods`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPs(cmd.Context(), s, f) },
 	}
 	f.node.Register(cmd.Flags())
-	cmd.Flags().StringVarP(&f.output, "output", "o", "tree", "output format: tree, wide or json")
+	f.pods = pods.register(cmd.Flags())
+	cmd.Flags().StringVarP(&f.output, "output", "o", "tree", "output format: tree, wide, json or yaml")
+	cmd.Flags().BoolVar(&f.noHeaders, "no-headers", false, "wide: do not print the header line")
 	cmd.Flags().BoolVar(&f.extended, "extended", false, "tree: also print each command line")
 	cmd.Flags().BoolVar(&f.kernel, "kernel-threads", false, "include kernel threads")
-	cmd.Flags().StringVar(&f.pod, "pod", "", "only processes of the pod with this UID")
+	cmd.Flags().StringVar(&f.pod, "pod", "", "only processes of this pod: namespace/name, name or UID")
+	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "only processes of pods in this namespace")
 	cmd.Flags().StringVar(&f.cgroup, "cgroup", "", "only processes whose cgroup is this path or below it")
 	return cmd
 }
@@ -55,16 +66,14 @@ func (f *psFlags) fields() (procfs.Field, error) {
 		if f.extended {
 			base |= procfs.FieldCmdline
 		}
-		if f.pod != "" || f.cgroup != "" {
+		if f.pod != "" || f.namespace != "" || f.cgroup != "" {
 			base |= procfs.FieldCgroup
 		}
 		return base, nil
-	case "wide":
-		return base | procfs.FieldStatus | procfs.FieldCgroup | procfs.FieldCmdline, nil
-	case "json":
+	case "wide", "json", "yaml":
 		return base | procfs.FieldStatus | procfs.FieldCgroup | procfs.FieldCmdline, nil
 	}
-	return 0, fmt.Errorf("--output %q: want tree, wide or json", f.output)
+	return 0, fmt.Errorf("--output %q: want tree, wide, json or yaml", f.output)
 }
 
 func runPs(ctx context.Context, s Streams, f *psFlags) error {
@@ -76,31 +85,57 @@ func runPs(ctx context.Context, s Streams, f *psFlags) error {
 	if err != nil {
 		return err
 	}
-	procs := filterProcs(snap.Procs, f.kernel, f.pod, f.cgroup)
+	pods := f.pods.resolver()
+	procs := f.filter(ctx, snap.Procs, pods)
+	if len(procs) == 0 && (f.pod != "" || f.namespace != "" || f.cgroup != "") {
+		return f.noMatch()
+	}
+	name := namer(ctx, pods)
 	switch f.output {
-	case "json":
-		return writePsJSON(s.Out, procs)
+	case "json", "yaml":
+		return writeStructured(s.Out, f.output, psRows(ctx, procs, pods))
 	case "wide":
-		return writePsWide(s.Out, procs)
+		return writePsWide(s.Out, procs, name, f.noHeaders)
 	}
 	return writePsTree(s.Out, procs, f.extended)
 }
 
-func filterProcs(all []snapshot.Process, kernel bool, pod, cg string) []snapshot.Process {
+func (f *psFlags) filter(ctx context.Context, all []snapshot.Process, pods *podname.Resolver) []snapshot.Process {
+	cg := strings.TrimSuffix(f.cgroup, "/")
 	out := make([]snapshot.Process, 0, len(all))
 	for _, p := range all {
-		if p.Kernel && !kernel {
+		if p.Kernel && !f.kernel {
 			continue
 		}
-		if pod != "" && p.Owner.PodUID != pod {
+		if f.pod != "" && !pods.Match(ctx, p.Owner.PodUID, f.pod) {
 			continue
 		}
-		if cg != "" && !oom.InCgroup(p.MemCgroup, strings.TrimSuffix(cg, "/")) && !oom.InCgroup(p.Cgroup, strings.TrimSuffix(cg, "/")) {
+		if f.namespace != "" {
+			if pod, ok := pods.Lookup(ctx, p.Owner.PodUID); !ok || pod.Namespace != f.namespace {
+				continue
+			}
+		}
+		if cg != "" && !oom.InCgroup(p.MemCgroup, cg) && !oom.InCgroup(p.Cgroup, cg) {
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// noMatch says which filter found nothing, rather than printing nothing.
+func (f *psFlags) noMatch() error {
+	var what []string
+	if f.pod != "" {
+		what = append(what, "pod "+f.pod)
+	}
+	if f.namespace != "" {
+		what = append(what, "namespace "+f.namespace)
+	}
+	if f.cgroup != "" {
+		what = append(what, "cgroup "+f.cgroup)
+	}
+	return fmt.Errorf("no process on this node matches %s (podwarden ps -o wide lists every pod's processes)", strings.Join(what, " and "))
 }
 
 // treeNode orders procs depth-first by PID under their parents; a process
@@ -169,9 +204,11 @@ func writePsTree(w io.Writer, procs []snapshot.Process, extended bool) error {
 	return bw.Flush()
 }
 
-func writePsWide(w io.Writer, procs []snapshot.Process) error {
+func writePsWide(w io.Writer, procs []snapshot.Process, pod func(uid string) string, noHeaders bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PID\tPPID\tOOM\tADJ\tRSS\tSWAP\tQOS\tPOD\tCONTAINER\tCGROUP\tCOMMAND")
+	if !noHeaders {
+		fmt.Fprintln(tw, "PID\tPPID\tOOM\tADJ\tRSS\tSWAP\tQOS\tPOD\tCONTAINER\tCGROUP\tCOMMAND")
+	}
 	for _, n := range tree(procs) {
 		p := n.p
 		cmd := p.Comm
@@ -179,7 +216,7 @@ func writePsWide(w io.Writer, procs []snapshot.Process) error {
 			cmd = shellJoin(p.Cmdline)
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", p.PID, p.PPID, p.OOMScore, p.OOMScoreAdj,
-			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), Dash(string(p.Owner.QoS)), Dash(p.Owner.PodUID),
+			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), Dash(string(p.Owner.QoS)), Dash(pod(p.Owner.PodUID)),
 			Dash(shortID(p.Owner.ContainerID)), p.MemCgroup, strings.Repeat("  ", n.depth), cmd)
 	}
 	return tw.Flush()
@@ -206,14 +243,17 @@ type psRow struct {
 	Cgroup      string   `json:"cgroup"`
 	CgroupV1    string   `json:"cgroup_v1_memory,omitempty"`
 	PodUID      string   `json:"pod_uid"`
+	Namespace   string   `json:"pod_namespace,omitempty"`
+	PodName     string   `json:"pod_name,omitempty"`
 	ContainerID string   `json:"container_id"`
 	QoS         string   `json:"qos"`
 	Runtime     string   `json:"runtime,omitempty"`
 }
 
-func writePsJSON(w io.Writer, procs []snapshot.Process) error {
+func psRows(ctx context.Context, procs []snapshot.Process, pods *podname.Resolver) []psRow {
 	rows := make([]psRow, 0, len(procs))
 	for _, p := range procs {
+		pod, _ := pods.Lookup(ctx, p.Owner.PodUID)
 		cmdline := p.Cmdline
 		if cmdline == nil {
 			cmdline = []string{}
@@ -225,13 +265,11 @@ func writePsJSON(w io.Writer, procs []snapshot.Process) error {
 			RSSBytes: p.RSS(), RSSAnon: p.RSSAnon, RSSFile: p.RSSFile, RSSShmem: p.RSSShmem,
 			SwapBytes: p.Swap, PgTables: p.PgTables,
 			Cgroup: p.MemCgroup, CgroupV1: p.CgroupV1Memory,
-			PodUID: p.Owner.PodUID, ContainerID: p.Owner.ContainerID, QoS: string(p.Owner.QoS),
-			Runtime: string(p.Owner.Runtime),
+			PodUID: p.Owner.PodUID, Namespace: pod.Namespace, PodName: pod.Name,
+			ContainerID: p.Owner.ContainerID, QoS: string(p.Owner.QoS), Runtime: string(p.Owner.Runtime),
 		})
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rows)
+	return rows
 }
 
 // shellJoin quotes arguments the way the seed's shlex.join does, so output

@@ -15,8 +15,21 @@ func seedRoots(t *testing.T) (proc, cg string) {
 	writeProcTree(t, filepath.Join(dir, "proc"), procs, seedMemTotalKB)
 	container := "/kubepods/pod" + seedPodUID + "/crio-" + seedContainerID
 	writeCgroupV2(t, filepath.Join(dir, "cgroup"), procs, map[string]bool{container: true})
+	// The kubelet's log directory of the seed's pod, which names it.
+	if err := os.MkdirAll(filepath.Join(dir, "pods", seedPodDir, "notebook"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	return filepath.Join(dir, "proc"), filepath.Join(dir, "cgroup")
 }
+
+// The seed pod's name, as the kubelet's /var/log/pods has it.
+const (
+	seedPodName = "hub/jupyter-alice"
+	seedPodDir  = "hub_jupyter-alice_" + seedPodUID
+)
+
+// podLogDir is the pod log directory seedRoots wrote beside proc.
+func podLogDir(proc string) string { return filepath.Join(filepath.Dir(proc), "pods") }
 
 func TestPsPrintsTheSeedTree(t *testing.T) {
 	proc, cg := seedRoots(t)
@@ -41,13 +54,15 @@ func TestPsFilters(t *testing.T) {
 		wantFirst string
 		wantLines int
 	}{
-		{"pod", []string{"--pod", seedPodUID}, "[999004] conmon: 0 (-1000)", 39},
+		{"pod UID", []string{"--pod", seedPodUID}, "[999004] conmon: 0 (-1000)", 39},
+		{"pod namespace/name", []string{"--pod", seedPodName}, "[999004] conmon: 0 (-1000)", 39},
+		{"pod name", []string{"--pod", "jupyter-alice"}, "[999004] conmon: 0 (-1000)", 39},
+		{"namespace", []string{"-n", "hub"}, "[999004] conmon: 0 (-1000)", 39},
 		{"cgroup prefix", []string{"--cgroup", "/kubepods/pod" + seedPodUID + "/crio-" + seedContainerID}, "[999026] systemd: 2 (-997)", 38},
-		{"no match", []string{"--pod", "nope"}, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := runForTest(t, append([]string{"ps", "--proc-root", proc, "--cgroup-root", cg}, tt.args...)...)
+			out, errOut, code := runForTest(t, append([]string{"ps", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc)}, tt.args...)...)
 			if code != 0 {
 				t.Fatalf("ps failed: %s", errOut)
 			}
@@ -65,9 +80,32 @@ func TestPsFilters(t *testing.T) {
 	}
 }
 
+// A filter that matches nothing is an error naming it, not an empty
+// table with exit 0.
+func TestPsNoMatch(t *testing.T) {
+	proc, cg := seedRoots(t)
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"pod":          {[]string{"--pod", "nope"}, "matches pod nope"},
+		"wrong ns":     {[]string{"--pod", "default/jupyter-alice"}, "matches pod default/jupyter-alice"},
+		"namespace":    {[]string{"-n", "kube-system"}, "matches namespace kube-system"},
+		"cgroup":       {[]string{"--cgroup", "/nope"}, "matches cgroup /nope"},
+		"unnamed pods": {[]string{"--pod", "jupyter-alice", "--pod-log-dir", ""}, "matches pod jupyter-alice"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := runForTest(t, append([]string{"ps", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc)}, tc.args...)...)
+			if code != 1 || out != "" || !strings.Contains(errOut, "no process on this node "+tc.want) {
+				t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
+			}
+		})
+	}
+}
+
 func TestPsJSON(t *testing.T) {
 	proc, cg := seedRoots(t)
-	out, errOut, code := runForTest(t, "ps", "-o", "json", "--proc-root", proc, "--cgroup-root", cg)
+	out, errOut, code := runForTest(t, "ps", "-o", "json", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc))
 	if code != 0 {
 		t.Fatalf("ps failed: %s", errOut)
 	}
@@ -89,7 +127,8 @@ func TestPsJSON(t *testing.T) {
 			hog = r
 		}
 	}
-	if hog == nil || hog["pod_uid"] != seedPodUID || hog["container_id"] != seedContainerID || hog["qos"] != "guaranteed" ||
+	if hog == nil || hog["pod_uid"] != seedPodUID || hog["pod_namespace"] != "hub" || hog["pod_name"] != "jupyter-alice" ||
+		hog["container_id"] != seedContainerID || hog["qos"] != "guaranteed" ||
 		hog["rss_bytes"].(float64) != 7_450_000*1024 || hog["oom_score_adj"].(float64) != -997 {
 		t.Fatalf("hog row = %v", hog)
 	}
@@ -97,9 +136,18 @@ func TestPsJSON(t *testing.T) {
 
 func TestPsWideAndExtended(t *testing.T) {
 	proc, cg := seedRoots(t)
-	out, _, code := runForTest(t, "ps", "-o", "wide", "--proc-root", proc, "--cgroup-root", cg)
-	if code != 0 || !strings.Contains(out, "PID") || !strings.Contains(out, "7.1 GiB") || !strings.Contains(out, "2c6ca22c5968c") {
-		t.Fatalf("wide output:\n%s", out)
+	out, _, code := runForTest(t, "ps", "-o", "wide", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc))
+	if code != 0 || !strings.HasPrefix(out, "PID") || !strings.Contains(out, "7.1 GiB") || !strings.Contains(out, "2c6ca22c5968c") ||
+		!strings.Contains(out, " "+seedPodName+" ") || strings.Contains(out, seedPodUID+" ") {
+		t.Fatalf("wide output (pods by name):\n%s", out)
+	}
+	bare, _, code := runForTest(t, "ps", "-o", "wide", "--no-headers", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc))
+	if code != 0 || strings.Contains(bare, "PID") || strings.Count(bare, "\n") != strings.Count(out, "\n")-1 {
+		t.Fatalf("--no-headers:\n%s", bare)
+	}
+	yml, _, code := runForTest(t, "ps", "-o", "yaml", "--pod", seedPodName, "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc))
+	if code != 0 || !strings.Contains(yml, "- pid: 999004\n  ppid: ") || !strings.Contains(yml, "\n  pod_name: jupyter-alice\n") {
+		t.Fatalf("yaml output:\n%s", yml)
 	}
 	out, _, code = runForTest(t, "ps", "--extended", "--pod", seedPodUID, "--proc-root", proc, "--cgroup-root", cg)
 	if code != 0 || !strings.Contains(out, "python -c 'x = '\"'\"' '\"'\"' * 1024**3'") {
@@ -114,8 +162,9 @@ func TestPsBadInput(t *testing.T) {
 		want string
 	}{
 		{"missing proc root", []string{"ps", "--proc-root", "/nonexistent/proc"}, "/nonexistent/proc"},
-		{"bad output", []string{"ps", "-o", "yaml"}, `--output "yaml"`},
-		{"bad victims output", []string{"victims", "-o", "yaml"}, `--output "yaml"`},
+		{"bad output", []string{"ps", "-o", "xml"}, `--output "xml"`},
+		{"bad victims output", []string{"victims", "-o", "xml"}, `--output "xml"`},
+		{"victims count", []string{"victims", "--limit", "-1"}, `--limit -1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
