@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -355,8 +356,16 @@ func TestChartPolicyParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("chart policy: %v\n%s", err, cms[0].Data["policy.yaml"])
 	}
-	if cfg.PodOOMScoreAdj != 900 || cfg.OOMGroup != policy.ModeSingle {
-		t.Errorf("chart policy %+v: want the agent's defaults", cfg)
+	// values.yaml spells out the agent's defaults: the two must not drift
+	// (a daemon added to one list only would be protected by the chart
+	// and not by the binary, or the other way round).
+	// values.yaml writes the empty namespace list out; the code leaves it nil.
+	want := policy.Default()
+	if len(cfg.Selector.Namespaces) == 0 && len(want.Selector.Namespaces) == 0 {
+		cfg.Selector.Namespaces, want.Selector.Namespaces = nil, nil
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("chart policy differs from policy.Default():\n chart: %+v\n code:  %+v", cfg, want)
 	}
 }
 

@@ -97,13 +97,23 @@ func Default() Config {
 		OOMGroup:         ModeSingle,
 		PodOOMScoreAdj:   900,
 		AnnotationMinAdj: 0,
-		// Runtime daemons (containerd, crio, kubelet) are left alone:
-		// kubelet already runs them at -999, below anything here.
+		// The daemons a node needs to stay reachable, keep time and log,
+		// on the notes' EKS nodes and on GPU nodes; docs/policy.md says why
+		// each one is here. kubelet and the runtime are left as kubelet
+		// sets them (-999): below every entry here already.
 		Protected: []ProtectedRule{
 			{Comm: "sshd", Adj: DefaultProtectedAdj},
 			{Comm: "systemd-networkd", Adj: DefaultProtectedAdj},
 			{Comm: "systemd-resolved", Adj: DefaultProtectedAdj},
+			{Comm: "systemd-journald", Adj: DefaultProtectedAdj},
+			{Comm: "chronyd", Adj: DefaultProtectedAdj},
+			{Comm: "systemd-timesyncd", Adj: DefaultProtectedAdj},
 			{Comm: "amazon-ssm-agent", Adj: DefaultProtectedAdj},
+			{Comm: "ssm-agent-worker", Adj: DefaultProtectedAdj},
+			{Comm: "polkitd", Adj: DefaultProtectedAdj},
+			{Comm: "nvidia-persistenced", Adj: DefaultProtectedAdj},
+			{Comm: "nv-fabricmanager", Adj: DefaultProtectedAdj},
+			{Comm: "nv-hostengine", Adj: DefaultProtectedAdj},
 		},
 		Interval: 10 * time.Second,
 	}

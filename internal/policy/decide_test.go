@@ -135,7 +135,7 @@ func TestProtectHost(t *testing.T) {
 	cfg := Default()
 	cfg.Protected = append(cfg.Protected,
 		ProtectedRule{Exe: "/usr/bin/node_exporter", Adj: -500},
-		ProtectedRule{Cgroup: "/system.slice/chronyd.service", Adj: -800},
+		ProtectedRule{Cgroup: "/system.slice/rngd.service", Adj: -800},
 		ProtectedRule{Comm: "agent", Exe: "/opt/**/agent", Adj: -100},
 	)
 	tests := map[string]struct {
@@ -143,16 +143,30 @@ func TestProtectHost(t *testing.T) {
 		adj               int
 		ok                bool
 	}{
-		"sshd":                           {"sshd", "/usr/sbin/sshd", "/system.slice/sshd.service", -900, true},
-		"comm with newline":              {"sshd\n", "", "", -900, true},
-		"networkd truncated by kernel":   {"systemd-network", "/usr/lib/systemd/systemd-networkd", "", -900, true},
-		"resolved truncated":             {"systemd-resolve", "", "", -900, true},
-		"ssm agent truncated":            {"amazon-ssm-agen", "/usr/bin/amazon-ssm-agent", "", -900, true},
+		"sshd":                         {"sshd", "/usr/sbin/sshd", "/system.slice/sshd.service", -900, true},
+		"comm with newline":            {"sshd\n", "", "", -900, true},
+		"networkd truncated by kernel": {"systemd-network", "/usr/lib/systemd/systemd-networkd", "", -900, true},
+		"resolved truncated":           {"systemd-resolve", "", "", -900, true},
+		"ssm agent truncated":          {"amazon-ssm-agen", "/usr/bin/amazon-ssm-agent", "", -900, true},
+		// The notes' node: daemons its node OOM killed or that keep it
+		// reachable, by the names the kernel keeps (15 bytes).
+		"journald truncated":             {"systemd-journal", "/usr/lib/systemd/systemd-journald", "/system.slice/systemd-journald.service", -900, true},
+		"chronyd":                        {"chronyd", "/usr/sbin/chronyd", "/system.slice/chronyd.service", -900, true},
+		"timesyncd truncated":            {"systemd-timesyn", "", "", -900, true},
+		"ssm worker truncated":           {"ssm-agent-worke", "/usr/bin/ssm-agent-worker", "", -900, true},
+		"polkitd":                        {"polkitd", "/usr/lib/polkit-1/polkitd", "/system.slice/polkit.service", -900, true},
+		"polkitd inside a pod":           {"polkitd", "", "/kubepods/podx/crio-abc/system.slice", 0, false},
+		"GPU persistenced":               {"nvidia-persiste", "/usr/bin/nvidia-persistenced", "", -900, true},
+		"GPU fabric manager":             {"nv-fabricmanage", "/usr/bin/nv-fabricmanager", "/system.slice/nvidia-fabricmanager.service", -900, true},
+		"DCGM host engine":               {"nv-hostengine", "/usr/bin/nv-hostengine", "/system.slice/nvidia-dcgm.service", -900, true},
+		"DCGM exporter's engine":         {"nv-hostengine", "", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podx.slice/cri-containerd-a.scope", 0, false},
+		"crio left to kubelet":           {"crio", "/usr/bin/crio", "/system.slice/crio.service", 0, false},
+		"dockerd left alone":             {"dockerd", "/usr/bin/dockerd", "/system.slice/docker.service", 0, false},
 		"sshd-session is not sshd":       {"sshd-session", "/usr/lib/openssh/sshd-session", "", 0, false},
 		"exe rule":                       {"node_exporter", "/usr/bin/node_exporter", "", -500, true},
 		"exe rule deleted binary":        {"node_exporter", "/usr/bin/node_exporter (deleted)", "", -500, true},
 		"exe rule unreadable exe":        {"node_exporter", "", "", 0, false},
-		"cgroup rule":                    {"chronyd", "/usr/sbin/chronyd", "/system.slice/chronyd.service", -800, true},
+		"cgroup rule":                    {"rngd", "/usr/sbin/rngd", "/system.slice/rngd.service", -800, true},
 		"all fields must match":          {"agent", "/usr/bin/agent", "", 0, false},
 		"all fields match":               {"agent", "/opt/x/bin/agent", "", -100, true},
 		"unprotected":                    {"bash", "/usr/bin/bash", "/user.slice/user-0.slice/session-1.scope", 0, false},
@@ -233,7 +247,7 @@ func TestHostComms(t *testing.T) {
 		want   []string
 		wantOK bool
 	}{
-		{"defaults, cut to 15 bytes", Default().Protected, []string{"sshd", "systemd-network", "systemd-resolve", "amazon-ssm-agen"}, true},
+		{"defaults, cut to 15 bytes", Default().Protected, []string{"sshd", "systemd-network", "systemd-resolve", "systemd-journal", "chronyd", "systemd-timesyn", "amazon-ssm-agen", "ssm-agent-worke", "polkitd", "nvidia-persiste", "nv-fabricmanage", "nv-hostengine"}, true},
 		{"a rule without comm matches any name", []ProtectedRule{{Comm: "sshd"}, {Cgroup: "/system.slice/x.service"}}, nil, false},
 		{"none", nil, nil, true},
 	}

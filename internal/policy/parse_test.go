@@ -160,8 +160,8 @@ func TestExampleConfig(t *testing.T) {
 	if adj, ok := c.ProtectHost("systemd-network", "/usr/lib/systemd/systemd-networkd", "/system.slice/systemd-networkd.service"); !ok || adj != -900 {
 		t.Errorf("networkd: %d, %v", adj, ok)
 	}
-	if adj, ok := c.ProtectHost("chronyd", "/usr/sbin/chronyd", "/system.slice/chronyd.service"); !ok || adj != -800 {
-		t.Errorf("chronyd: %d, %v", adj, ok)
+	if adj, ok := c.ProtectHost("rngd", "/usr/sbin/rngd", "/system.slice/rngd.service"); !ok || adj != -800 {
+		t.Errorf("rngd: %d, %v", adj, ok)
 	}
 }
 
