@@ -32,11 +32,19 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("%q is not one of single, group, leave", s)
 }
 
-// Annotations a pod may carry to override the config for itself.
+// Annotations a pod may carry to override the config for itself. podwarden
+// uses one domain, podwarden.dev, for everything it reads or writes on
+// objects (these, the image webhook's podwarden.dev/image-patch, the image
+// label dev.podwarden.patches).
 const (
-	AnnotationOOMKill     = "podwarden.io/oom-kill"      // single | group | leave
-	AnnotationOOMScoreAdj = "podwarden.io/oom-score-adj" // integer, annotationMinAdj..1000
+	AnnotationOOMKill     = "podwarden.dev/oom-kill"      // single | group | leave
+	AnnotationOOMScoreAdj = "podwarden.dev/oom-score-adj" // integer, annotationMinAdj..1000
 )
+
+// LegacyAnnotationDomain is the domain the pod annotations had before
+// podwarden settled on podwarden.dev: still read, so pods annotated then
+// keep their settings. The new name wins when a pod has both.
+const LegacyAnnotationDomain = "podwarden.io"
 
 // Selector chooses target pods. A pod is a target when its namespace is not
 // excluded, is in Namespaces (if any are listed), has every label in Labels

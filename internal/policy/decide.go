@@ -26,7 +26,8 @@ type Decision struct {
 	Reason   string
 }
 
-// Decide applies the selector and then the pod's podwarden.io annotations.
+// Decide applies the selector and then the pod's podwarden.dev annotations
+// (or their podwarden.io names, see LegacyAnnotationDomain).
 // A bad annotation is ignored (the config value stands) and Reason says
 // why, because failing the whole pod would leave it unprotected.
 func (c Config) Decide(t Target) Decision {
@@ -35,28 +36,42 @@ func (c Config) Decide(t Target) Decision {
 	}
 	d := Decision{Target: true, OOMGroup: c.OOMGroup, Adj: c.PodOOMScoreAdj, AdjSet: true}
 	reasons := []string{"selected"}
-	if v, ok := t.Annotations[AnnotationOOMKill]; ok {
+	if key, v, ok := annotation(t.Annotations, AnnotationOOMKill); ok {
 		if m, err := ParseMode(strings.TrimSpace(v)); err != nil {
-			reasons = append(reasons, fmt.Sprintf("ignored %s: %v", AnnotationOOMKill, err))
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %v", key, err))
 		} else {
 			d.OOMGroup = m
-			reasons = append(reasons, fmt.Sprintf("%s=%s", AnnotationOOMKill, m))
+			reasons = append(reasons, fmt.Sprintf("%s=%s", key, m))
 		}
 	}
-	if v, ok := t.Annotations[AnnotationOOMScoreAdj]; ok {
+	if key, v, ok := annotation(t.Annotations, AnnotationOOMScoreAdj); ok {
 		adj, err := strconv.Atoi(strings.TrimSpace(v))
 		switch {
 		case err != nil:
-			reasons = append(reasons, fmt.Sprintf("ignored %s: %q is not an integer", AnnotationOOMScoreAdj, v))
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %q is not an integer", key, v))
 		case adj < c.AnnotationMinAdj || adj > 1000:
-			reasons = append(reasons, fmt.Sprintf("ignored %s: %d is outside %d..1000 (annotationMinAdj)", AnnotationOOMScoreAdj, adj, c.AnnotationMinAdj))
+			reasons = append(reasons, fmt.Sprintf("ignored %s: %d is outside %d..1000 (annotationMinAdj)", key, adj, c.AnnotationMinAdj))
 		default:
 			d.Adj = adj
-			reasons = append(reasons, fmt.Sprintf("%s=%d", AnnotationOOMScoreAdj, adj))
+			reasons = append(reasons, fmt.Sprintf("%s=%d", key, adj))
 		}
 	}
 	d.Reason = strings.Join(reasons, "; ")
 	return d
+}
+
+// annotation reads the annotation name, or its LegacyAnnotationDomain
+// spelling when the pod has only that, and says which key it read.
+func annotation(a map[string]string, name string) (key, value string, ok bool) {
+	if v, ok := a[name]; ok {
+		return name, v, true
+	}
+	_, rest, _ := strings.Cut(name, "/")
+	legacy := LegacyAnnotationDomain + "/" + rest
+	if v, ok := a[legacy]; ok {
+		return legacy, v, true
+	}
+	return "", "", false
 }
 
 // selects returns why a pod is not selected, checking in the order an

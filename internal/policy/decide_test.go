@@ -77,7 +77,7 @@ func TestDecide(t *testing.T) {
 		},
 		"annotation group": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "group"}},
-			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.io/oom-kill=group",
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.dev/oom-kill=group",
 		},
 		"annotation leave": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: " leave "}},
@@ -85,11 +85,11 @@ func TestDecide(t *testing.T) {
 		},
 		"bad mode annotation ignored": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "Single"}},
-			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: `ignored podwarden.io/oom-kill: "Single" is not one of`,
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: `ignored podwarden.dev/oom-kill: "Single" is not one of`,
 		},
 		"adj annotation": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "250"}},
-			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 250, AdjSet: true}, wantReason: "podwarden.io/oom-score-adj=250",
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 250, AdjSet: true}, wantReason: "podwarden.dev/oom-score-adj=250",
 		},
 		"adj annotation not a number": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "low"}},
@@ -107,13 +107,26 @@ func TestDecide(t *testing.T) {
 			cfg: floor, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMScoreAdj: "-400"}},
 			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: -400, AdjSet: true},
 		},
+		// Pods annotated before the domain became podwarden.dev.
+		"legacy domain read": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{"podwarden.io/oom-kill": "group", "podwarden.io/oom-score-adj": "300"}},
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 300, AdjSet: true}, wantReason: "podwarden.io/oom-kill=group; podwarden.io/oom-score-adj=300",
+		},
+		"legacy domain checked too": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{"podwarden.io/oom-score-adj": "-1000"}},
+			want: Decision{Target: true, OOMGroup: ModeSingle, Adj: 900, AdjSet: true}, wantReason: "ignored podwarden.io/oom-score-adj: -1000 is outside",
+		},
+		"new domain wins": {
+			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{"podwarden.io/oom-kill": "leave", "podwarden.dev/oom-kill": "group"}},
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.dev/oom-kill=group",
+		},
 		"annotations do not select": {
 			cfg: base, t: Target{Namespace: "hub", Annotations: map[string]string{AnnotationOOMKill: "single"}},
 			want: Decision{OOMGroup: ModeLeave}, wantReason: "missing",
 		},
 		"both annotations, one bad": {
 			cfg: base, t: Target{Namespace: "hub", Labels: latch, Annotations: map[string]string{AnnotationOOMKill: "group", AnnotationOOMScoreAdj: "x"}},
-			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.io/oom-kill=group; ignored",
+			want: Decision{Target: true, OOMGroup: ModeGroup, Adj: 900, AdjSet: true}, wantReason: "podwarden.dev/oom-kill=group; ignored",
 		},
 	}
 	for name, tc := range tests {

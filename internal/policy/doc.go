@@ -1,6 +1,6 @@
 // Package policy owns podwarden's configuration and the pure decisions made
 // from it: which pods are targets, what memory.oom.group mode and
-// oom_score_adj each target gets (after its podwarden.io annotations), and
+// oom_score_adj each target gets (after its podwarden.dev annotations), and
 // which host processes are protected at what adj.
 //
 // Nothing here touches the host: Decide and ProtectHost take what the agent
