@@ -4,6 +4,14 @@ GO        ?= go
 BIN       := bin/podwarden
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
+# Stamped into every binary (--version, `podwarden version`, the agent's
+# build info): the nearest tag, commits since, the commit, "-dirty" for
+# uncommitted changes; the commit alone while the repository has no tag.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X podwarden/internal/cli.version=$(VERSION)
+# The image `make image` builds and the chart's default image.repository
+# (values.yaml); set IMAGE to push to your own registry.
+IMAGE     ?= ghcr.io/podwarden/podwarden:$(VERSION)
 PKGS      := ./...
 # Built tools the end-to-end tests use (kube-apiserver, etcd, buildkitd),
 # kept outside the clone so CI and later runs reuse them; keyed by version.
@@ -20,19 +28,21 @@ all: build
 # the other two for their commands from the same directory. podwarden-build
 # is the BuildKit helper of `image build` and RUN patches (its own module).
 build:
-	$(GO) build -o $(BIN) ./cmd/podwarden
-	$(GO) build -o bin/podwarden-agent ./cmd/podwarden-agent
-	$(GO) build -o bin/podwarden-cluster ./cmd/podwarden-cluster
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/podwarden
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/podwarden-agent ./cmd/podwarden-agent
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/podwarden-cluster ./cmd/podwarden-cluster
 	cd internal/image/buildkit && $(GO) build -o $(CURDIR)/bin/podwarden-build ./cmd/podwarden-build
 
 # The DaemonSet's binary as the container image has it (static, stripped).
 static:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/podwarden-agent-static ./cmd/podwarden-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/podwarden-agent-static ./cmd/podwarden-agent
 
 # The agent's container image (distroless/static, root: it writes cgroup
 # files). Needs a container engine, which this development machine lacks.
+# Then `docker push $(IMAGE)` and install the chart with image.repository
+# and image.tag set to it (docs/kubernetes.md).
 image:
-	docker build -t podwarden:dev .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 # Installs what the tests need on a fresh Debian machine (root).
 deps:

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -23,6 +22,7 @@ type statusFlags struct {
 	namespace  string
 	selector   string
 	output     string
+	noHeaders  bool
 	timeout    time.Duration
 }
 
@@ -44,7 +44,8 @@ podwarden-viewer ClusterRole bound in the agents' namespace (pods list,
 pods/proxy get), and podwarden-node-viewer to see nodes without an agent.`,
 		Example: `  podwarden status
   podwarden status -n podwarden-system -o json
-  podwarden status --context prod --selector app.kubernetes.io/instance=podwarden`,
+  podwarden status --context prod -l app.kubernetes.io/instance=podwarden
+  podwarden status -o name`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runStatus(cmd, s, f) },
 	}
@@ -53,14 +54,17 @@ pods/proxy get), and podwarden-node-viewer to see nodes without an agent.`,
 	fl.StringVar(&f.context, "context", "", "kubeconfig context (default: the current one)")
 	fl.StringVarP(&f.namespace, "namespace", "n", "podwarden-system", "namespace of the podwarden DaemonSet")
 	fl.StringVarP(&f.selector, "selector", "l", "app.kubernetes.io/name=podwarden", "label selector of the agent pods")
-	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table, json, yaml or name (the agent pods, pod/NAME)")
+	fl.BoolVar(&f.noHeaders, "no-headers", false, "table: do not print the tables' header lines")
 	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "time allowed to read one agent's metrics")
 	return cmd
 }
 
 func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
-	if f.output != "table" && f.output != "json" {
-		return fmt.Errorf("--output %q: want table or json", f.output)
+	switch f.output {
+	case "table", "json", "yaml", "name":
+	default:
+		return fmt.Errorf("--output %q: want table, json, yaml or name", f.output)
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = f.kubeconfig
@@ -81,22 +85,34 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.output == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	switch f.output {
+	case "json", "yaml":
+		return cli.WriteStructured(s.Out, f.output, st)
+	case "name":
+		if len(st.Agents) == 0 {
+			return fmt.Errorf("no podwarden agent pods in namespace %s match %s", st.Namespace, f.selector)
+		}
+		for _, a := range st.Agents {
+			fmt.Fprintf(s.Out, "pod/%s\n", a.Pod)
+		}
+		return nil
 	}
-	return writeStatus(s.Out, st)
+	return writeStatus(s.Out, st, f.noHeaders)
 }
 
 // writeStatus prints the kubectl-style tables.
-func writeStatus(out io.Writer, st status.Cluster) error {
+func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 	w := cli.NewBufWriter(out)
+	header := func(tw io.Writer, h string) {
+		if !noHeaders {
+			fmt.Fprintln(tw, h)
+		}
+	}
 	if len(st.Agents) == 0 {
 		fmt.Fprintf(w, "No podwarden agent pods in namespace %s.\n", st.Namespace)
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tAGENT\tREADY\tRESTARTS\tPROTECTED\tPROCESSES\tOOM KILLS\tDRIFT REPAIRS\tERRORS")
+		header(tw, "NODE\tAGENT\tREADY\tRESTARTS\tPROTECTED\tPROCESSES\tOOM KILLS\tDRIFT REPAIRS\tERRORS")
 		for _, a := range st.Agents {
 			ready := "no"
 			if a.Ready {
@@ -133,7 +149,7 @@ func writeStatus(out io.Writer, st status.Cluster) error {
 	if len(protected) > 0 {
 		fmt.Fprintln(w, "\nProtected pods:")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tPODS")
+		header(tw, "NODE\tPODS")
 		for _, r := range protected {
 			fmt.Fprintln(tw, strings.Join(r, "\t"))
 		}
@@ -142,7 +158,7 @@ func writeStatus(out io.Writer, st status.Cluster) error {
 	if len(kills) > 0 {
 		fmt.Fprintln(w, "\nOOM kills in target pods (since each agent started):")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tPOD\tCONTAINER\tKIND\tKILLS")
+		header(tw, "NODE\tPOD\tCONTAINER\tKIND\tKILLS")
 		for _, r := range kills {
 			fmt.Fprintln(tw, strings.Join(r, "\t"))
 		}

@@ -34,7 +34,7 @@ func TestWriteStatusTable(t *testing.T) {
 		NodesWithoutAgent: []string{"node-c"},
 	}
 	var out bytes.Buffer
-	if err := writeStatus(&out, st); err != nil {
+	if err := writeStatus(&out, st, false); err != nil {
 		t.Fatal(err)
 	}
 	want := `NODE    AGENT         READY  RESTARTS  PROTECTED  PROCESSES  OOM KILLS  DRIFT REPAIRS  ERRORS
@@ -56,6 +56,18 @@ Nodes without an agent (1): node-c
 `
 	if out.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := writeStatus(&out, st, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"NODE    AGENT", "NODE    PODS", "NODE    POD "} {
+		if strings.Contains(out.String(), h) {
+			t.Errorf("--no-headers printed %q:\n%s", h, out.String())
+		}
+	}
+	if !strings.HasPrefix(out.String(), "node-a  podwarden-x1  yes") {
+		t.Errorf("--no-headers:\n%s", out.String())
 	}
 }
 
@@ -175,6 +187,14 @@ current-context: test
 			t.Fatalf("status %+v", st)
 		}
 		a, b := st.Agents[0], st.Agents[1]
+		if names, err := runStatusCmd("--kubeconfig", kubeconfig(viewerToken), "-o", "name", "--timeout", "3s"); err != nil ||
+			names != "pod/"+a.Pod+"\npod/"+b.Pod+"\n" {
+			t.Errorf("-o name: %v %q", err, names)
+		}
+		if yml, err := runStatusCmd("--kubeconfig", kubeconfig(viewerToken), "-o", "yaml", "--timeout", "3s"); err != nil ||
+			!strings.Contains(yml, "\nagents:\n  - node: node-a\n    pod: "+a.Pod+"\n") {
+			t.Errorf("-o yaml: %v\n%s", err, yml)
+		}
 		if b.Node != "node-b" || b.Metrics != nil || b.Error == "" {
 			t.Errorf("node-b (nothing listening) should carry an error: %+v", b)
 		}

@@ -11,9 +11,9 @@ import (
 	"strings"
 )
 
-// writeStructured writes v as format "json" (indented) or "yaml". Both use
+// WriteStructured writes v as format "json" (indented) or "yaml". Both use
 // the JSON field names, the public interface of every command's output.
-func writeStructured(w io.Writer, format string, v any) error {
+func WriteStructured(w io.Writer, format string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding output: %w", err)

@@ -34,7 +34,7 @@ func TestYAMLMatchesJSON(t *testing.T) {
 	}
 	for i, d := range docs {
 		var out bytes.Buffer
-		if err := writeStructured(&out, "yaml", d); err != nil {
+		if err := WriteStructured(&out, "yaml", d); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(d)
@@ -51,7 +51,7 @@ func TestYAMLMatchesJSON(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	_ = writeStructured(&out, "yaml", struct {
+	_ = WriteStructured(&out, "yaml", struct {
 		Z int `json:"z"`
 		A int `json:"a"`
 	}{1, 2})

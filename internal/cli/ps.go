@@ -93,7 +93,7 @@ func runPs(ctx context.Context, s Streams, f *psFlags) error {
 	name := namer(ctx, pods)
 	switch f.output {
 	case "json", "yaml":
-		return writeStructured(s.Out, f.output, psRows(ctx, procs, pods))
+		return WriteStructured(s.Out, f.output, psRows(ctx, procs, pods))
 	case "wide":
 		return writePsWide(s.Out, procs, name, f.noHeaders)
 	}

@@ -123,7 +123,7 @@ func runVictims(ctx context.Context, s Streams, f *victimsFlags) error {
 	v := victimsView{snap: snap, pods: pods, ctx: ctx, domain: d}
 	switch f.output {
 	case "json", "yaml":
-		err = writeStructured(s.Out, f.output, v.doc(shown, verdict, next))
+		err = WriteStructured(s.Out, f.output, v.doc(shown, verdict, next))
 	default:
 		err = v.table(s.Out, shown, len(victims), verdict, next, f.output == "wide", f.noHeaders)
 	}
