@@ -5,7 +5,7 @@ set -euo pipefail
 
 need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
-for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry runc hyperfine time; do
+for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry runc hyperfine time prometheus; do
 	have "$p" || need_apt+=("$p")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -6,6 +6,7 @@ package helm_test
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -47,9 +48,22 @@ const manifestHeader = `# podwarden: the Helm chart deploy/helm/podwarden render
 // install) and returns the manifest.
 func render(t *testing.T, values map[string]any) string {
 	t.Helper()
+	out, err := renderFor(kubetest.KubeVersion, values)
+	if err != nil {
+		t.Fatalf("rendering chart: %v", err)
+	}
+	return out
+}
+
+// renderFor renders the chart for a cluster of Kubernetes version kv.
+func renderFor(kv string, values map[string]any) (string, error) {
 	chrt, err := loader.Load(chartDir)
 	if err != nil {
-		t.Fatalf("loading chart: %v", err)
+		return "", fmt.Errorf("loading chart: %w", err)
+	}
+	v, err := chartutil.ParseKubeVersion(kv)
+	if err != nil {
+		return "", err
 	}
 	install := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	install.DryRun = true
@@ -57,14 +71,14 @@ func render(t *testing.T, values map[string]any) string {
 	install.Replace = true
 	install.ReleaseName = releaseName
 	install.Namespace = releaseNS
-	// Helm's client-only default is v1.20; render for the version the
-	// API-server tests run.
-	install.KubeVersion = &chartutil.KubeVersion{Version: kubetest.KubeVersion, Major: "1", Minor: "37"}
+	// Helm's client-only default is v1.20; render for the version asked
+	// (the API-server tests run kubetest.KubeVersion).
+	install.KubeVersion = v
 	rel, err := install.Run(chrt, values)
 	if err != nil {
-		t.Fatalf("rendering chart: %v", err)
+		return "", err
 	}
-	return rel.Manifest
+	return rel.Manifest, nil
 }
 
 // manifestValues are the values deploy/manifests/podwarden.yaml is rendered
