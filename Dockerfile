@@ -1,6 +1,6 @@
 # podwarden image: a static Go binary on distroless.
 #
-#   docker build -t podwarden:dev .            (make image)
+#   make image IMAGE=registry.example.com/podwarden:v0.1.0   (stamps VERSION from git)
 #   docker build --build-arg VERSION=v0.1.0 -t registry.example.com/podwarden:v0.1.0 .
 #
 # Needs a container engine (Docker/BuildKit, Podman, Buildah). No

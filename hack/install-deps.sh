@@ -5,6 +5,7 @@ set -euo pipefail
 
 need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# prometheus: promtool for the chart's alert tests (deploy/helm).
 for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry runc hyperfine time prometheus; do
 	have "$p" || need_apt+=("$p")
 done
