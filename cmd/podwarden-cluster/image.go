@@ -71,15 +71,44 @@ type imageEnv struct {
 	opts    []name.Option
 }
 
-// newImageEnv is the prologue every registry subcommand shares. The
-// returned cancel releases the --timeout deadline.
-func newImageEnv(ctx context.Context, flags *imageFlags) (*imageEnv, context.Context, context.CancelFunc, error) {
+// imageRun is one subcommand's run: the env, the context bounded by
+// --timeout (release it with cancel), and the REF argument if it has one.
+type imageRun struct {
+	*imageEnv
+	ctx    context.Context
+	cancel context.CancelFunc
+	ref    name.Reference
+}
+
+// startImage is the prologue every registry subcommand shares; refStr is
+// its REF argument, "" for none.
+func startImage(ctx context.Context, flags *imageFlags, refStr string) (*imageRun, error) {
+	env, err := newImageEnv(flags)
+	if err != nil {
+		return nil, err
+	}
+	var ref name.Reference
+	if refStr != "" {
+		if ref, err = env.parseRef(refStr); err != nil {
+			return nil, err
+		}
+	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	r := &imageRun{imageEnv: env, ref: ref}
+	if flags.Timeout > 0 {
+		r.ctx, r.cancel = context.WithTimeout(ctx, flags.Timeout)
+	} else {
+		r.ctx, r.cancel = context.WithCancel(ctx)
+	}
+	return r, nil
+}
+
+func newImageEnv(flags *imageFlags) (*imageEnv, error) {
 	l, err := lineage.Load(flags.Lineage)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	env := &imageEnv{lineage: l, counter: &image.Counter{}}
 	if flags.Insecure {
@@ -93,17 +122,12 @@ func newImageEnv(ctx context.Context, flags *imageFlags) (*imageEnv, context.Con
 		opts = append(opts, image.WithRunner(&helperRunner{bin: bin, addr: flags.BuildkitAddr, insecure: flags.Insecure}))
 	}
 	if env.patcher, err = image.NewPatcher(opts...); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	if flags.Timeout <= 0 {
-		ctx, cancel := context.WithCancel(ctx)
-		return env, ctx, cancel, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, flags.Timeout)
-	return env, ctx, cancel, nil
+	return env, nil
 }
 
-func (e *imageEnv) ref(s string) (name.Reference, error) {
+func (e *imageEnv) parseRef(s string) (name.Reference, error) {
 	r, err := name.ParseReference(s, e.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("parsing image reference: %w", err)

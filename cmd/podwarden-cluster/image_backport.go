@@ -25,25 +25,25 @@ func newImageBackportCmd(s streams, flags *imageFlags) *cobra.Command {
 // runImageBackport patches every known base with PATCH and every patch
 // listed before it, the same set resolve applies once PATCH is the newest.
 func runImageBackport(ctx context.Context, s streams, flags *imageFlags, id string) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, "")
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	patches, err := image.PatchesThrough(env.lineage, id)
+	defer r.cancel()
+	patches, err := image.PatchesThrough(r.lineage, id)
 	if err != nil {
 		return err
 	}
-	refs := env.lineage.Refs()
+	refs := r.lineage.Refs()
 	failed := 0
 	for i, refStr := range refs {
-		env.counter.Reset()
+		r.counter.Reset()
 		start := time.Now()
 		msg := ""
-		ref, err := env.ref(refStr)
+		ref, err := r.parseRef(refStr)
 		var res *image.Result
 		if err == nil {
-			res, err = env.patcher.Patch(ctx, ref, patches)
+			res, err = r.patcher.Patch(r.ctx, ref, patches)
 		}
 		if err != nil {
 			failed++
@@ -52,7 +52,7 @@ func runImageBackport(ctx context.Context, s streams, flags *imageFlags, id stri
 			msg = describe(res)
 		}
 		fmt.Fprintf(s.ErrOut, "%s [%d/%d] %s: %s (%s, %d bytes)\n", bar(i+1, len(refs)), i+1, len(refs), refStr, msg,
-			time.Since(start).Round(time.Millisecond), env.counter.Total())
+			time.Since(start).Round(time.Millisecond), r.counter.Total())
 		if res != nil {
 			fmt.Fprintf(s.Out, "%s\t%s\n", refStr, pinned(res.Ref, res.Digest.String()))
 		}

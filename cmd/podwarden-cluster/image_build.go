@@ -62,12 +62,12 @@ type buildResponse struct {
 }
 
 func runImageBuild(ctx context.Context, s streams, flags *imageFlags, family, version string) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, "")
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	v, err := findVersion(env.lineage, family, version)
+	defer r.cancel()
+	v, err := findVersion(r.lineage, family, version)
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func runImageBuild(ctx context.Context, s streams, flags *imageFlags, family, ve
 	if err != nil {
 		return err
 	}
-	resp, err := callHelper(ctx, bin, req, s.ErrOut)
+	resp, err := callHelper(r.ctx, bin, req, s.ErrOut)
 	if err != nil {
 		return err
 	}

@@ -24,20 +24,16 @@ func newImageCheckBackupCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImageCheckBackup(ctx context.Context, s streams, flags *imageFlags, refStr, upper string) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, refStr)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	ref, err := env.ref(refStr)
+	defer r.cancel()
+	info, err := r.patcher.Inspect(r.ctx, r.ref)
 	if err != nil {
 		return err
 	}
-	info, err := env.patcher.Inspect(ctx, ref)
-	if err != nil {
-		return err
-	}
-	patches, err := image.LineagePatches(env.lineage, info.Patches...)
+	patches, err := image.LineagePatches(r.lineage, info.Patches...)
 	if err != nil {
 		return fmt.Errorf("%s has patches the lineage file does not know: %w", refStr, err)
 	}

@@ -25,25 +25,21 @@ func newImagePatchCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImagePatch(ctx context.Context, s streams, flags *imageFlags, refStr string, ids []string) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, refStr)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	ref, err := env.ref(refStr)
-	if err != nil {
-		return err
-	}
-	patches, err := image.LineagePatches(env.lineage, ids...)
+	defer r.cancel()
+	patches, err := image.LineagePatches(r.lineage, ids...)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	res, err := env.patcher.Patch(ctx, ref, patches)
+	res, err := r.patcher.Patch(r.ctx, r.ref, patches)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.ErrOut, "%s: %s (%s, %d bytes moved)\n", ref, describe(res), time.Since(start).Round(time.Millisecond), env.counter.Total())
+	fmt.Fprintf(s.ErrOut, "%s: %s (%s, %d bytes moved)\n", r.ref, describe(res), time.Since(start).Round(time.Millisecond), r.counter.Total())
 	_, err = fmt.Fprintln(s.Out, pinned(res.Ref, res.Digest.String()))
 	return err
 }

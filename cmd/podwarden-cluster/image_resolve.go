@@ -25,16 +25,12 @@ stderr: a pod is never blocked by a patch.`,
 }
 
 func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, refStr)
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	ref, err := env.ref(refStr)
-	if err != nil {
-		return err
-	}
-	patches, err := image.LineagePatches(env.lineage)
+	defer r.cancel()
+	patches, err := image.LineagePatches(r.lineage)
 	if err != nil {
 		return err
 	}
@@ -42,14 +38,14 @@ func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr s
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	r := env.patcher.Resolve(ctx, ref, patches, timeout)
+	res := r.patcher.Resolve(r.ctx, r.ref, patches, timeout)
 	out := refStr
-	if r.Result != nil {
-		out = pinned(r.Result.Ref, r.Result.Digest.String())
-		fmt.Fprintf(s.ErrOut, "%s: %s\n", ref, describe(r.Result))
+	if res.Result != nil {
+		out = pinned(res.Result.Ref, res.Result.Digest.String())
+		fmt.Fprintf(s.ErrOut, "%s: %s\n", r.ref, describe(res.Result))
 	}
-	if r.Reason != nil {
-		fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, r.Reason)
+	if res.Reason != nil {
+		fmt.Fprintf(s.ErrOut, "podwarden: %s: %v\n", refStr, res.Reason)
 	}
 	_, err = fmt.Fprintln(s.Out, out)
 	return err

@@ -22,12 +22,12 @@ func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
-	env, ctx, cancel, err := newImageEnv(ctx, flags)
+	r, err := startImage(ctx, flags, "")
 	if err != nil {
 		return err
 	}
-	defer cancel()
-	patches, err := image.LineagePatches(env.lineage)
+	defer r.cancel()
+	patches, err := image.LineagePatches(r.lineage)
 	if err != nil {
 		return err
 	}
@@ -37,14 +37,14 @@ func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
 		fmt.Fprintf(tw, "\t%s", p.ID)
 	}
 	fmt.Fprintln(tw, "\tPATCHED TAG")
-	refs := env.lineage.Refs()
+	refs := r.lineage.Refs()
 	failed := 0
 	for _, refStr := range refs {
-		ref, err := env.ref(refStr)
+		ref, err := r.parseRef(refStr)
 		if err != nil {
 			return err
 		}
-		st := env.patcher.Status(ctx, ref, patches)
+		st := r.patcher.Status(r.ctx, ref, patches)
 		fmt.Fprint(tw, refStr)
 		for _, p := range patches {
 			fmt.Fprintf(tw, "\t%s", st.States[p.ID])

@@ -50,11 +50,10 @@ and timeoutSeconds above the budget (docs/image.md).`,
 // webhook bounds each request by --budget, not the whole server by
 // --timeout, so the env's context is not used.
 func newImageWebhookHandler(flags *imageFlags, wf *imageWebhookFlags) (http.Handler, error) {
-	env, _, cancel, err := newImageEnv(context.Background(), flags)
+	env, err := newImageEnv(flags)
 	if err != nil {
 		return nil, err
 	}
-	cancel()
 	patches, err := image.LineagePatches(env.lineage)
 	if err != nil {
 		return nil, err

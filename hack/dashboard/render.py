@@ -63,7 +63,8 @@ colors = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b8
 pad = 0.012
 for p in dash["panels"]:
     g = p["gridPos"]
-    left, width = g["x"] / cols + pad, g["w"] / cols - 2 * pad
+    # Room on the left for the y tick labels.
+    left, width = g["x"] / cols + pad + 0.035, g["w"] / cols - 2 * pad - 0.035
     top = 1 - (g["y"] / rows) - 0.05
     height = g["h"] / rows - 0.06
     ax = fig.add_axes([left, top - height, width * 0.72, height], facecolor="#181b1f")
