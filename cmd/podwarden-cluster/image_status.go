@@ -11,17 +11,20 @@ import (
 )
 
 func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
-	return &cobra.Command{
+	noHeaders := false
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Table of every known base ref against every patch",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runImageStatus(cmd.Context(), s, flags)
+			return runImageStatus(cmd.Context(), s, flags, noHeaders)
 		},
 	}
+	cmd.Flags().BoolVar(&noHeaders, "no-headers", false, "do not print the header line")
+	return cmd
 }
 
-func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
+func runImageStatus(ctx context.Context, s streams, flags *imageFlags, noHeaders bool) error {
 	r, err := startImage(ctx, flags, "")
 	if err != nil {
 		return err
@@ -32,11 +35,13 @@ func runImageStatus(ctx context.Context, s streams, flags *imageFlags) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprint(tw, "BASE")
-	for _, p := range patches {
-		fmt.Fprintf(tw, "\t%s", p.ID)
+	if !noHeaders {
+		fmt.Fprint(tw, "BASE")
+		for _, p := range patches {
+			fmt.Fprintf(tw, "\t%s", p.ID)
+		}
+		fmt.Fprintln(tw, "\tPATCHED TAG")
 	}
-	fmt.Fprintln(tw, "\tPATCHED TAG")
 	refs := r.lineage.Refs()
 	failed := 0
 	for _, refStr := range refs {

@@ -145,8 +145,12 @@ func TestImagePatchResolveStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Count(out, "pending"); got != 4 {
+	if got := strings.Count(out, "pending"); got != 4 || !strings.HasPrefix(out, "BASE") {
 		t.Errorf("status before: %d pending, want 4:\n%s", got, out)
+	}
+	if bare, _, err := runImage(t, "status", "--no-headers", "-f", lf); err != nil || strings.Contains(bare, "BASE") ||
+		strings.Count(bare, "\n") != strings.Count(out, "\n")-1 {
+		t.Errorf("status --no-headers: %v\n%s", err, bare)
 	}
 
 	out, errOut, err := runImage(t, "patch", v1, "--patches", "oom-score-adj", "-f", lf)
