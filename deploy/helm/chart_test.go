@@ -310,6 +310,11 @@ func checkAgentContainer(t *testing.T, c corev1.Container) {
 	if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" {
 		t.Error("agent needs liveness (/healthz) and readiness (/readyz) probes")
 	}
+	// A reference a node can pull once it is published: registry host, repository,
+	// the chart's appVersion as tag; not a local-only name like podwarden:dev.
+	if img := c.Image; !strings.HasPrefix(img, "ghcr.io/podwarden/podwarden:v") || strings.Contains(img, ":dev") {
+		t.Errorf("default image %q: want ghcr.io/podwarden/podwarden:<appVersion>", img)
+	}
 	if len(c.Ports) != 1 || c.Ports[0].Name != "metrics" {
 		t.Errorf("ports %+v: podwarden status finds /metrics by the port named metrics", c.Ports)
 	}

@@ -96,3 +96,19 @@ func TestEventsFollow(t *testing.T) {
 		t.Fatalf("no report while following: %q", out.String())
 	}
 }
+
+// Events name the pod the way ps and victims do: namespace/name from the
+// kubelet's log directories, the UID when no directory names it.
+func TestEventsPodNames(t *testing.T) {
+	const file = "../../internal/oomreport/testdata/synth-4.19-v1-memcg.log"
+	pods := t.TempDir()
+	if err := os.Mkdir(filepath.Join(pods, "ml_train-7_6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{pods: "(pod ml/train-7 container 4a1b2c3d4e5f). Killed stress (pid 4242, anon 101376 kB, adj 998, pod ml/train-7)", "": "pod 6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c container"} {
+		out, errOut, code := runForTest(t, "events", "--file", file, "--pod-log-dir", dir)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--pod-log-dir %q: code %d, stderr %q, want %q in:\n%s", dir, code, errOut, want, out)
+		}
+	}
+}
