@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import matplotlib.dates as mdates
+import matplotlib.ticker
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--prometheus", required=True)
@@ -95,7 +96,8 @@ for p in dash["panels"]:
     ax.set_ylim(bottom=0)
     ax.grid(color="#2c3235", linewidth=0.6)
     ax.tick_params(colors="#8e8e8e", labelsize=8)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: fmt_unit(unit, v)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _, unit=unit: fmt_unit(unit, v)))
+    ax.set_xlim(datetime.fromtimestamp(args.start, timezone.utc), datetime.fromtimestamp(args.end, timezone.utc))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
     for s in ax.spines.values():
         s.set_color("#2c3235")
