@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes=${1:-10}
-id=nu-demo-$$
+id=podwarden-dashboard-$$
 work=$(mktemp -d /tmp/podwarden-dashboard.XXXXXX)
 agent_port=19808
 prom_port=19090
