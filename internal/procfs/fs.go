@@ -51,8 +51,8 @@ func (fs FS) Path(pid int, file string) string {
 type Field uint
 
 const (
-	// FieldStat reads /proc/PID/stat: PID, PPID, Comm, State, Threads and
-	// Kernel.
+	// FieldStat reads /proc/PID/stat: PID, PPID, Comm, State, Threads,
+	// StartTime and Kernel.
 	FieldStat Field = 1 << iota
 	// FieldStatus reads /proc/PID/status: UID (real) and the memory the OOM
 	// killer counts: RSSAnon, RSSFile, RSSShmem, Swap and PgTables.
@@ -79,6 +79,10 @@ type Proc struct {
 	UID     int
 	Cmdline []string
 	Threads int
+	// StartTime is when the process started, in clock ticks after boot
+	// (stat field 22). With the pid it names one process for the life of
+	// the system: a recycled pid has a later StartTime.
+	StartTime uint64
 	// Kernel marks a kernel thread (PF_KTHREAD in stat, "Kthread: 1" in
 	// status). Without stat on a kernel that has no Kthread line, pid 2
 	// (kthreadd) and its children count as kernel threads.
@@ -135,38 +139,11 @@ const (
 
 // WriteOOMScoreAdj sets /proc/PID/oom_score_adj and reads it back, so a
 // caller learns when the kernel did not take the value. Lowering it needs
-// CAP_SYS_RESOURCE; the kernel answers EACCES otherwise.
+// CAP_SYS_RESOURCE; the kernel answers EACCES otherwise. It writes to
+// whatever process has the pid now: a caller that decided on a process it
+// read earlier uses SetOOMScoreAdj, which checks that it is still the same.
 func (fs FS) WriteOOMScoreAdj(pid, adj int) error {
-	if adj < oomScoreAdjMin || adj > oomScoreAdjMax {
-		return fmt.Errorf("set oom_score_adj of process %d to %d: out of range [%d, %d]",
-			pid, adj, oomScoreAdjMin, oomScoreAdjMax)
-	}
-	path := fs.Path(pid, "oom_score_adj")
-	// No O_CREATE: on a fixture tree a missing process must fail as it
-	// does on /proc, not leave a new file behind.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return fmt.Errorf("set oom_score_adj of process %d to %d: %w", pid, adj, gone(path, err))
-	}
-	_, err = f.WriteString(strconv.Itoa(adj) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("set oom_score_adj of process %d to %d: %w", pid, adj, gone(path, err))
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("check oom_score_adj of process %d: %w", pid, gone(path, err))
-	}
-	got, err := parseOneInt(b)
-	if err != nil {
-		return &ParseError{Path: path, Err: err}
-	}
-	if got != adj {
-		return fmt.Errorf("set oom_score_adj of process %d to %d: %s reads back %d", pid, adj, path, got)
-	}
-	return nil
+	return fs.setOOMScoreAdj(pid, 0, false, adj)
 }
 
 // GoneError reports a process that does not exist or exited while it was

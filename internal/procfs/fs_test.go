@@ -60,6 +60,9 @@ var fixtureProcs = []Proc{
 		OOMScoreAdj: -997, Cgroup: podCgroup},
 }
 
+// fixtureStart is the start time every stat file of testdata/proc has.
+const fixtureStart = 8123
+
 func fixtureFS(t testing.TB, dir string) FS {
 	t.Helper()
 	fsys, err := NewFS(filepath.Join("testdata", dir))
@@ -79,6 +82,7 @@ func TestScanFixture(t *testing.T) {
 		want := make([]Proc, len(fixtureProcs))
 		for i, p := range fixtureProcs {
 			p.Fields = FieldAll
+			p.StartTime = fixtureStart
 			want[i] = p
 		}
 		if len(got) != len(want) {
@@ -196,7 +200,7 @@ func TestScanErrors(t *testing.T) {
 		"malformed stat": {
 			tree:    "malformed-stat",
 			fields:  FieldStat,
-			wantErr: "scan processes: parse testdata/malformed-stat/77/stat: 5 fields, want at least 20",
+			wantErr: "scan processes: parse testdata/malformed-stat/77/stat: 5 fields, want at least 22",
 		},
 	}
 	for name, tc := range tests {
@@ -270,6 +274,7 @@ func TestRead(t *testing.T) {
 		}
 		want := fixtureProcs[12]
 		want.Fields = FieldAll
+		want.StartTime = fixtureStart
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got  %+v\nwant %+v", got, want)
 		}
@@ -440,5 +445,31 @@ func TestReadLargeCmdline(t *testing.T) {
 		if !reflect.DeepEqual(p.Cmdline, want) {
 			t.Errorf("pid %d: cmdline of %d args, want %d", p.PID, len(p.Cmdline), len(want))
 		}
+	}
+}
+
+// SetOOMScoreAdj writes only to the process that started when the caller
+// saw it start: a pid that names another process is left alone.
+func TestSetOOMScoreAdjChecksIdentity(t *testing.T) {
+	dir := copyTree(t, "testdata/proc")
+	fsys, err := NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SetOOMScoreAdj(1004927, fixtureStart, 900); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := fsys.Read(1004927, FieldOOMScoreAdj); p.OOMScoreAdj != 900 {
+		t.Fatalf("same process: adj %d, want 900", p.OOMScoreAdj)
+	}
+	err = fsys.SetOOMScoreAdj(1004927, fixtureStart-1, 500)
+	if !errors.Is(err, ErrPIDReused) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("other start time: got %v, want ErrPIDReused matching fs.ErrNotExist", err)
+	}
+	if p, _ := fsys.Read(1004927, FieldOOMScoreAdj); p.OOMScoreAdj != 900 {
+		t.Fatalf("a process with another start time was written: adj %d", p.OOMScoreAdj)
+	}
+	if err := fsys.SetOOMScoreAdj(4242, 1, 5); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing process: got %v", err)
 	}
 }

@@ -45,15 +45,16 @@ func parseStat(b []byte, p *Proc) error {
 	}
 	rest := b[end+1:]
 	// Fields are numbered as in proc(5): 3 is state, 4 ppid, 9 flags, 20
-	// num_threads. rest starts with the space before field 3.
+	// num_threads, 22 starttime. rest starts with the space before field 3.
 	var (
 		state   byte
 		ppid    int
 		flags   uint64
 		threads int
+		start   uint64
 		n       = 2
 	)
-	for len(rest) > 0 && n < 20 {
+	for len(rest) > 0 && n < 22 {
 		if rest[0] != ' ' {
 			return fmt.Errorf("field %d: unexpected %q", n+1, clip(rest))
 		}
@@ -83,16 +84,21 @@ func parseStat(b []byte, p *Proc) error {
 			if threads, ok = atoi(f); !ok {
 				return fmt.Errorf("invalid num_threads %q", clip(f))
 			}
+		case 22:
+			if start, ok = atou(f); !ok {
+				return fmt.Errorf("invalid starttime %q", clip(f))
+			}
 		}
 	}
-	if n < 20 {
-		return fmt.Errorf("%d fields, want at least 20", n)
+	if n < 22 {
+		return fmt.Errorf("%d fields, want at least 22", n)
 	}
 	p.PID = pid
 	p.Comm = string(b[open+1 : end])
 	p.State = state
 	p.PPID = ppid
 	p.Threads = threads
+	p.StartTime = start
 	p.Kernel = flags&pfKthread != 0
 	return nil
 }
