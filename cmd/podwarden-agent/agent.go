@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -40,7 +42,9 @@ type agentFlags struct {
 	fast        time.Duration
 	metricsAddr string
 	kmsgPath    string
+	kernelLog   string
 	kubeEvents  bool
+	ownNS       string
 	nodeName    string
 	logFormat   string
 	logLevel    string
@@ -75,12 +79,14 @@ make and why, and writes nothing.`,
 	fl.BoolVar(&f.noCRI, "no-cri", false, "do not use a container runtime; choose targets with --cgroup-selector")
 	fl.StringVar(&f.endpoint, "runtime-endpoint", "", "CRI socket (default: containerd, CRI-O, cri-dockerd in that order)")
 	fl.StringVar(&f.selector, "cgroup-selector", "", "cgroup path glob of target containers (* one segment, ** any), used with --no-cri")
-	fl.DurationVar(&f.interval, "interval", 0, "full reconcile period (policy interval)")
-	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, "cheap re-check period for flags, OOM counters and (without the process connector) new processes")
+	fl.DurationVar(&f.interval, "interval", 0, fmt.Sprintf("full reconcile period (policy interval, %v..%v)", policy.MinInterval, policy.MaxInterval))
+	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, fmt.Sprintf("cheap re-check period for flags, OOM counters and (without the process connector) new processes (%v..%v)", agent.MinFastInterval, agent.MaxFastInterval))
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
 	fl.StringVar(&f.kmsgPath, "kmsg-path", "/dev/kmsg", `kernel log device read for OOM reports ("" to use memory.events counters only)`)
+	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
 	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
+	fl.StringVar(&f.ownNS, "agent-namespace", "", "the agent's own namespace, whose pods are never targets (default $POD_NAMESPACE, else the service account's namespace file)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -94,8 +100,8 @@ func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
 		return cfg, err
 	}
 	if fl.Changed("interval") {
-		if f.interval <= 0 {
-			return cfg, fmt.Errorf("--interval %s: must be positive", f.interval)
+		if err := policy.CheckInterval(f.interval); err != nil {
+			return cfg, fmt.Errorf("--interval %s: %w", f.interval, err)
 		}
 		cfg.Interval = f.interval
 	}
@@ -117,6 +123,21 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := agent.CheckFastInterval(f.fast); err != nil {
+		return fmt.Errorf("--fast-interval %s: %w", f.fast, err)
+	}
+	switch f.kernelLog {
+	case agent.SourceAuto, agent.SourceKmsg, agent.SourceSyslog, agent.SourceMemoryEvents:
+	default:
+		return fmt.Errorf("--kernel-log %q: want auto, kmsg, syslog or memory.events", f.kernelLog)
+	}
+	if f.kmsgPath == "" && f.kernelLog == agent.SourceAuto {
+		f.kernelLog = agent.SourceMemoryEvents
+	}
+	ownNS := f.ownNS
+	if !cmd.Flags().Changed("agent-namespace") {
+		ownNS = ownNamespace(os.Getenv, kubeevent.ServiceAccountDir)
+	}
 	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
@@ -129,7 +150,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if err != nil {
 		return fmt.Errorf("--cgroup-root: %w", err)
 	}
-	var rt cri.Runtime
+	var rt agent.Runtime
 	if !f.noCRI {
 		client, err := cri.Dial(ctx, f.endpoint)
 		if err != nil {
@@ -162,7 +183,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	a, err := agent.New(agent.Config{
 		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
 		Metrics: agent.NewMetrics(reg), FastInterval: f.fast, Reporter: reporter,
-		KmsgPath: f.kmsgPath,
+		KmsgPath: f.kmsgPath, KernelLog: f.kernelLog, OwnNamespace: ownNS,
 	})
 	if err != nil {
 		return err
@@ -187,20 +208,8 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.Ready() || a.Alive() {
-			fmt.Fprintln(w, "ok")
-			return
-		}
-		http.Error(w, "reconcile loop stalled", http.StatusServiceUnavailable)
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if a.Ready() {
-			fmt.Fprintln(w, "ok")
-			return
-		}
-		http.Error(w, "first reconcile not done", http.StatusServiceUnavailable)
-	})
+	mux.HandleFunc("/healthz", a.ServeHealth)
+	mux.HandleFunc("/readyz", a.ServeReady)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
@@ -257,7 +266,7 @@ func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, d
 			why += ": FAILED: " + c.Err.Error()
 			failed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Kind, c.What(), c.From, c.To, dash(c.Pod), dash(c.Container), why)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Kind, c.What(), c.From, c.To, dash(c.Pod), dash(c.Container), why)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -266,4 +275,18 @@ func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, d
 		return fmt.Errorf("%d of %d changes failed", failed, len(changes))
 	}
 	return nil
+}
+
+// ownNamespace is the namespace the agent runs in: $POD_NAMESPACE (the
+// chart sets it from the downward API), else the namespace file the
+// kubelet mounts with the service account token, else "" (not in a pod).
+func ownNamespace(getenv func(string) string, saDir string) string {
+	if ns := getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	b, err := os.ReadFile(filepath.Join(saDir, "namespace"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

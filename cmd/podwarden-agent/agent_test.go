@@ -25,7 +25,12 @@ func TestAgentCommandRefuses(t *testing.T) {
 		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events"}, []string{"--kube-events needs --node-name"}},
 		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events", "--node-name", "node-a"},
 			[]string{"--kube-events", "KUBERNETES_SERVICE_HOST"}},
-		{[]string{"--interval", "-1s"}, []string{"--interval -1s"}},
+		{[]string{"--interval", "-1s"}, []string{"--interval -1s", "shorter than the minimum"}},
+		{[]string{"--interval", "1000000h"}, []string{"--interval 1000000h", "longer than the maximum 24h"}},
+		{[]string{"--fast-interval", "1ns"}, []string{"--fast-interval 1ns", "outside 100ms..10m"}},
+		{[]string{"--fast-interval", "-1s"}, []string{"--fast-interval -1s", "outside 100ms..10m"}},
+		{[]string{"--fast-interval", "0"}, []string{"--fast-interval 0s", "outside 100ms..10m"}},
+		{[]string{"--kernel-log", "dmesg"}, []string{`--kernel-log "dmesg"`}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
@@ -45,5 +50,29 @@ func TestAgentCommandRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestOwnNamespace(t *testing.T) {
+	dir := t.TempDir()
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "POD_NAMESPACE" {
+				return v
+			}
+			return ""
+		}
+	}
+	if got := ownNamespace(env(""), dir); got != "" {
+		t.Errorf("no env, no file: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "namespace"), []byte("podwarden\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := ownNamespace(env(""), dir); got != "podwarden" {
+		t.Errorf("from the service account file: %q", got)
+	}
+	if got := ownNamespace(env("ops"), dir); got != "ops" {
+		t.Errorf("from $POD_NAMESPACE: %q", got)
 	}
 }

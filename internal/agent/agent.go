@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"podwarden/internal/cgroup"
-	"podwarden/internal/cri"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
@@ -25,6 +25,16 @@ const SelfAdj = -998
 // protected host daemons while the process connector is on.
 const hostScanEvery = 6
 
+// Bounds of FastInterval. Below the minimum the cheap pass becomes a busy
+// loop on a node that may already be short of CPU; above the maximum a
+// restored memory.oom.group flag stays unrepaired for too long. (The
+// policy's full Interval has its own bounds, policy.MinInterval and
+// policy.MaxInterval.)
+const (
+	MinFastInterval = 100 * time.Millisecond
+	MaxFastInterval = 10 * time.Minute
+)
+
 // Config is what an agent works on.
 type Config struct {
 	Policy  policy.Config
@@ -32,41 +42,57 @@ type Config struct {
 	Cgroups cgroup.FS
 	// Runtime is nil in runtime-less mode, where Policy.CgroupSelector
 	// chooses the targets.
-	Runtime cri.Runtime
+	Runtime Runtime
 	// DryRun plans changes without writing anything, not even the
 	// agent's own oom_score_adj.
 	DryRun bool
 	Log    *slog.Logger
 	// Metrics may be nil.
 	Metrics *Metrics
-	// KmsgPath is the kernel log device read for OOM reports ("" to
-	// skip it and rely on memory.events counters).
+	// KmsgPath is the kernel log device read for OOM reports.
 	KmsgPath string
-	// Reporter posts OOM kills as Kubernetes Events; may be nil.
+	// KernelLog chooses where OOM kills are learnt from: SourceAuto (the
+	// default when KmsgPath is set) tries KmsgPath, then syslog(2), then
+	// memory.events counters; SourceMemoryEvents (the default when
+	// KmsgPath is "") reads only the counters.
+	KernelLog string
+	// Reporter posts OOM kills as Kubernetes Events; may be nil. It is
+	// called beside the protection loop, never on it.
 	Reporter Reporter
 	// FastInterval is how often target cgroups are re-checked cheaply
 	// (oom.group flags, new pids when the process connector is down,
-	// memory.events). Policy.Interval is the full reconcile.
+	// memory.events). Policy.Interval is the full reconcile. Zero means 2s.
 	FastInterval time.Duration
+	// OwnNamespace is the Kubernetes namespace the agent runs in. Its pods
+	// are never targets, whatever the policy selects: raising the agent's
+	// own pods to 900 would make them the OOM killer's first choice on the
+	// node they protect.
+	OwnNamespace string
 }
 
 // Agent keeps the policy true on one node. All state is owned by the Run
 // goroutine; Reconcile may be used instead of Run for one-shot passes.
 type Agent struct {
-	cfg     Config
-	proc    procfs.FS
-	cg      cgroup.FS
-	rt      cri.Runtime
-	log     *slog.Logger
-	m       *Metrics
-	self    int
+	cfg  Config
+	proc procfs.FS
+	cg   cgroup.FS
+	rt   Runtime
+	log  *slog.Logger
+	m    *Metrics
+	self int
+	// selfPod is the agent's own pod UID from its cgroup path ("" outside
+	// a pod): never a target.
+	selfPod string
 	targets map[string]*Target
-	// fixed remembers writes already made, so a repeat is counted as drift.
-	fixed map[string]bool
-	// known are the pids already checked per target, so the fast path only
-	// reads new processes.
-	known   map[string]map[int]bool
-	oomSeen map[string]uint64
+	// byPID finds the target of a process the agent has seen, so an exit
+	// event drops it from its target's state.
+	byPID map[int]*Target
+	// hostFixed are the host processes the agent lowered (pid -> start
+	// time), so a repeat is counted as drift and a recycled pid is not.
+	hostFixed map[int]uint64
+	// pods is the runtime's last answer (container id -> pod), nil before
+	// the first one and in runtime-less mode.
+	pods map[string]*podInfo
 	// ns maps cgroup paths from /proc/PID/cgroup into the host tree when
 	// the agent runs in a private cgroup namespace.
 	ns cgroup.Resolver
@@ -78,11 +104,16 @@ type Agent struct {
 	// forceFull makes the next pass rediscover and rescan everything:
 	// set when an event source lost events.
 	forceFull bool
-	// kmsgSeen is set when the kernel log is open: OOM kills are then
-	// counted from its reports rather than from memory.events.
-	kmsgSeen bool
-	ready    atomic.Bool
-	lastRun  atomic.Int64
+	// kernelLog is where OOM kills are learnt from (a Source* constant).
+	kernelLog string
+	sched     schedule
+	// pending are new container-like cgroups in runtime mode that no
+	// runtime answer has named yet (cgroup -> when seen).
+	pending map[string]time.Time
+	lister  *lister
+	poster  *poster
+	health  health
+	ready   atomic.Bool
 }
 
 // New validates cfg and returns an agent.
@@ -96,24 +127,49 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	if cfg.FastInterval <= 0 {
+	if cfg.FastInterval == 0 {
 		cfg.FastInterval = 2 * time.Second
 	}
-	if cfg.Policy.Interval <= 0 {
+	if err := CheckFastInterval(cfg.FastInterval); err != nil {
+		return nil, fmt.Errorf("fast interval: %w", err)
+	}
+	if cfg.Policy.Interval == 0 {
 		cfg.Policy.Interval = 10 * time.Second
+	}
+	if err := policy.CheckInterval(cfg.Policy.Interval); err != nil {
+		return nil, fmt.Errorf("interval: %w", err)
+	}
+	switch cfg.KernelLog {
+	case "":
+		cfg.KernelLog = SourceAuto
+		if cfg.KmsgPath == "" {
+			cfg.KernelLog = SourceMemoryEvents
+		}
+	case SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents:
+	default:
+		return nil, fmt.Errorf("kernel log source %q: want one of %s, %s, %s, %s", cfg.KernelLog, SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents)
 	}
 	a := &Agent{
 		cfg: cfg, proc: cfg.Proc, cg: cfg.Cgroups, rt: cfg.Runtime, log: cfg.Log, m: cfg.Metrics,
-		self: os.Getpid(), targets: map[string]*Target{}, fixed: map[string]bool{},
-		known: map[string]map[int]bool{}, oomSeen: map[string]uint64{},
+		self: os.Getpid(), targets: map[string]*Target{}, byPID: map[int]*Target{}, hostFixed: map[int]uint64{},
+		pending: map[string]time.Time{}, kernelLog: SourceMemoryEvents,
 	}
+	a.health.init(cfg.FastInterval, cfg.Policy.Interval)
 	a.ns = a.resolver()
 	return a, nil
 }
 
-// resolver finds the agent's cgroup namespace root in the host tree. Where
-// the agent cannot see itself (fixture trees, another PID namespace) paths
-// are used as read.
+// CheckFastInterval reports a fast interval outside its bounds.
+func CheckFastInterval(d time.Duration) error {
+	if d < MinFastInterval || d > MaxFastInterval {
+		return fmt.Errorf("%v is outside %v..%v", d, MinFastInterval, MaxFastInterval)
+	}
+	return nil
+}
+
+// resolver finds the agent's cgroup namespace root in the host tree, and
+// the agent's own pod. Where the agent cannot see itself (fixture trees,
+// another PID namespace) paths are used as read.
 func (a *Agent) resolver() cgroup.Resolver {
 	p, err := a.proc.Read(a.self, procfs.FieldCgroup)
 	if err != nil {
@@ -128,51 +184,62 @@ func (a *Agent) resolver() cgroup.Resolver {
 	r, err := a.cg.NewResolver(ctx, a.self, self)
 	if err != nil {
 		a.log.Warn("cannot place own cgroup namespace in the host tree: using cgroup paths as read", "err", err)
-		return cgroup.Resolver{}
-	}
-	if r.Root != "/" {
+		r = cgroup.Resolver{}
+	} else if r.Root != "/" {
 		a.log.Info("private cgroup namespace: resolving cgroup paths against the host tree", "namespace_root", r.Root)
 	}
+	a.selfPod = cgroup.ParsePath(r.Host(self)).PodUID
 	return r
 }
 
 // Reconcile discovers targets and makes one full pass: oom.group flags,
 // every target process's adj, protected host processes. It returns every
 // change made (or planned, in a dry run); errors of single writes are in
-// each Change, the returned error is for discovery failing.
+// each Change, the returned error is for discovery failing. Called on its
+// own (--once), it asks the runtime and waits for the answer; inside Run
+// it uses the runtime's last answer and never waits.
 func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
+	if a.rt != nil && a.lister == nil {
+		pods, err := a.runtimePods(ctx)
+		if err != nil {
+			a.countError("discover", err)
+			return nil, err
+		}
+		a.pods = pods
+	}
+	return a.reconcile(ctx), nil
+}
+
+// reconcile is a full pass with what the agent knows now.
+func (a *Agent) reconcile(ctx context.Context) []Change {
 	start := time.Now()
+	a.health.enter("full pass")
 	defer func() {
 		a.m.Reconcile.WithLabelValues("full").Observe(time.Since(start).Seconds())
-		a.lastRun.Store(time.Now().UnixNano())
+		a.health.passDone(true)
 	}()
 	// Walking the whole cgroup tree is most of a pass's cost. While the
 	// cgroup watcher reports every new and removed directory, the targets
 	// it maintained are used and the tree is rediscovered only with the
 	// host scan.
-	targets := a.targets
 	full := a.forceFull || a.passes%hostScanEvery == 0 || !a.procEventsOn
 	a.forceFull = false
 	if full || !a.dirEventsOn {
-		var err error
-		if targets, err = a.discover(ctx); err != nil {
+		a.health.enter("discover")
+		targets, err := a.discover(ctx)
+		if err != nil {
 			a.countError("discover", err)
-			return nil, err
+			a.log.Warn("discover", "err", err)
+		} else {
+			a.setTargets(targets)
 		}
 	}
-	a.targets = targets
-	for cg := range a.known {
-		if _, ok := targets[cg]; !ok {
-			delete(a.known, cg)
-		}
-	}
-	a.m.ProtectedContainers.Set(float64(len(targets)))
-
+	a.health.enter("plan")
 	var changes []Change
 	var errs []error
 	nprocs := 0
-	for _, cg := range sortedKeys(targets) {
-		n, terrs := a.planTarget(ctx, targets[cg], &changes)
+	for _, cg := range sortedKeys(a.targets) {
+		n, terrs := a.planTarget(ctx, a.targets[cg], &changes)
 		nprocs += n
 		errs = append(errs, terrs...)
 	}
@@ -182,18 +249,20 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 	// processes the costliest part of a pass, so with the connector it
 	// runs every hostScanEvery passes.
 	if full {
+		a.health.enter("host scan")
 		if err := a.planHost(ctx, &changes); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	a.passes++
+	a.health.enter("apply")
 	changes = a.apply(changes)
 	for _, err := range errs {
 		a.countError("plan", err)
 		a.log.Warn("reconcile", "err", err)
 	}
-	a.ready.Store(true)
-	return changes, nil
+	a.ready.Store(a.rt == nil || a.pods != nil)
+	return changes
 }
 
 // Targets returns the targets found by the last reconcile, sorted by cgroup.
@@ -205,14 +274,9 @@ func (a *Agent) Targets() []Target {
 	return out
 }
 
-// Ready reports whether a full reconcile has completed.
+// Ready reports whether a full reconcile has completed (in runtime mode,
+// one that had the runtime's answer).
 func (a *Agent) Ready() bool { return a.ready.Load() }
-
-// Alive reports whether the loop has made a full pass recently.
-func (a *Agent) Alive() bool {
-	last := a.lastRun.Load()
-	return last != 0 && time.Since(time.Unix(0, last)) < 3*a.cfg.Policy.Interval+time.Minute
-}
 
 // protectSelf lowers the agent's own adj so the OOMs it handles do not
 // take it first.
@@ -228,7 +292,7 @@ func (a *Agent) protectSelf() {
 func (a *Agent) record(c Change) {
 	result := "ok"
 	switch {
-	case errors.Is(c.Err, errGone):
+	case errors.Is(c.Err, fs.ErrNotExist):
 		result = "gone"
 	case c.Err != nil:
 		result = "error"
@@ -242,7 +306,7 @@ func (a *Agent) record(c Change) {
 	case "ok":
 		a.log.Info("changed", attrs...)
 	case "gone":
-		a.log.Debug("target gone", attrs...)
+		a.log.Debug("target gone", append(attrs, "err", c.Err)...)
 	default:
 		a.log.Error("write failed", append(attrs, "err", c.Err)...)
 	}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"strconv"
 )
 
 // Kind names what a change writes.
@@ -24,13 +23,19 @@ type Change struct {
 	// cgroup.
 	Cgroup string `json:"cgroup,omitempty"`
 	PID    int    `json:"pid,omitempty"`
-	Comm   string `json:"comm,omitempty"`
+	// StartTime is the process's start time (procfs.Proc.StartTime) when
+	// the change was planned: the write goes to that process only, never
+	// to another that was given its pid since.
+	StartTime uint64 `json:"-"`
+	Comm      string `json:"comm,omitempty"`
 	// Pod and Container identify the target; empty for host processes.
 	Pod       string `json:"pod,omitempty"`
 	Container string `json:"container,omitempty"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	Reason    string `json:"reason"`
+	// From and To are the values as the kernel files hold them: an
+	// oom_score_adj, or 0 and 1 for memory.oom.group.
+	From   int    `json:"from"`
+	To     int    `json:"to"`
+	Reason string `json:"reason"`
 	// Drift is set when the agent had already made this change once and
 	// something put the old value back.
 	Drift bool `json:"drift,omitempty"`
@@ -46,11 +51,9 @@ func (c Change) What() string {
 	return fmt.Sprintf("pid %d (%s)", c.PID, c.Comm)
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func boolFlag(b bool) string {
+func boolFlag(b bool) int {
 	if b {
-		return "1"
+		return 1
 	}
-	return "0"
+	return 0
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"podwarden/internal/kmsg"
@@ -10,21 +11,79 @@ import (
 	"podwarden/internal/oomreport"
 )
 
-// Reporter posts OOM kills to Kubernetes (kubeevent.Reporter); nil disables it.
-type Reporter interface {
-	PodOOM(ctx context.Context, o kubeevent.OOM) error
-	NodeOOM(ctx context.Context, o kubeevent.OOM) error
-}
+// Where OOM kills are learnt from, best first.
+const (
+	// SourceAuto tries SourceKmsg, SourceSyslog, SourceMemoryEvents in
+	// that order and uses the first that works.
+	SourceAuto = "auto"
+	// SourceKmsg reads /dev/kmsg: whole OOM reports, as they happen.
+	SourceKmsg = "kmsg"
+	// SourceSyslog reads the same reports through syslog(2), polled,
+	// where a container's device cgroup refuses /dev/kmsg.
+	SourceSyslog = "syslog"
+	// SourceMemoryEvents counts oom_kill in each target's memory.events
+	// (memory.oom_control on v1) on every fast pass: a kill is seen, but
+	// not which process it took.
+	SourceMemoryEvents = "memory.events"
+)
 
 // quietFlush is how long a report whose kill line has been seen waits for
 // late group-kill and oom_reaper lines before it is handled.
 const quietFlush = 2 * time.Second
 
-// watchKernelLog reads the kernel log device from its end and sends each
-// complete OOM report on out until ctx ends; it returns why it stopped.
-func watchKernelLog(ctx context.Context, dev *kmsg.Device, out chan<- oomreport.Report) error {
-	defer dev.Close()
-	err := oomreport.Follow(ctx, dev.Next, quietFlush, func(rs []oomreport.Report) error {
+// openKernelLog opens the best source the configuration allows and
+// returns its name and, for the kernel log sources, its reader.
+func (a *Agent) openKernelLog() (string, func(context.Context) (kmsg.Record, error), func()) {
+	src := a.cfg.KernelLog
+	if src == SourceAuto || src == SourceKmsg {
+		// /dev/kmsg needs CAP_SYSLOG and, in a container, a device cgroup
+		// rule that unprivileged pods do not get: failing to open it is
+		// expected there.
+		dev, err := kmsg.OpenDevice(a.cfg.KmsgPath, true, true)
+		if err == nil {
+			return SourceKmsg, dev.Next, func() { _ = dev.Close() }
+		}
+		a.log.Warn("kernel log device unavailable", "path", a.cfg.KmsgPath, "err", err)
+	}
+	if src == SourceAuto || src == SourceSyslog {
+		s, err := kmsg.OpenSyslog(true)
+		if err == nil {
+			return SourceSyslog, s.Next, func() {}
+		}
+		a.log.Warn("kernel log unavailable through syslog(2)", "err", err)
+	}
+	return SourceMemoryEvents, nil, nil
+}
+
+// startKernelLog picks the OOM source, says which at start and in a
+// metric, and follows the kernel log if that is the source.
+func (a *Agent) startKernelLog(ctx context.Context, out chan<- oomreport.Report) {
+	src, next, closeFn := a.openKernelLog()
+	a.kernelLog = src
+	for _, s := range []string{SourceKmsg, SourceSyslog, SourceMemoryEvents} {
+		v := 0.0
+		if s == src {
+			v = 1
+		}
+		a.m.KernelLogSource.WithLabelValues(s).Set(v)
+	}
+	if next == nil {
+		a.log.Warn("OOM kills are seen through memory.events counters only: Events will not name the killed process", "source", src)
+		return
+	}
+	a.log.Info("reading OOM reports from the kernel log", "source", src)
+	go func() {
+		defer closeFn()
+		if err := followKernelLog(ctx, next, out); err != nil {
+			a.log.Warn("kernel log reader stopped", "source", src, "err", err)
+		}
+	}()
+}
+
+// followKernelLog reads the kernel log and sends each complete OOM report
+// on out until ctx ends; it returns why it stopped.
+func followKernelLog(ctx context.Context, next func(context.Context) (kmsg.Record, error), out chan<- oomreport.Report) error {
+	err := oomreport.Follow(ctx, next, quietFlush, func(rs []oomreport.Report) error {
 		for _, r := range rs {
 			select {
 			case out <- r:
@@ -41,8 +100,9 @@ func watchKernelLog(ctx context.Context, dev *kmsg.Device, out chan<- oomreport.
 }
 
 // onReport turns one kernel OOM report into metrics, log lines and, with a
-// reporter, Kubernetes Events on the pods and the node it hit.
-func (a *Agent) onReport(ctx context.Context, r oomreport.Report) {
+// reporter, Kubernetes Events on the pods and the node it hit. Events are
+// handed to the poster: nothing here waits for the API server.
+func (a *Agent) onReport(r oomreport.Report) {
 	group := 0
 	for _, v := range r.Victims {
 		if v.GroupMember {
@@ -52,7 +112,7 @@ func (a *Agent) onReport(ctx context.Context, r oomreport.Report) {
 	var hostVictims []string
 	for _, v := range r.Victims {
 		if v.PodUID == "" {
-			hostVictims = append(hostVictims, v.Comm+" (pid "+itoa(v.PID)+")")
+			hostVictims = append(hostVictims, v.Comm+" (pid "+strconv.Itoa(v.PID)+")")
 			a.m.OOMKills.WithLabelValues("", "", r.Kind+"_host").Inc()
 			a.log.Warn("oom kill of a host process", "kind", r.Kind, "comm", v.Comm, "pid", v.PID, "adj", v.OOMScoreAdj,
 				"anon_rss_kb", v.AnonRSSKB, "diagnosis", r.Diagnosis.Summary)
@@ -66,24 +126,41 @@ func (a *Agent) onReport(ctx context.Context, r oomreport.Report) {
 		a.m.OOMKills.WithLabelValues(pod, container, r.Kind).Inc()
 		a.log.Warn("oom kill in pod", "kind", r.Kind, "pod", pod, "container", container, "comm", v.Comm, "pid", v.PID,
 			"adj", v.OOMScoreAdj, "anon_rss_kb", v.AnonRSSKB, "group_member", v.GroupMember, "diagnosis", r.Diagnosis.Summary)
-		if a.cfg.Reporter == nil || v.GroupMember || t == nil || t.PodName == "" {
+		if a.poster == nil || v.GroupMember || t == nil || t.PodName == "" {
 			continue // one Event per OOM, and only for pods the runtime named
 		}
-		err := a.cfg.Reporter.PodOOM(ctx, kubeevent.OOM{
+		a.poster.post(kubeevent.OOM{
 			PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName, Container: t.Container,
 			Comm: v.Comm, PID: v.PID, Kind: r.Kind, AnonRSSBytes: uint64(max(v.AnonRSSKB, 0)) * 1024,
 			GroupKill: group > 0, Bystanders: group,
-		})
-		if err != nil {
-			a.countError("event", err)
-			a.log.Warn("post pod event", "pod", pod, "err", err)
-		}
+		}, false)
 	}
-	if a.cfg.Reporter != nil && r.Kind == "node" && len(hostVictims) > 0 {
-		if err := a.cfg.Reporter.NodeOOM(ctx, kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}); err != nil {
-			a.countError("event", err)
-			a.log.Warn("post node event", "err", err)
-		}
+	if a.poster != nil && r.Kind == "node" && len(hostVictims) > 0 {
+		a.poster.post(kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}, true)
+	}
+}
+
+// watchOOM turns a rise of target t's oom_kill counter into a log line, a
+// metric and, with a reporter, an Event that says a process was killed
+// without naming it: without the kernel log the counter is the only OOM
+// signal.
+func (a *Agent) watchOOM(t *Target) {
+	ev, err := a.cg.Events(t.Cgroup)
+	if err != nil {
+		return
+	}
+	prev, seen := t.st.oomKills, t.st.oomRead
+	t.st.oomKills, t.st.oomRead = ev.OOMKill, true
+	if !seen || ev.OOMKill <= prev {
+		return
+	}
+	n := ev.OOMKill - prev
+	a.m.OOMKills.WithLabelValues(t.podName(), t.containerName(), SourceMemoryEvents).Add(float64(n))
+	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
+		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill, "source", SourceMemoryEvents)
+	if a.poster != nil && t.PodName != "" {
+		a.poster.post(kubeevent.OOM{PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
+			Container: t.Container, Kills: int(n)}, false)
 	}
 }
 

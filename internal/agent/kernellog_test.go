@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"podwarden/internal/kmsg"
 	"podwarden/internal/kubeevent"
@@ -45,28 +46,41 @@ func TestKernelLogReports(t *testing.T) {
 	rep := &fakeReporter{}
 	a := newTestAgent(t, n, true)
 	a.cfg.Reporter = rep
-	a.targets["/kubepods/besteffort/pod"+uid+"/"+cid] = &Target{
+	a.poster = a.startPoster(t.Context())
+	a.addTarget(&Target{
 		Cgroup: "/kubepods/besteffort/pod" + uid + "/" + cid, PodUID: uid, Namespace: "users", PodName: "notebook-0",
 		ContainerID: cid, Container: "notebook", Decision: policy.Decision{Target: true},
-	}
+	})
 
 	dev, err := kmsg.OpenDevice("../oomreport/testdata/guest-6.1-v2-node-oom.kmsg", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := make(chan oomreport.Report, 16)
-	if err := watchKernelLog(context.Background(), dev, out); err != nil {
+	defer dev.Close()
+	if err := followKernelLog(context.Background(), dev.Next, out); err != nil {
 		t.Fatal(err)
 	}
 	close(out)
 	nreports := 0
 	for r := range out {
 		nreports++
-		a.onReport(context.Background(), r)
+		a.onReport(r)
 	}
 	if nreports != 4 {
 		t.Fatalf("%d reports, want 4", nreports)
 	}
+	// The poster posts beside the loop: wait for it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		rep.mu.Lock()
+		n := len(rep.pods) + len(rep.node)
+		rep.mu.Unlock()
+		if n >= 4 || time.Now().After(deadline) {
+			break
+		}
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
 	if len(rep.pods) != 1 {
 		t.Fatalf("pod events = %+v, want one for the hog", rep.pods)
 	}

@@ -111,7 +111,7 @@ func (h *liveHost) agent(dryRun bool) *Agent {
 	pol := policy.Default()
 	pol.CgroupSelector = h.selector
 	pol.Protected = nil // never touch this host's daemons from a test
-	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, DryRun: dryRun, FastInterval: 50 * time.Millisecond})
+	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, DryRun: dryRun, FastInterval: 100 * time.Millisecond})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestLiveRunProtectsNewContainers(t *testing.T) {
 	pol.CgroupSelector = h.selector
 	pol.Protected = nil
 	pol.Interval = time.Hour
-	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, FastInterval: time.Hour})
+	a, err := New(Config{Policy: pol, Proc: h.proc, Cgroups: h.cg, FastInterval: MaxFastInterval})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,24 +5,31 @@ import (
 	"strings"
 	"time"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/cgwatch"
 	"podwarden/internal/cri"
-	"podwarden/internal/kmsg"
 	"podwarden/internal/oomreport"
 	"podwarden/internal/procevent"
 	"podwarden/internal/procfs"
 )
 
-// recheckAfter are the delays at which a new target is checked again: runc
-// writes memory.oom.group=1 after it creates the cgroup, so the first write
-// can be undone moments later.
-var recheckAfter = []time.Duration{20 * time.Millisecond, 200 * time.Millisecond, time.Second}
+// Bounds of the cgroups waiting for the runtime to name them: a cgroup the
+// runtime has not listed within pendingTTL is left to the next full pass,
+// and at most maxPending wait at a time.
+const (
+	pendingTTL = time.Minute
+	maxPending = 4096
+)
 
 // Run keeps the policy true until ctx ends. It reacts to new processes
 // (netlink process connector), new cgroups (inotify) and runtime container
 // events, checks targets cheaply every FastInterval and fully every
 // Policy.Interval. An event source that cannot start or dies is logged and
 // replaced by the periodic passes; only ctx ends Run.
+//
+// The loop is the protection path and never waits on the network, the
+// runtime or the API server: runtime lists (runtime.go) and Events
+// (poster.go) run beside it and hand it their results.
 func (a *Agent) Run(ctx context.Context) error {
 	a.protectSelf()
 	// Subscribe before the first pass, so nothing created during it is
@@ -31,46 +38,45 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer src.close()
 	a.procEventsOn = src.procEvents != nil
 	a.dirEventsOn = src.dirEvents != nil
-	if _, err := a.Reconcile(ctx); err != nil {
-		a.log.Error("initial reconcile", "err", err)
-	}
 	procEvents, dirEvents := src.procEvents, src.dirEvents
 	cgRoot := strings.TrimSuffix(a.cg.Dir("/"), "/")
 
-	var rtEvents <-chan cri.Event
+	var answers <-chan map[string]*podInfo
+	streams := make(chan (<-chan cri.Event), 1)
 	if a.rt != nil {
-		var err error
-		if rtEvents, err = a.rt.Events(ctx); err != nil {
-			a.log.Warn("runtime events unavailable: relying on periodic re-list", "err", err)
-		}
+		a.lister = a.startLister(ctx)
+		answers = a.lister.out
+		// Opening the stream is a call to the runtime too: off the loop.
+		go func() {
+			ch, err := a.rt.Events(ctx)
+			if err != nil {
+				a.log.Warn("runtime events unavailable: relying on periodic re-list", "err", err)
+				return
+			}
+			streams <- ch
+		}()
 	}
-
+	if a.cfg.Reporter != nil {
+		a.poster = a.startPoster(ctx)
+	}
 	reports := make(chan oomreport.Report, 16)
-	if a.cfg.KmsgPath != "" {
-		// /dev/kmsg needs CAP_SYSLOG and, in a container, a device cgroup
-		// rule that unprivileged pods do not get: failing to open it is
-		// expected there, and memory.events counters remain.
-		dev, err := kmsg.OpenDevice(a.cfg.KmsgPath, true, true)
-		if err != nil {
-			a.log.Warn("kernel log unavailable: OOM kills are seen through memory.events counters only", "path", a.cfg.KmsgPath, "err", err)
-		} else {
-			a.kmsgSeen = true
-			go func() {
-				if err := watchKernelLog(ctx, dev, reports); err != nil {
-					a.log.Warn("kernel log reader stopped", "err", err)
-				}
-			}()
-		}
-	}
+	a.startKernelLog(ctx, reports)
 
-	recheck := make(chan string, 64)
+	a.reconcile(ctx)
 	full := time.NewTicker(a.cfg.Policy.Interval)
 	defer full.Stop()
 	fast := time.NewTicker(a.cfg.FastInterval)
 	defer fast.Stop()
-	a.log.Info("agent running", "targets", len(a.targets), "interval", a.cfg.Policy.Interval,
-		"proc_events", procEvents != nil, "cgroup_events", dirEvents != nil, "runtime_events", rtEvents != nil)
+	defer func() {
+		if a.sched.timer != nil {
+			a.sched.timer.Stop()
+		}
+	}()
+	a.log.Info("agent running", "targets", len(a.targets), "interval", a.cfg.Policy.Interval, "fast_interval", a.cfg.FastInterval,
+		"proc_events", procEvents != nil, "cgroup_events", dirEvents != nil, "oom_source", a.kernelLog,
+		"own_namespace", a.cfg.OwnNamespace, "own_pod", a.selfPod)
 
+	var rtEvents <-chan cri.Event
 	for {
 		select {
 		case <-ctx.Done():
@@ -90,7 +96,13 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.dirEventsOn = false
 				continue
 			}
-			a.onDir(ctx, strings.TrimPrefix(ev.Dir, cgRoot), ev.Op, recheck)
+			cg := strings.TrimPrefix(ev.Dir, cgRoot)
+			if cg == "" {
+				cg = "/"
+			}
+			a.onDir(ctx, cg, ev.Op)
+		case ch := <-streams:
+			rtEvents = ch
 		case ev, ok := <-rtEvents:
 			if !ok {
 				a.log.Info("runtime event stream ended: relying on periodic re-list")
@@ -98,23 +110,26 @@ func (a *Agent) Run(ctx context.Context) error {
 				continue
 			}
 			if ev.Type == cri.EventCreated || ev.Type == cri.EventStarted {
-				a.discoverNew(ctx, "runtime", recheck)
+				a.lister.request()
 			}
+		case pods := <-answers:
+			a.onPods(ctx, pods)
 		case r := <-reports:
-			a.onReport(ctx, r)
-		case cg := <-recheck:
-			if t := a.targets[cg]; t != nil {
-				a.protect(ctx, t, "recheck")
-			}
+			a.onReport(r)
+		case now := <-a.timerC():
+			a.runDue(ctx, now)
 		case <-fast.C:
 			if src.lostSomething(a.m) {
 				a.forceFull = true
-				a.Reconcile(ctx)
+				a.reconcile(ctx)
 				continue
 			}
 			a.fastPass(ctx, procEvents == nil)
 		case <-full.C:
-			a.Reconcile(ctx)
+			if a.lister != nil {
+				a.lister.request()
+			}
+			a.reconcile(ctx)
 		}
 	}
 }
@@ -125,6 +140,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) onProcess(ev procevent.Event) {
 	switch {
 	case ev.Kind == procevent.Exit:
+		if ev.PID == ev.TGID {
+			a.forgetProc(ev.TGID)
+		}
 		return
 	case ev.Kind == procevent.Fork && ev.PID != ev.TGID:
 		return // a new thread, not a process
@@ -147,12 +165,13 @@ func (a *Agent) onProcess(ev procevent.Event) {
 			a.planHostProc(p, &changes)
 		}
 	} else {
+		was := t.st.procs[pid]
+		s := procState{start: p.StartTime, fixed: was.fixed && was.start == p.StartTime}
 		if c, ok := podAdjChange(t, p, cg); ok {
+			c.Drift = s.fixed
 			changes = append(changes, c)
 		}
-		if a.known[t.Cgroup] != nil {
-			a.known[t.Cgroup][pid] = true
-		}
+		a.knowProc(t, pid, s)
 	}
 	if len(changes) == 0 {
 		return
@@ -162,54 +181,72 @@ func (a *Agent) onProcess(ev procevent.Event) {
 }
 
 // onDir handles a new or removed cgroup directory.
-func (a *Agent) onDir(ctx context.Context, cg string, op cgwatch.Op, recheck chan<- string) {
-	if cg == "" {
-		cg = "/"
-	}
+func (a *Agent) onDir(ctx context.Context, cg string, op cgwatch.Op) {
 	if op == cgwatch.Removed {
-		if _, ok := a.targets[cg]; ok {
-			delete(a.targets, cg)
-			delete(a.known, cg)
-			a.m.ProtectedContainers.Set(float64(len(a.targets)))
-		}
+		a.dropTarget(cg)
+		delete(a.pending, cg)
 		return
 	}
+	now := time.Now()
 	if t := a.targetOf(cg); t != nil {
 		// A cgroup inside a target (systemd in the container making a
-		// scope): clear its flag and recheck the whole target soon.
-		a.protect(ctx, t, "cgroup")
-		scheduleRecheck(ctx, t.Cgroup, recheck)
+		// scope): clear its flag now and recheck the whole target soon,
+		// once however many cgroups it makes.
+		var changes []Change
+		if err := a.planFlag(t, cg, &changes); err != nil {
+			a.countError("plan", err)
+		}
+		a.apply(changes)
+		a.startRechecks(t, now)
 		return
 	}
 	if a.rt == nil {
-		if t := a.match(cg, nil); t != nil {
-			a.targets[cg] = t
-			a.m.ProtectedContainers.Set(float64(len(a.targets)))
+		if t := a.match(cg); t != nil {
+			a.addTarget(t)
 			a.protect(ctx, t, "cgroup")
-			scheduleRecheck(ctx, cg, recheck)
+			a.startRechecks(t, now)
 		}
 		return
 	}
-	a.discoverNew(ctx, "cgroup", recheck)
+	if _, ok := containerID(cg, cgroup.ParsePath(cg)); !ok {
+		return // not a container cgroup: nothing the runtime could name
+	}
+	if t := a.match(cg); t != nil {
+		a.addTarget(t)
+		a.protect(ctx, t, "cgroup")
+		a.startRechecks(t, now)
+		return
+	}
+	// The runtime's last answer does not know this container: ask again,
+	// and protect it when the answer names it.
+	if len(a.pending) < maxPending {
+		a.pending[cg] = now
+	}
+	a.lister.request()
 }
 
-// discoverNew re-lists targets and protects the ones not seen before.
-func (a *Agent) discoverNew(ctx context.Context, trigger string, recheck chan<- string) {
-	targets, err := a.discover(ctx)
-	if err != nil {
-		a.countError("discover", err)
-		a.log.Warn("discover", "trigger", trigger, "err", err)
+// onPods takes a new answer from the runtime.
+func (a *Agent) onPods(ctx context.Context, pods map[string]*podInfo) {
+	first := a.pods == nil
+	a.pods = pods
+	if first {
+		a.forceFull = true
+		a.reconcile(ctx)
 		return
 	}
-	for cg, t := range targets {
-		if _, ok := a.targets[cg]; ok {
+	now := time.Now()
+	for _, cg := range sortedKeys(a.pending) {
+		t := a.match(cg)
+		if t == nil {
 			continue
 		}
-		a.targets[cg] = t
-		a.protect(ctx, t, trigger)
-		scheduleRecheck(ctx, cg, recheck)
+		if _, ok := a.targets[cg]; !ok {
+			a.addTarget(t)
+			a.protect(ctx, t, "runtime")
+			a.startRechecks(t, now)
+		}
+		delete(a.pending, cg)
 	}
-	a.m.ProtectedContainers.Set(float64(len(a.targets)))
 }
 
 // protect makes one target right: its flags and every process.
@@ -222,34 +259,19 @@ func (a *Agent) protect(ctx context.Context, t *Target, trigger string) {
 		a.log.Warn("plan", "cgroup", t.Cgroup, "err", err)
 	}
 	a.apply(changes)
-	d := time.Since(start).Seconds()
+	t.st.last = time.Now()
+	d := t.st.last.Sub(start).Seconds()
 	a.m.Reconcile.WithLabelValues(trigger).Observe(d)
 	if len(changes) > 0 && trigger != "recheck" {
 		a.m.ProtectLatency.Observe(d)
 	}
 }
 
-func scheduleRecheck(ctx context.Context, cg string, recheck chan<- string) {
-	go func() {
-		for _, d := range recheckAfter {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d):
-			}
-			select {
-			case recheck <- cg:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-}
-
 // fastPass is the cheap periodic check: flags of every target subtree, OOM
 // counters, and, when the process connector is down, new pids.
 func (a *Agent) fastPass(ctx context.Context, scanProcs bool) {
 	start := time.Now()
+	a.health.enter("fast pass")
 	var changes []Change
 	for _, cg := range sortedKeys(a.targets) {
 		t := a.targets[cg]
@@ -261,45 +283,24 @@ func (a *Agent) fastPass(ctx context.Context, scanProcs bool) {
 			if err != nil {
 				continue
 			}
-			known := a.known[cg]
-			if known == nil {
-				known = map[int]bool{}
-				a.known[cg] = known
-			}
 			for _, pid := range pids {
-				if !known[pid] {
-					a.planPidAdj(t, pid, &changes)
-					known[pid] = true
+				if _, ok := t.st.procs[pid]; !ok {
+					if s, ok := a.planPidAdj(t, pid, procState{}, &changes); ok {
+						a.knowProc(t, pid, s)
+					}
 				}
 			}
 		}
-		if !a.kmsgSeen {
-			// The kernel log reports every kill; without it, this
-			// counter is the only OOM signal.
+		if a.kernelLog == SourceMemoryEvents {
 			a.watchOOM(t)
 		}
 	}
 	a.apply(changes)
+	for cg, at := range a.pending {
+		if start.Sub(at) > pendingTTL {
+			delete(a.pending, cg)
+		}
+	}
 	a.m.Reconcile.WithLabelValues("fast").Observe(time.Since(start).Seconds())
-}
-
-// watchOOM turns a rise of the target's oom_kill counter into a log line
-// and a metric.
-func (a *Agent) watchOOM(t *Target) {
-	ev, err := a.cg.Events(t.Cgroup)
-	if err != nil {
-		return
-	}
-	prev, seen := a.oomSeen[t.Cgroup]
-	a.oomSeen[t.Cgroup] = ev.OOMKill
-	if !seen || ev.OOMKill <= prev {
-		return
-	}
-	n := ev.OOMKill - prev
-	if !a.kmsgSeen {
-		// Without the kernel log this counter is the only OOM signal.
-		a.m.OOMKills.WithLabelValues(t.podName(), t.containerName(), "memory.events").Add(float64(n))
-	}
-	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
-		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill)
+	a.health.passDone(false)
 }

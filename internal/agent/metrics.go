@@ -16,6 +16,9 @@ type Metrics struct {
 	ProtectLatency      prometheus.Histogram
 	Errors              *prometheus.CounterVec
 	EventsLost          *prometheus.CounterVec
+	DependencyUp        *prometheus.GaugeVec
+	ReportsDropped      *prometheus.CounterVec
+	KernelLogSource     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -45,10 +48,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podwarden_errors_total", Help: "Errors by operation."}, []string{"op"}),
 		EventsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_events_lost_total", Help: "Kernel event overruns (each forces a full rescan), by source."}, []string{"source"}),
+		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podwarden_dependency_up", Help: "1 when the last call to a dependency (container-runtime, kube-apiserver) succeeded, 0 when it failed. Protection never waits for either."},
+			[]string{"dependency"}),
+		ReportsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_reports_dropped_total", Help: "OOM Events not posted, by reason (queue_full, backoff, failed, pod_gone)."},
+			[]string{"reason"}),
+		KernelLogSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podwarden_kernel_log_source", Help: "1 for the source OOM kills are learnt from (kmsg, syslog, memory.events), 0 for the others."},
+			[]string{"source"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.OOMKills,
-			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost)
+			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp, m.ReportsDropped, m.KernelLogSource)
 	}
 	return m
 }

@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
+	"strings"
 
 	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
@@ -22,16 +22,41 @@ func (a *Agent) planTarget(ctx context.Context, t *Target, out *[]Change) (int, 
 	if err := a.planGroup(ctx, t, out); err != nil {
 		errs = append(errs, err)
 	}
-	pids, err := a.planAdj(t, out)
+	pids, err := a.cg.Procs(t.Cgroup, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		pids, err = nil, nil
+	}
 	if err != nil {
-		errs = append(errs, err)
+		return 0, append(errs, fmt.Errorf("list processes of %s: %w", t.Cgroup, err))
 	}
-	known := make(map[int]bool, len(pids))
+	old := t.st.procs
+	t.st.procs = make(map[int]procState, len(pids))
 	for _, pid := range pids {
-		known[pid] = true
+		if s, ok := a.planPidAdj(t, pid, old[pid], out); ok {
+			a.knowProc(t, pid, s)
+		}
 	}
-	a.known[t.Cgroup] = known
+	for pid := range old {
+		if _, ok := t.st.procs[pid]; !ok && a.byPID[pid] == t {
+			delete(a.byPID, pid)
+		}
+	}
 	return len(pids), errs
+}
+
+// knowProc records that process pid of target t has been checked.
+func (a *Agent) knowProc(t *Target, pid int, s procState) {
+	t.st.procs[pid] = s
+	a.byPID[pid] = t
+}
+
+// forgetProc drops an exited process from the state of its target.
+func (a *Agent) forgetProc(pid int) {
+	if t := a.byPID[pid]; t != nil {
+		delete(t.st.procs, pid)
+		delete(a.byPID, pid)
+	}
+	delete(a.hostFixed, pid)
 }
 
 // planGroup adds the memory.oom.group writes target t needs. "single"
@@ -48,20 +73,29 @@ func (a *Agent) planGroup(ctx context.Context, t *Target, out *[]Change) error {
 	case policy.ModeLeave:
 		return nil
 	case policy.ModeGroup:
-		return a.planFlag(t, t.Cgroup, true, "policy oomGroup: group", out)
+		return a.planFlag(t, t.Cgroup, out)
 	}
-	reason := "policy oomGroup: single (kill one process, not the whole container)"
 	if t.PodCgroup != "" && t.PodCgroup != t.Cgroup {
-		if err := a.planFlag(t, t.PodCgroup, false, reason, out); err != nil {
+		if err := a.planFlag(t, t.PodCgroup, out); err != nil {
 			return err
 		}
 	}
 	return a.cg.Walk(ctx, t.Cgroup, func(cg string) error {
-		return a.planFlag(t, cg, false, reason, out)
+		return a.planFlag(t, cg, out)
 	})
 }
 
-func (a *Agent) planFlag(t *Target, cg string, want bool, reason string, out *[]Change) error {
+// planFlag adds the write of cgroup cg's oom.group, if it needs one, for
+// target t's mode.
+func (a *Agent) planFlag(t *Target, cg string, out *[]Change) error {
+	if a.cg.Version() != cgroup.V2 || t.Decision.OOMGroup == policy.ModeLeave {
+		return nil
+	}
+	want := t.Decision.OOMGroup == policy.ModeGroup
+	reason := "policy oomGroup: single (kill one process, not the whole container)"
+	if want {
+		reason = "policy oomGroup: group"
+	}
 	on, err := a.cg.OOMGroup(cg)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // removed since we listed it
@@ -73,64 +107,61 @@ func (a *Agent) planFlag(t *Target, cg string, want bool, reason string, out *[]
 		return nil
 	}
 	*out = append(*out, Change{Kind: KindOOMGroup, Cgroup: cg, Pod: t.podName(), Container: t.containerName(),
-		From: boolFlag(on), To: boolFlag(want), Reason: reason})
+		From: boolFlag(on), To: boolFlag(want), Reason: reason, Drift: t.st.groups[cg]})
 	return nil
 }
 
-// planAdj adds the oom_score_adj writes for every process of target t and
-// returns the processes it found.
-func (a *Agent) planAdj(t *Target, out *[]Change) ([]int, error) {
-	pids, err := a.cg.Procs(t.Cgroup, true)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list processes of %s: %w", t.Cgroup, err)
-	}
-	if !t.Decision.AdjSet {
-		return pids, nil
-	}
-	for _, pid := range pids {
-		a.planPidAdj(t, pid, out)
-	}
-	return pids, nil
-}
-
-func (a *Agent) planPidAdj(t *Target, pid int, out *[]Change) {
+// planPidAdj plans the adj write for process pid, listed in target t's
+// cgroup.procs, whose last known state is was. ok is false when the
+// process is gone or is not t's any more.
+func (a *Agent) planPidAdj(t *Target, pid int, was procState, out *[]Change) (procState, bool) {
 	if pid == a.self {
-		return
+		return procState{}, false
 	}
 	// Only the adj is read for a process that is already right: the
 	// periodic pass reads every target process, and stat doubles its cost.
 	// Kernel threads never sit in a container cgroup.
 	p, err := a.proc.Read(pid, procfs.FieldOOMScoreAdj)
-	if err == nil && p.OOMScoreAdj != t.Decision.Adj {
-		p, err = a.proc.Read(pid, procfs.FieldStat|procfs.FieldOOMScoreAdj)
+	if err == nil && (!t.Decision.AdjSet || p.OOMScoreAdj == t.Decision.Adj) {
+		return procState{start: was.start, fixed: was.fixed}, true
+	}
+	if err == nil {
+		// The pid was listed in the target a moment ago; reading stat and
+		// cgroup through one directory proves it still is, and the start
+		// time binds the write to this very process.
+		p, err = a.proc.Read(pid, procfs.FieldStat|procfs.FieldOOMScoreAdj|procfs.FieldCgroup)
 	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			a.countError("read_process", err)
 		}
-		return
+		return procState{}, false
 	}
-	if c, ok := podAdjChange(t, p, t.Cgroup); ok {
+	cg := a.memCgroup(p)
+	if cg != t.Cgroup && !strings.HasPrefix(cg, t.Cgroup+"/") {
+		return procState{}, false // recycled into another cgroup since the listing
+	}
+	s := procState{start: p.StartTime, fixed: was.fixed && was.start == p.StartTime}
+	if c, ok := podAdjChange(t, p, cg); ok {
+		c.Drift = s.fixed
 		*out = append(*out, c)
 	}
+	return s, true
 }
 
 // podAdjChange is the write that brings process p of target t (in cgroup
-// cg) to the policy's adj, if it needs one.
+// cg) to the policy's adj, if it needs one. p must have FieldStat.
 func podAdjChange(t *Target, p procfs.Proc, cg string) (Change, bool) {
 	if !t.Decision.AdjSet || p.Kernel || p.OOMScoreAdj == t.Decision.Adj {
 		return Change{}, false
 	}
-	return Change{Kind: KindPodAdj, Cgroup: cg, PID: p.PID, Comm: p.Comm, Pod: t.podName(),
-		Container: t.containerName(), From: itoa(p.OOMScoreAdj), To: itoa(t.Decision.Adj), Reason: t.Decision.Reason}, true
+	return Change{Kind: KindPodAdj, Cgroup: cg, PID: p.PID, StartTime: p.StartTime, Comm: p.Comm, Pod: t.podName(),
+		Container: t.containerName(), From: p.OOMScoreAdj, To: t.Decision.Adj, Reason: t.Decision.Reason}, true
 }
 
 // planHost lowers the adj of protected host daemons (never raises it: a
-// daemon already at -1000 stays there). Processes inside any pod are not
-// host processes, whatever their name.
+// daemon already at -1000 stays there). Processes inside any target or
+// container are not host processes, whatever their name.
 func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
 	if len(a.cfg.Policy.Protected) == 0 {
 		return nil
@@ -146,6 +177,7 @@ func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
 	if err != nil {
 		return fmt.Errorf("scan processes: %w", err)
 	}
+	seen := make(map[int]uint64, len(a.hostFixed))
 	for _, p := range procs {
 		if byComm {
 			if !comms[p.Comm] {
@@ -155,17 +187,29 @@ func (a *Agent) planHost(ctx context.Context, out *[]Change) error {
 				continue // exited
 			}
 		}
+		if start, ok := a.hostFixed[p.PID]; ok && start == p.StartTime {
+			seen[p.PID] = start
+		}
 		a.planHostProc(p, out)
 	}
+	// Forget host processes that exited without an exit event reaching
+	// the agent.
+	a.hostFixed = seen
 	return nil
 }
 
+// planHostProc plans lowering host process p (read with stat, adj and
+// cgroup) if a protected rule names it. A process in a target, a pod or
+// any container is never a host process: a hog named sshd must not be
+// lowered below its pod's adj, nor a daemon inside a non-pod container
+// (docker run, podman) treated as the host's.
 func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 	if p.Kernel || p.PID == a.self {
 		return
 	}
 	cg := a.memCgroup(p)
-	if cgroup.ParsePath(cg).InPod() || cgroup.ParsePath(a.ns.Host(p.Cgroup)).InPod() {
+	if a.targetOf(cg) != nil || cgroup.InContainer(cg) || cgroup.InContainer(a.ns.Host(p.Cgroup)) ||
+		(a.cfg.Policy.CgroupSelector != "" && a.selectedBelow(cg)) {
 		return
 	}
 	exe := ""
@@ -176,8 +220,21 @@ func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 	if !ok || p.OOMScoreAdj <= adj {
 		return
 	}
-	*out = append(*out, Change{Kind: KindHostAdj, Cgroup: cg, PID: p.PID, Comm: p.Comm,
-		From: itoa(p.OOMScoreAdj), To: itoa(adj), Reason: "protected host process"})
+	start, fixed := a.hostFixed[p.PID]
+	*out = append(*out, Change{Kind: KindHostAdj, Cgroup: cg, PID: p.PID, StartTime: p.StartTime, Comm: p.Comm,
+		From: p.OOMScoreAdj, To: adj, Reason: "protected host process", Drift: fixed && start == p.StartTime})
+}
+
+// selectedBelow reports whether cg or one of its ancestors matches the
+// runtime-less cgroup selector: such a cgroup is a target container (or
+// inside one) even before discovery has seen it.
+func (a *Agent) selectedBelow(cg string) bool {
+	for c := cg; c != "" && c != "/"; c = parentCgroup(c) {
+		if policy.MatchGlob(a.cfg.Policy.CgroupSelector, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // memCgroup is the path of p in the hierarchy the agent reads.
@@ -186,47 +243,6 @@ func (a *Agent) memCgroup(p procfs.Proc) string {
 		return a.ns.Host(p.Cgroup)
 	}
 	return a.ns.Host(p.CgroupV1Memory)
-}
-
-// apply performs changes in order and records each outcome. A target that
-// vanished mid-write (cgroup removed, process exited) is not an error.
-func (a *Agent) apply(changes []Change) []Change {
-	for i := range changes {
-		c := &changes[i]
-		key := changeKey(*c)
-		c.Drift = a.fixed[key]
-		if a.cfg.DryRun {
-			continue
-		}
-		var err error
-		switch c.Kind {
-		case KindOOMGroup:
-			err = a.cg.SetOOMGroup(c.Cgroup, c.To == "1")
-		case KindPodAdj, KindHostAdj:
-			n, _ := strconv.Atoi(c.To)
-			err = a.proc.WriteOOMScoreAdj(c.PID, n)
-		}
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			c.Err = errGone
-		case err != nil:
-			c.Err = err
-			a.countError("write", err)
-		default:
-			a.fixed[key] = true
-		}
-		a.record(*c)
-	}
-	return changes
-}
-
-var errGone = errors.New("gone before the write")
-
-func changeKey(c Change) string {
-	if c.Kind == KindOOMGroup {
-		return string(c.Kind) + ":" + c.Cgroup
-	}
-	return fmt.Sprintf("%s:%d", c.Kind, c.PID)
 }
 
 func (t *Target) podName() string {

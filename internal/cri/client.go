@@ -97,8 +97,6 @@ type Client struct {
 	logger   *slog.Logger
 }
 
-var _ Runtime = (*Client)(nil)
-
 // Dial connects to the runtime at endpoint ("unix:///path" or a bare
 // "/path") and checks that it answers Version. With endpoint "" it tries
 // DefaultEndpoints (or WithCandidates) in order and returns the first that answers; if none
@@ -229,7 +227,8 @@ func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, c.timeout)
 }
 
-// ListPods implements Runtime.
+// ListPods lists pod sandboxes whose labels include every pair of
+// labelSelector (nil or empty selects all).
 func (c *Client) ListPods(ctx context.Context, labelSelector map[string]string) ([]Pod, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
@@ -258,7 +257,8 @@ func (c *Client) ListPods(ctx context.Context, labelSelector map[string]string) 
 	return pods, nil
 }
 
-// ListContainers implements Runtime.
+// ListContainers lists the containers of one sandbox, or of all
+// sandboxes when podID is "".
 func (c *Client) ListContainers(ctx context.Context, podID string) ([]Container, error) {
 	ctx, cancel := c.callCtx(ctx)
 	defer cancel()
@@ -288,7 +288,11 @@ func (c *Client) ListContainers(ctx context.Context, podID string) ([]Container,
 	return out, nil
 }
 
-// Events implements Runtime. The stream is opened here; how it ends is
+// Events follows the runtime's container events until ctx ends or the
+// stream ends; the channel is closed then. An ended stream is normal
+// (CRI-O without pod events, runtime restart): re-list and call again
+// from the re-list timer, not in a tight loop, since CRI-O ends the
+// stream at once every time. The stream is opened here; how it ends is
 // logged, not returned, because it ends in the background: EOF or
 // Unimplemented at Info (runtime does not stream), cancellation at Debug,
 // anything else (socket gone, runtime restarted) at Error.

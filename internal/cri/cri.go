@@ -1,7 +1,6 @@
 package cri
 
 import (
-	"context"
 	"time"
 )
 
@@ -73,23 +72,4 @@ type Event struct {
 	PodID       string // sandbox id; empty if the runtime sent no sandbox status
 	PodUID      string
 	Time        time.Time
-}
-
-// Runtime is what the agent needs from a container runtime. Client
-// implements it over CRI; tests of the agent can run Client against the
-// cri-client fake server.
-type Runtime interface {
-	// ListPods lists pod sandboxes whose labels include every pair of
-	// labelSelector (nil or empty selects all).
-	ListPods(ctx context.Context, labelSelector map[string]string) ([]Pod, error)
-	// ListContainers lists the containers of one sandbox, or of all
-	// sandboxes when podID is "".
-	ListContainers(ctx context.Context, podID string) ([]Container, error)
-	// Events follows the runtime's container events until ctx ends or the
-	// stream ends; the channel is closed then. An ended stream is normal
-	// (CRI-O without pod events, runtime restart): re-list and call again
-	// from the re-list timer, not in a tight loop, since CRI-O ends the
-	// stream at once every time.
-	Events(ctx context.Context) (<-chan Event, error)
-	Close() error
 }

@@ -142,10 +142,10 @@ func TestSyslogNeedsTimestamps(t *testing.T) {
 
 func TestParseSyslogLine(t *testing.T) {
 	for line, want := range map[string]Record{
-		"<6>[    0.123456] hello":        {Priority: 6, Monotonic: 123456 * time.Microsecond, Text: "hello"},
+		"<6>[    0.123456] hello":         {Priority: 6, Monotonic: 123456 * time.Microsecond, Text: "hello"},
 		"<30>[    1.000000] systemd msg":  {Priority: 6, Facility: 3, Monotonic: time.Second, Text: "systemd msg"},
 		"<4>[   2.000001][  C1] cpu line": {Priority: 4, Monotonic: 2*time.Second + time.Microsecond, Text: "cpu line"},
-		"[    3.000000] no prio":         {Monotonic: 3 * time.Second, Text: "no prio"},
+		"[    3.000000] no prio":          {Monotonic: 3 * time.Second, Text: "no prio"},
 		"<4>[   2.000001] [ x] bracket":   {Priority: 4, Monotonic: 2*time.Second + time.Microsecond, Text: "[ x] bracket"},
 	} {
 		got, ok := parseSyslogLine(line)

@@ -11,8 +11,21 @@ import (
 // PodMessage is the text of a pod's OOM Event, e.g.
 //
 //	OOMKilled process python (pid 1234) in container notebook: node out of memory, 7.1 GiB anon; other processes kept running
+//
+// or, counted from memory.events without the kernel log,
+//
+//	OOMKilled 1 process in container notebook: out of memory; the kernel log is not readable here, so the process is not named (memory.events)
 func PodMessage(o OOM) string {
 	var b strings.Builder
+	if o.Comm == "" && o.PID == 0 && o.Kills > 0 {
+		fmt.Fprintf(&b, "OOMKilled %d process%s", o.Kills, plural(o.Kills, "es"))
+		if o.Container != "" {
+			fmt.Fprintf(&b, " in container %s", o.Container)
+		}
+		b.WriteString(": " + cause(o.Kind))
+		b.WriteString("; the kernel log is not readable here, so the process is not named (memory.events)")
+		return b.String()
+	}
 	fmt.Fprintf(&b, "OOMKilled process %s", victim(o.Comm, o.PID))
 	if o.Container != "" {
 		fmt.Fprintf(&b, " in container %s", o.Container)

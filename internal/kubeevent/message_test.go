@@ -19,6 +19,14 @@ func TestPodMessage(t *testing.T) {
 			o:    OOM{Comm: "java", PID: 5, Container: "app", Kind: KindCgroup, GroupKill: true, Bystanders: 1},
 			want: "OOMKilled process java (pid 5) in container app: memory limit reached; the whole container was killed (memory.oom.group=1) with 1 other process",
 		},
+		"counted in memory.events": {
+			o:    OOM{Container: "notebook", Kills: 1},
+			want: "OOMKilled 1 process in container notebook: out of memory; the kernel log is not readable here, so the process is not named (memory.events)",
+		},
+		"several counted, limit": {
+			o:    OOM{Container: "web", Kind: KindCgroup, Kills: 3},
+			want: "OOMKilled 3 processes in container web: memory limit reached; the kernel log is not readable here, so the process is not named (memory.events)",
+		},
 		"unknown comm and kind": {
 			o:    OOM{PID: 9},
 			want: "OOMKilled process ? (pid 9): out of memory; other processes kept running",

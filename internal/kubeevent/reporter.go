@@ -43,9 +43,12 @@ var ErrPodGone = errors.New("pod not found")
 // kubelet's cgroup path; the reporter checks that they agree.
 type OOM struct {
 	PodUID, Namespace, PodName, Container string
-	// Comm and PID of the killed process.
-	Comm string
-	PID  int
+	// Comm and PID of the killed process; both empty when the kill was
+	// counted in memory.events without the kernel log, which alone names
+	// the process. Kills then says how many processes were killed.
+	Comm  string
+	PID   int
+	Kills int
 	// Kind is KindNode or KindCgroup.
 	Kind string
 	// AnonRSSBytes is the victim's anonymous memory when it was killed.

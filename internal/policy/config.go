@@ -89,9 +89,15 @@ type Config struct {
 // and the runtime (-999), which must outlive everything.
 const DefaultProtectedAdj = -900
 
-// MinInterval keeps a typo like "10ms" from turning the drift re-check into
-// a busy loop on a node that is already short of memory.
-const MinInterval = 100 * time.Millisecond
+// Bounds of Interval. MinInterval keeps a typo like "10ms" from turning the
+// drift re-check into a busy loop on a node that is already short of
+// memory; MaxInterval keeps drift repairs within a day, and every duration
+// the agent derives from the interval (its liveness bound is three of
+// them) far from overflowing.
+const (
+	MinInterval = 100 * time.Millisecond
+	MaxInterval = 24 * time.Hour
+)
 
 // Default returns the built-in policy. Each call returns fresh slices and
 // maps, so callers may change them.
@@ -149,7 +155,7 @@ func (c Config) Validate() error {
 		add(f+".cgroup", checkGlob(r.Cgroup))
 		add(f+".adj", checkAdj(r.Adj))
 	}
-	add("interval", checkInterval(c.Interval))
+	add("interval", CheckInterval(c.Interval))
 	add("cgroupSelector", checkGlob(c.CgroupSelector))
 	return errors.Join(errs...)
 }
@@ -184,9 +190,13 @@ func checkAdj(v int) error {
 	return nil
 }
 
-func checkInterval(d time.Duration) error {
+// CheckInterval reports an interval outside MinInterval..MaxInterval.
+func CheckInterval(d time.Duration) error {
 	if d < MinInterval {
 		return fmt.Errorf("%v is shorter than the minimum %v", d, MinInterval)
+	}
+	if d > MaxInterval {
+		return fmt.Errorf("%v is longer than the maximum %v", d, MaxInterval)
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 					p.fail(v, key, "%q is not a duration like 10s or 1m", s)
 					return
 				}
-				p.check(v, key, checkInterval(d))
+				p.check(v, key, CheckInterval(d))
 				c.Interval = d
 			}
 		case "cgroupSelector":

@@ -200,3 +200,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Durations are bounded at load: an interval so long that three of them
+// overflow (the agent's liveness bound) is refused, as is one that does
+// not parse as a duration at all.
+func TestParseIntervalBounds(t *testing.T) {
+	for in, want := range map[string]string{
+		"interval: 1000000h\n": "longer than the maximum 24h0m0s",
+		"interval: 25h\n":      "longer than the maximum 24h0m0s",
+		"interval: 99ms\n":     "shorter than the minimum 100ms",
+		"interval: -5s\n":      "shorter than the minimum 100ms",
+		"interval: 9999999h\n": "is not a duration",
+		"interval: 0s\n":       "shorter than the minimum 100ms",
+	} {
+		_, err := Parse(strings.NewReader(in), "p.yaml")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "interval") {
+			t.Errorf("%q: got %v, want an error naming interval and %q", in, err, want)
+		}
+	}
+	for _, in := range []string{"interval: 24h\n", "interval: 100ms\n"} {
+		if _, err := Parse(strings.NewReader(in), "p.yaml"); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
