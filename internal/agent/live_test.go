@@ -57,24 +57,45 @@ func (h *liveHost) mkdir(cg string) {
 // from a shell before exec, the way runc's init does.
 func (h *liveHost) start(cg string) int {
 	h.t.Helper()
-	procs := filepath.Join(h.cg.Dir(cg), "cgroup.procs")
-	cmd := exec.Command("sh", "-c", "echo $$ > "+procs+" && exec sleep 300")
+	return h.startNamed(cg, "sleep").Process.Pid
+}
+
+// startNamed runs sleep under another name (its comm) in cg ("" for the
+// test's own cgroup) and returns it once it has exec'd there.
+func (h *liveHost) startNamed(cg, name string) *exec.Cmd {
+	h.t.Helper()
+	bin, err := exec.LookPath("sleep")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if name != "sleep" {
+		link := filepath.Join(h.t.TempDir(), name)
+		if err := os.Symlink(bin, link); err != nil {
+			h.t.Fatal(err)
+		}
+		bin = link
+	}
+	script := "exec " + bin + " 300"
+	if cg != "" {
+		script = "echo $$ > " + filepath.Join(h.cg.Dir(cg), "cgroup.procs") + " && " + script
+	}
+	cmd := exec.Command("sh", "-c", script)
 	if err := cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
 	// Wait until the process is in the cgroup and has exec'd.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		p, err := h.proc.Read(pid, procfs.FieldStat|procfs.FieldCgroup)
-		if err == nil && p.Comm == "sleep" && (p.CgroupV1Memory == cg || p.Cgroup == cg) {
-			return pid
+		if err == nil && p.Comm == name && (cg == "" || p.CgroupV1Memory == cg || p.Cgroup == cg) {
+			return cmd
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	h.t.Fatalf("pid %d never reached cgroup %s", pid, cg)
-	return 0
+	h.t.Fatalf("pid %d never ran as %s in cgroup %q", pid, name, cg)
+	return nil
 }
 
 func (h *liveHost) adj(pid int) int {
