@@ -53,15 +53,22 @@ func TestReconcileThroughCRI(t *testing.T) {
 	podB := mkPod("kube-proxy", "kube-system", uidB, map[string]string{"app": "latch-pods"})
 	notebook := mkCtr(podA, "notebook")
 	proxy := mkCtr(podB, "proxy")
+	// The agent's own pod, which the selector would pick: never a target.
+	const uidSelf = "99999999-8888-7777-6666-555555555555"
+	podSelf := mkPod("podwarden-x7k2p", "podwarden", uidSelf, map[string]string{"app": "latch-pods"})
+	self := mkCtr(podSelf, "agent")
 
 	// kubelet's cgroupfs layout, with the runtime's own ids as names.
 	n := newNode(t)
 	cgNotebook := "/kubepods/pod" + uidA + "/" + notebook
 	cgSandbox := "/kubepods/pod" + uidA + "/" + podA
 	cgProxy := "/kubepods/burstable/pod" + uidB + "/" + proxy
-	for _, cg := range []string{"/kubepods", "/kubepods/pod" + uidA, cgNotebook, cgSandbox, "/kubepods/burstable", "/kubepods/burstable/pod" + uidB, cgProxy} {
+	cgSelf := "/kubepods/burstable/pod" + uidSelf + "/" + self
+	for _, cg := range []string{"/kubepods", "/kubepods/pod" + uidA, cgNotebook, cgSandbox, "/kubepods/burstable", "/kubepods/burstable/pod" + uidB, cgProxy,
+		"/kubepods/burstable/pod" + uidSelf, cgSelf} {
 		n.mkcg(cg, 1)
 	}
+	n.addProc(proc{503, "podwarden", -997, cgSelf})
 	n.addProc(proc{500, "jupyter-lab", -997, cgNotebook})
 	n.addProc(proc{501, "pause", -998, cgSandbox})
 	n.addProc(proc{502, "kube-proxy", -997, cgProxy})
@@ -76,7 +83,7 @@ func TestReconcileThroughCRI(t *testing.T) {
 	pol := policy.Default()
 	pol.Selector.Labels = map[string]string{"app": "latch-pods"}
 	pol.Protected = nil
-	a, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: client})
+	a, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: client, OwnNamespace: "podwarden"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +95,12 @@ func TestReconcileThroughCRI(t *testing.T) {
 		targets[0].Namespace != "hub" || targets[0].Container != "notebook" {
 		t.Fatalf("targets = %+v", targets)
 	}
-	for pid, want := range map[int]string{500: "900", 501: "-998", 502: "-997"} {
+	for pid, want := range map[int]string{500: "900", 501: "-998", 502: "-997", 503: "-997"} {
 		if got := n.adj(pid); got != want {
 			t.Errorf("pid %d adj = %s, want %s", pid, got, want)
 		}
 	}
-	for cg, want := range map[string]string{cgNotebook: "0", "/kubepods/pod" + uidA: "0", cgSandbox: "1", cgProxy: "1"} {
+	for cg, want := range map[string]string{cgNotebook: "0", "/kubepods/pod" + uidA: "0", cgSandbox: "1", cgProxy: "1", cgSelf: "1"} {
 		if got := n.flag(cg); got != want {
 			t.Errorf("oom.group of %s = %s, want %s", cg, got, want)
 		}
