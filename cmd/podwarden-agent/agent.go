@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/spf13/cobra"
 
 	"podwarden/internal/agent"
@@ -41,6 +42,7 @@ type agentFlags struct {
 	interval    time.Duration
 	fast        time.Duration
 	metricsAddr string
+	webConfig   string
 	kmsgPath    string
 	kernelLog   string
 	kubeEvents  bool
@@ -82,6 +84,7 @@ make and why, and writes nothing.`,
 	fl.DurationVar(&f.interval, "interval", 0, fmt.Sprintf("full reconcile period (policy interval, %v..%v)", policy.MinInterval, policy.MaxInterval))
 	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, fmt.Sprintf("cheap re-check period for flags, OOM counters and (without the process connector) new processes (%v..%v)", agent.MinFastInterval, agent.MaxFastInterval))
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
+	fl.StringVar(&f.webConfig, "web-config-file", "", "TLS and basic auth for --metrics-addr: a Prometheus exporter-toolkit web config file, as node_exporter's --web.config.file (docs/agent.md)")
 	fl.StringVar(&f.kmsgPath, "kmsg-path", "/dev/kmsg", `kernel log device read for OOM reports ("" to use memory.events counters only)`)
 	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
@@ -133,6 +136,14 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	}
 	if f.kmsgPath == "" && f.kernelLog == agent.SourceAuto {
 		f.kernelLog = agent.SourceMemoryEvents
+	}
+	if f.webConfig != "" {
+		if f.metricsAddr == "" {
+			return errors.New("--web-config-file needs --metrics-addr")
+		}
+		if err := web.Validate(f.webConfig); err != nil {
+			return fmt.Errorf("--web-config-file %s: %w", f.webConfig, err)
+		}
 	}
 	ownNS := f.ownNS
 	if !cmd.Flags().Changed("agent-namespace") {
@@ -196,7 +207,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		return writeChanges(s.Out, a.Targets(), changes, f.dryRun, f.output)
 	}
 	if f.metricsAddr != "" {
-		srv, err := serveMetrics(ctx, f.metricsAddr, reg, a, log)
+		srv, _, err := serveMetrics(ctx, f.metricsAddr, f.webConfig, reg, a, log)
 		if err != nil {
 			return err
 		}
@@ -205,22 +216,27 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	return a.Run(ctx)
 }
 
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, error) {
+// serveMetrics serves /metrics, /healthz and /readyz on addr, with the TLS
+// and basic auth of exporter-toolkit web config file webConfig ("" for
+// plain HTTP), as node_exporter does.
+// It returns the server and the address it listens on.
+func serveMetrics(ctx context.Context, addr, webConfig string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", a.ServeHealth)
 	mux.HandleFunc("/readyz", a.ServeReady)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	flags := &web.FlagConfig{WebListenAddresses: &[]string{addr}, WebConfigFile: &webConfig}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := web.Serve(ln, srv, flags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	return srv, nil
+	return srv, ln.Addr(), nil
 }
 
 func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, dryRun bool, output string) error {

@@ -33,20 +33,10 @@ func TestAgentCommandRefuses(t *testing.T) {
 		{[]string{"--kernel-log", "dmesg"}, []string{`--kernel-log "dmesg"`}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			// An empty cgroup v2 tree: nothing to find, nothing to write.
-			cg := t.TempDir()
-			if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			args := append([]string{"agent", "--kmsg-path", "", "--cgroup-root", cg}, tc.args...)
-			code := cli.Run(t.Context(), args, cli.Streams{Out: &out, ErrOut: &errOut}, commands...)
-			if code == 0 {
-				t.Fatalf("exit 0, want a refusal; stdout %q", out.String())
-			}
+			_, errOut := runAgentCmd(t, tc.args...)
 			for _, w := range tc.want {
-				if !strings.Contains(errOut.String(), w) {
-					t.Errorf("stderr %q does not name %q", errOut.String(), w)
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q does not name %q", errOut, w)
 				}
 			}
 		})
@@ -75,4 +65,20 @@ func TestOwnNamespace(t *testing.T) {
 	if got := ownNamespace(env("ops"), dir); got != "ops" {
 		t.Errorf("from $POD_NAMESPACE: %q", got)
 	}
+}
+
+// runAgentCmd runs the agent command on an empty cgroup v2 tree (nothing to
+// find, nothing to write) and wants it to refuse.
+func runAgentCmd(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append([]string{"agent", "--kmsg-path", "", "--cgroup-root", cg}, args...)
+	if code := cli.Run(t.Context(), args, cli.Streams{Out: &out, ErrOut: &errOut}, commands...); code == 0 {
+		t.Fatalf("exit 0, want a refusal; stdout %q", out.String())
+	}
+	return out.String(), errOut.String()
 }
