@@ -164,20 +164,26 @@ func TestChartSecurity(t *testing.T) {
 	}{
 		"defaults": {
 			values:   nil,
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"no kernel log": {
 			values:   map[string]any{"kernelLog": map[string]any{"enabled": false}},
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYS_RESOURCE"},
 			hostPath: []string{"/run/containerd", "/sys/fs/cgroup"},
+		},
+		"exe rule": {
+			values: map[string]any{"policy": map[string]any{"protected": []any{
+				map[string]any{"comm": "sshd"}, map[string]any{"exe": "/usr/bin/amazon-ssm-agent"}}}},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"nri and cri-o": {
 			values: map[string]any{
 				"nri":     map[string]any{"enabled": true},
 				"runtime": map[string]any{"endpoint": "unix:///var/run/crio/crio.sock", "socketDir": "/var/run/crio"},
 			},
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/sys/fs/cgroup", "/var/run/crio", "/var/run/nri"},
 			nri:      true,
 		},
@@ -431,6 +437,26 @@ func TestChartLint(t *testing.T) {
 			t.Error(m.Error())
 		} else {
 			t.Log(m.Error())
+		}
+	}
+}
+
+// Events are on in what we ship (the RBAC is there for them), and can be
+// turned off; the capabilities the chart adds each say why.
+func TestChartEventsAndCapabilityReasons(t *testing.T) {
+	out := render(t, nil)
+	if !strings.Contains(out, "- --kube-events") {
+		t.Error("default render does not pass --kube-events")
+	}
+	if off := render(t, map[string]any{"events": map[string]any{"enabled": false}}); strings.Contains(off, "--kube-events") {
+		t.Error("events.enabled=false still passes --kube-events")
+	}
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if c, ok := strings.CutPrefix(strings.TrimSpace(l), "- "); ok && slices.Contains([]string{"SYS_RESOURCE", "DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_PTRACE"}, c) {
+			if prev := strings.TrimSpace(lines[i-1]); !strings.HasPrefix(prev, "# ") || len(prev) < 20 {
+				t.Errorf("capability %s is not commented with why: %q", c, prev)
+			}
 		}
 	}
 }

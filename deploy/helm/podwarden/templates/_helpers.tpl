@@ -41,3 +41,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "podwarden.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
+
+{{/* "true" when a protected rule of the policy matches by exe: only then
+does the agent read /proc/PID/exe of host daemons, which needs SYS_PTRACE. */}}
+{{- define "podwarden.exeRules" -}}
+{{- range .Values.policy.protected }}{{ if .exe }}true{{ end }}{{ end }}
+{{- end }}
+
+{{/* Why the agent needs a capability, rendered as a comment beside it. */}}
+{{- define "podwarden.capabilityWhy" -}}
+{{- $why := dict
+  "SYS_RESOURCE" "lower protected host daemons' oom_score_adj below their oom_score_adj_min"
+  "DAC_OVERRIDE" "write /proc/PID/oom_score_adj of target processes owned by other uids (mode 0644)"
+  "NET_ADMIN" "subscribe to the netlink process connector (fork/exec events)"
+  "SYS_PTRACE" "readlink /proc/PID/exe for the policy's exe: rules (a ptrace read check; never attaches)"
+  "SYSLOG" "read kernel OOM reports: /dev/kmsg under dmesg_restrict, or syslog(2) where the device is refused"
+-}}
+{{- get $why . | default "added by capabilities.add in values" }}
+{{- end }}
