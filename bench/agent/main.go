@@ -6,7 +6,11 @@
 // machine's processes sit idle, side by side with an anchor daemon
 // (earlyoom, bench/agent.sh starts it) measured over the same window.
 //
-// Run as root: go run ./bench/agent -n 1000 -idle 200 (bench/agent.sh).
+// With -soak it instead runs the agent through pid and cgroup churn and
+// reports whether its RSS stays flat (soak.go).
+//
+// Run as root: go run ./bench/agent -n 1000 -idle 200 (bench/agent.sh),
+// go run ./bench/agent -soak (bench/soak.sh).
 package main
 
 import (
@@ -32,8 +36,19 @@ func main() {
 	bin := flag.String("bin", "bin/podwarden", "podwarden binary")
 	memRoot := flag.String("memory-root", "/sys/fs/cgroup/memory", "memory controller mount (v1) or the v2 root")
 	anchor := flag.Int("anchor-pid", 0, "pid of an anchor daemon to measure over the same idle window (0: none)")
+	doSoak := flag.Bool("soak", false, "run the churn soak instead (-procs, -cgroups, -targets)")
+	procs := flag.Int("procs", 100000, "soak: processes to fork inside targets")
+	cgroups := flag.Int("cgroups", 10000, "soak: cgroups to create and remove inside targets")
+	targets := flag.Int("targets", 20, "soak: target containers")
+	port := flag.Int("port", 19818, "soak: loopback metrics port")
 	flag.Parse()
-	if err := run(*n, *idle, *idleFor, *bin, *memRoot, *anchor); err != nil {
+	var err error
+	if *doSoak {
+		err = soak(*procs, *cgroups, *targets, *bin, *memRoot, *port)
+	} else {
+		err = run(*n, *idle, *idleFor, *bin, *memRoot, *anchor)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }

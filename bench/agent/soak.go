@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// soak runs the agent through process and cgroup churn and reports whether
+// its memory stays flat: nprocs short-lived processes forked inside target
+// containers (pid churn) and ncgroups cgroups created and removed inside
+// them (what a pod with writable cgroups can do), with the agent's RSS,
+// goroutines and CPU sampled throughout. Everything is local: the agent
+// runs without a runtime (--no-cri) and serves metrics on loopback.
+func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
+	prefix := fmt.Sprintf("/podwarden-soak-%d", os.Getpid())
+	base := filepath.Join(memRoot, prefix)
+	var keep []*exec.Cmd
+	defer func() {
+		for _, c := range keep {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+		removeTree(base)
+	}()
+	var dirs []string
+	for i := range ntargets {
+		d := filepath.Join(base, "kubepods", fmt.Sprintf("pod%08x-0000-4000-8000-000000000000", i), fmt.Sprintf("%064x", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		dirs = append(dirs, d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	agent := exec.CommandContext(ctx, bin, "agent", "--no-cri", "--cgroup-selector", prefix+"/kubepods/pod*/*",
+		"--metrics-addr", addr, "--log-level", "error", "--interval", "10s", "--kmsg-path", "")
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+	defer func() { _ = agent.Process.Kill(); _ = agent.Wait() }()
+	if err := waitReady("http://"+addr+"/readyz", 30*time.Second); err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		cmd := exec.Command("sh", "-c", "echo $$ > "+filepath.Join(d, "cgroup.procs")+" && exec sleep 3600")
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		keep = append(keep, cmd)
+	}
+	pid := agent.Process.Pid
+
+	// A warm-up tenth of the churn, so the baseline includes what any
+	// run allocates once (buffers, maps at their working size).
+	churn(dirs, nprocs/10, ncgroups/10)
+	time.Sleep(3 * time.Second)
+	m0 := memKB(pid)
+	base0 := m0["VmRSS"]
+	cpu0 := cpuTicks(pid)
+	start := time.Now()
+
+	var mu sync.Mutex
+	maxRSS, maxG := base0, 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			r := memKB(pid)["VmRSS"]
+			g := metric("http://"+addr+"/metrics", "go_goroutines")
+			mu.Lock()
+			maxRSS, maxG = max(maxRSS, r), max(maxG, int(g))
+			mu.Unlock()
+		}
+	})
+	forks, mkdirs := churn(dirs, nprocs, ncgroups)
+	wall := time.Since(start)
+	close(stop)
+	wg.Wait()
+	time.Sleep(3 * time.Second) // the last rechecks and exits
+	end := memKB(pid)
+	cpu := float64(cpuTicks(pid)-cpu0) / 100
+	fmt.Printf("churn: %d processes forked and %d cgroups created and removed in %d targets, in %.1f s\n", forks, mkdirs, ntargets, wall.Seconds())
+	fmt.Printf("agent RSS: %d KiB after warm-up, %d KiB at the end (%+d KiB), peak during churn %d KiB (%+d KiB); anon %d -> %d KiB, file %d -> %d KiB\n",
+		base0, end["VmRSS"], end["VmRSS"]-base0, maxRSS, maxRSS-base0, m0["RssAnon"], end["RssAnon"], m0["RssFile"], end["RssFile"])
+	fmt.Printf("agent CPU: %.2f s over %.1f s (%.1f%% of a core), %.1f ms per 1,000 events; max goroutines %d\n",
+		cpu, wall.Seconds(), cpu/wall.Seconds()*100, cpu*1000/float64(forks+2*mkdirs)*1000, maxG)
+	for _, name := range []string{"podwarden_changes_total", "podwarden_errors_total", "podwarden_events_lost_total"} {
+		fmt.Printf("  %s %v\n", name, metric("http://"+addr+"/metrics", name))
+	}
+	if d := end["VmRSS"] - base0; d > 2048 {
+		fmt.Printf("RSS NOT FLAT: grew %d KiB (> 2 MiB)\n", d)
+	} else {
+		fmt.Printf("RSS flat within 2 MiB\n")
+	}
+	return nil
+}
+
+// churn forks nprocs short processes inside the targets (two shell loops
+// per core's worth of targets) and creates and removes ncgroups cgroups
+// inside them, concurrently. It returns what it did.
+func churn(dirs []string, nprocs, ncgroups int) (forks, mkdirs int) {
+	var wg sync.WaitGroup
+	loops := 4
+	per := nprocs / loops
+	for i := range loops {
+		d := dirs[i%len(dirs)]
+		wg.Go(func() {
+			script := fmt.Sprintf("echo $$ > %s && i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done", filepath.Join(d, "cgroup.procs"), per)
+			if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+				log.Printf("fork loop: %v: %s", err, out)
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range ncgroups {
+			c := filepath.Join(dirs[i%len(dirs)], fmt.Sprintf("sub%d", i))
+			if err := os.Mkdir(c, 0o755); err != nil {
+				log.Printf("mkdir: %v", err)
+				continue
+			}
+			for try := 0; try < 100 && os.Remove(c) != nil; try++ {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	wg.Wait()
+	return per * loops, ncgroups
+}
+
+// metric sums the samples of one metric name on the agent's /metrics.
+func metric(url, name string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
+			f := strings.Fields(l)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
