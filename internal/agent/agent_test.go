@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,5 +188,39 @@ func TestVanishedTargetsAreNotErrors(t *testing.T) {
 		if c.Err != nil {
 			t.Fatalf("change failed: %+v", c)
 		}
+	}
+}
+
+// Values keep their type from plan to apply and into --once -o json: an
+// adj is a number, not text parsed back (issue 11).
+func TestChangeValuesAreTyped(t *testing.T) {
+	n := seedLikeNode(t)
+	a := newTestAgent(t, n, true)
+	changes, err := a.Reconcile(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var adj, flag *Change
+	for i := range changes {
+		switch changes[i].Kind {
+		case KindPodAdj:
+			adj = &changes[i]
+		case KindOOMGroup:
+			flag = &changes[i]
+		}
+	}
+	if adj == nil || flag == nil {
+		t.Fatalf("changes %+v: want an adj and a flag write", changes)
+	}
+	b, err := json.Marshal([]Change{*adj, *flag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got[0]["from"] != float64(-997) || got[0]["to"] != float64(900) || got[1]["from"] != float64(1) || got[1]["to"] != float64(0) {
+		t.Fatalf("JSON %s: want numbers -997 -> 900 and 1 -> 0", b)
 	}
 }

@@ -202,12 +202,8 @@ func TestLiveRunProtectsNewContainers(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	// Let the loop open its event sources.
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.Ready() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
+	// The loop opens its event sources before its first pass.
+	waitFor(t, 60*time.Second, "agent ready", a.Ready)
 
 	for i := range 5 {
 		container := fmt.Sprintf("%s/kubepods/pod%08d-2222-3333-4444-555555555555/%064d", h.prefix, i, i)
@@ -215,7 +211,7 @@ func TestLiveRunProtectsNewContainers(t *testing.T) {
 		h.mkdir(container)
 		pid := h.start(container)
 		for h.adj(pid) != 900 {
-			if time.Since(start) > 3*time.Second {
+			if time.Since(start) > 30*time.Second {
 				t.Fatalf("container %d: pid %d still at adj %d after %v", i, pid, h.adj(pid), time.Since(start))
 			}
 			time.Sleep(time.Millisecond)
