@@ -43,7 +43,13 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	agent := exec.CommandContext(ctx, bin, "agent", "--no-cri", "--cgroup-selector", prefix+"/kubepods/pod*/*",
+	// No host rules: the soak must not touch this machine's daemons.
+	cfg := filepath.Join(os.TempDir(), fmt.Sprintf("podwarden-soak-%d.yaml", os.Getpid()))
+	if err := os.WriteFile(cfg, []byte("protected: []\n"), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(cfg)
+	agent := exec.CommandContext(ctx, bin, "agent", "--no-cri", "--cgroup-selector", prefix+"/kubepods/pod*/*", "--config", cfg,
 		"--metrics-addr", addr, "--log-level", "error", "--interval", "10s", "--kmsg-path", "")
 	agent.Stderr = os.Stderr
 	if err := agent.Start(); err != nil {
