@@ -169,4 +169,3 @@ func metric(url, name string) float64 {
 	}
 	return sum
 }
-

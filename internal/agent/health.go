@@ -182,13 +182,6 @@ func (d *dependency) end(err error) {
 	d.m.DependencyUp.WithLabelValues(d.name).Set(up)
 }
 
-// failedRecently reports a failure within window.
-func (d *dependency) failedRecently(window time.Duration) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.lastErr != nil && time.Since(d.errAt) < window
-}
-
 // status is "" for a healthy dependency, else what is wrong with it.
 func (d *dependency) status(now time.Time) string {
 	d.mu.Lock()

@@ -161,23 +161,6 @@ func (e *GoneError) Is(target error) bool { return target == fs.ErrNotExist }
 
 func (e *GoneError) Unwrap() error { return e.Err }
 
-// gone turns the errors that mean "the process has exited" into a
-// *GoneError and returns the others as they are.
-func gone(path string, err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-		path = pe.Path
-	}
-	if isGoneErrno(err) {
-		return &GoneError{Path: path, Err: err}
-	}
-	if pe != nil {
-		return pe
-	}
-	return &fs.PathError{Op: "read", Path: path, Err: err}
-}
-
 func isGoneErrno(err error) bool {
 	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH)
 }
