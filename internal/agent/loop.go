@@ -252,6 +252,8 @@ func (a *Agent) onPods(ctx context.Context, pods map[string]*podInfo) {
 // protect makes one target right: its flags and every process.
 func (a *Agent) protect(ctx context.Context, t *Target, trigger string) {
 	start := time.Now()
+	a.health.enter("protect " + t.Cgroup)
+	defer a.health.enter("idle")
 	var changes []Change
 	_, errs := a.planTarget(ctx, t, &changes)
 	for _, err := range errs {
