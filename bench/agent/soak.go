@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -40,7 +42,9 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 		}
 		dirs = append(dirs, d)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// Interrupted (or killed by timeout(1)), it still stops the agent and
+	// the fork loops and removes its cgroups.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// No host rules: the soak must not touch this machine's daemons.
@@ -70,7 +74,7 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 
 	// A warm-up tenth of the churn, so the baseline includes what any
 	// run allocates once (buffers, maps at their working size).
-	churn(dirs, nprocs/10, ncgroups/10)
+	churn(ctx, dirs, nprocs/10, ncgroups/10)
 	time.Sleep(3 * time.Second)
 	m0 := memKB(pid)
 	base0 := m0["VmRSS"]
@@ -95,7 +99,10 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 			mu.Unlock()
 		}
 	})
-	forks, mkdirs := churn(dirs, nprocs, ncgroups)
+	forks, mkdirs := churn(ctx, dirs, nprocs, ncgroups)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	wall := time.Since(start)
 	close(stop)
 	wg.Wait()
@@ -121,7 +128,7 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 // churn forks nprocs short processes inside the targets (two shell loops
 // per core's worth of targets) and creates and removes ncgroups cgroups
 // inside them, concurrently. It returns what it did.
-func churn(dirs []string, nprocs, ncgroups int) (forks, mkdirs int) {
+func churn(ctx context.Context, dirs []string, nprocs, ncgroups int) (forks, mkdirs int) {
 	var wg sync.WaitGroup
 	loops := 4
 	per := nprocs / loops
@@ -129,13 +136,16 @@ func churn(dirs []string, nprocs, ncgroups int) (forks, mkdirs int) {
 		d := dirs[i%len(dirs)]
 		wg.Go(func() {
 			script := fmt.Sprintf("echo $$ > %s && i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done", filepath.Join(d, "cgroup.procs"), per)
-			if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+			if out, err := exec.CommandContext(ctx, "sh", "-c", script).CombinedOutput(); err != nil && ctx.Err() == nil {
 				log.Printf("fork loop: %v: %s", err, out)
 			}
 		})
 	}
 	wg.Go(func() {
 		for i := range ncgroups {
+			if ctx.Err() != nil {
+				return
+			}
 			c := filepath.Join(dirs[i%len(dirs)], fmt.Sprintf("sub%d", i))
 			if err := os.Mkdir(c, 0o755); err != nil {
 				log.Printf("mkdir: %v", err)
