@@ -6,9 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
@@ -217,5 +221,48 @@ func TestLiveRunProtectsNewContainers(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		t.Logf("container %d: protected %v after mkdir", i, time.Since(start))
+	}
+}
+
+// TestLiveCgroupStormIsCoalesced: a pod that makes cgroups in a loop (it
+// may, with writable cgroups) costs the agent neither a goroutine nor a
+// whole-target pass per mkdir. Before, every mkdir in a target started a
+// recheck goroutine and a pass (163 goroutines, 34% of a core at 120
+// mkdir/s).
+func TestLiveCgroupStormIsCoalesced(t *testing.T) {
+	h := newLiveHost(t)
+	container := h.prefix + "/kubepods/pod11111111-2222-3333-4444-555555555555/" + strings.Repeat("cd", 32)
+	h.mkdir(container)
+	a := h.agent(false)
+	h.run(a)
+	base := runtime.NumGoroutine()
+	passes := func() uint64 {
+		var m dto.Metric
+		if err := a.m.Reconcile.WithLabelValues("recheck").(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetHistogram().GetSampleCount()
+	}
+	before := passes()
+	peak := base
+	start := time.Now()
+	const n = 300
+	for i := range n {
+		h.mkdir(fmt.Sprintf("%s/storm%d", container, i))
+		peak = max(peak, runtime.NumGoroutine())
+	}
+	elapsed := time.Since(start)
+	// The last recheck of the storm comes a second after its last mkdir.
+	time.Sleep(1500 * time.Millisecond)
+	got := passes() - before
+	// One pass per 100 ms at most while the storm lasts, plus the three
+	// rechecks after it.
+	limit := uint64(elapsed/minProtectGap) + uint64(len(recheckAfter)) + 2
+	t.Logf("%d mkdirs in %v: %d whole-target passes (limit %d), goroutines %d -> peak %d", n, elapsed, got, limit, base, peak)
+	if got > limit {
+		t.Errorf("%d whole-target passes for %d mkdirs in %v, want at most %d", got, n, elapsed, limit)
+	}
+	if peak > base+10 {
+		t.Errorf("goroutines rose from %d to %d during the storm", base, peak)
 	}
 }
