@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,7 +44,6 @@ type agentFlags struct {
 	kmsgPath    string
 	kernelLog   string
 	kubeEvents  bool
-	ownNS       string
 	nodeName    string
 	logFormat   string
 	logLevel    string
@@ -89,7 +86,6 @@ make and why, and writes nothing.`,
 	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
 	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
-	fl.StringVar(&f.ownNS, "agent-namespace", "", "the agent's own namespace, whose pods are never targets (default $POD_NAMESPACE, else the service account's namespace file)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -145,10 +141,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 			return fmt.Errorf("--web-config-file %s: %w", f.webConfig, err)
 		}
 	}
-	ownNS := f.ownNS
-	if !cmd.Flags().Changed("agent-namespace") {
-		ownNS = ownNamespace(os.Getenv, kubeevent.ServiceAccountDir)
-	}
+	ownNS := f.policy.namespace(cmd.Flags())
 	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
@@ -291,18 +284,4 @@ func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, d
 		return fmt.Errorf("%d of %d changes failed", failed, len(changes))
 	}
 	return nil
-}
-
-// ownNamespace is the namespace the agent runs in: $POD_NAMESPACE (the
-// chart sets it from the downward API), else the namespace file the
-// kubelet mounts with the service account token, else "" (not in a pod).
-func ownNamespace(getenv func(string) string, saDir string) string {
-	if ns := getenv("POD_NAMESPACE"); ns != "" {
-		return ns
-	}
-	b, err := os.ReadFile(filepath.Join(saDir, "namespace"))
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"podwarden/internal/cli"
+	"podwarden/internal/policy"
 )
 
 // The agent's command line refuses what it cannot do before it writes
@@ -81,4 +84,33 @@ func runAgentCmd(t *testing.T, args ...string) (stdout, stderr string) {
 		t.Fatalf("exit 0, want a refusal; stdout %q", out.String())
 	}
 	return out.String(), errOut.String()
+}
+
+// The agent's and the NRI plugin's policy never selects the agent's own
+// namespace, even when the policy file lists it.
+func TestPolicyExcludesOwnNamespace(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte("selector:\n  namespaces: [hub, podwarden]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := &policyFlags{}
+	fl := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.register(fl, "adj")
+	if err := fl.Parse([]string{"--config", file, "--agent-namespace", "podwarden"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.load(fl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("policy after excluding the own namespace: %v", err)
+	}
+	if d := cfg.Decide(policy.Target{Namespace: "podwarden", Name: "podwarden-x7k2p"}); d.Target {
+		t.Errorf("the agent's own namespace is a target: %+v", d)
+	}
+	if d := cfg.Decide(policy.Target{Namespace: "hub", Name: "jupyter"}); !d.Target {
+		t.Errorf("namespace hub lost: %+v", d)
+	}
 }
