@@ -75,9 +75,11 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 	// A warm-up tenth of the churn, so the baseline includes what any
 	// run allocates once (buffers, maps at their working size).
 	churn(ctx, dirs, nprocs/10, ncgroups/10)
-	time.Sleep(3 * time.Second)
+	metrics := "http://" + addr + "/metrics"
+	settle(ctx, metrics)
 	m0 := memKB(pid)
 	base0 := m0["VmRSS"]
+	live0 := metric(metrics, "go_memstats_next_gc_bytes") / 2
 	cpu0 := cpuTicks(pid)
 	start := time.Now()
 
@@ -106,12 +108,15 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 	wall := time.Since(start)
 	close(stop)
 	wg.Wait()
-	time.Sleep(3 * time.Second) // the last rechecks and exits
+	settle(ctx, metrics)
 	end := memKB(pid)
+	live1 := metric(metrics, "go_memstats_next_gc_bytes") / 2
 	cpu := float64(cpuTicks(pid)-cpu0) / 100
 	fmt.Printf("churn: %d processes forked and %d cgroups created and removed in %d targets, in %.1f s\n", forks, mkdirs, ntargets, wall.Seconds())
 	fmt.Printf("agent RSS: %d KiB after warm-up, %d KiB at the end (%+d KiB), peak during churn %d KiB (%+d KiB); anon %d -> %d KiB, file %d -> %d KiB\n",
 		base0, end["VmRSS"], end["VmRSS"]-base0, maxRSS, maxRSS-base0, m0["RssAnon"], end["RssAnon"], m0["RssFile"], end["RssFile"])
+	fmt.Printf("agent live heap after a GC (half the next GC goal): %.0f KiB after warm-up, %.0f KiB at the end (%+.0f KiB)\n",
+		live0/1024, live1/1024, (live1-live0)/1024)
 	fmt.Printf("agent CPU: %.2f s over %.1f s (%.1f%% of a core), %.1f ms per 1,000 events; max goroutines %d\n",
 		cpu, wall.Seconds(), cpu/wall.Seconds()*100, cpu*1000/float64(forks+2*mkdirs)*1000, maxG)
 	for _, name := range []string{"podwarden_changes_total", "podwarden_errors_total", "podwarden_events_lost_total"} {
@@ -158,6 +163,20 @@ func churn(ctx context.Context, dirs []string, nprocs, ncgroups int) (forks, mkd
 	})
 	wg.Wait()
 	return per * loops, ncgroups
+}
+
+// settle waits for the agent to finish a garbage collection after the
+// churn (the runtime forces one every two minutes when little is
+// allocated), so RSS is measured on the live heap, not on garbage that a
+// collection would free.
+func settle(ctx context.Context, metrics string) {
+	n := metric(metrics, "go_gc_duration_seconds_count")
+	for deadline := time.Now().Add(150 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(time.Second) {
+		if metric(metrics, "go_gc_duration_seconds_count") > n+1 {
+			break
+		}
+	}
+	time.Sleep(2 * time.Second)
 }
 
 // metric sums the samples of one metric name on the agent's /metrics.
