@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
+	"podwarden/internal/cli"
 	"podwarden/internal/image"
 	"podwarden/internal/image/lineage"
 )
@@ -46,7 +48,7 @@ the base (resolve, webhook) or ahead of time (backport). See docs/image.md.`,
 	pf.BoolVar(&flags.Insecure, "insecure", false, "allow plain-HTTP registries")
 	pf.DurationVar(&flags.Timeout, "timeout", 0, "give up after this long (0: no limit; resolve defaults to 5s)")
 	pf.StringVar(&flags.BuildkitAddr, "buildkit-addr", "unix:///run/buildkit/buildkitd.sock", "buildkitd address, for builds and RUN patches")
-	pf.StringVar(&flags.Builder, "builder", "podwarden-build", "BuildKit helper binary; without it builds and RUN patches fail")
+	pf.StringVar(&flags.Builder, "builder", "podwarden-build", "BuildKit helper binary (a bare name is looked for next to this binary, then on $PATH); without it builds and RUN patches fail")
 
 	cmd.AddCommand(
 		newImageValidateCmd(s, flags),
@@ -118,7 +120,7 @@ func newImageEnv(flags *imageFlags) (*imageEnv, error) {
 	if flags.Repository != "" {
 		opts = append(opts, image.WithRepository(flags.Repository))
 	}
-	if bin, err := exec.LookPath(flags.Builder); err == nil {
+	if bin, err := builderPath(flags.Builder); err == nil {
 		opts = append(opts, image.WithRunner(&helperRunner{bin: bin, addr: flags.BuildkitAddr, insecure: flags.Insecure}))
 	}
 	if env.patcher, err = image.NewPatcher(opts...); err != nil {
@@ -174,4 +176,14 @@ func pinned(ref name.Reference, digest string) string {
 		return ref.String()
 	}
 	return ref.String() + "@" + digest
+}
+
+// builderPath finds the BuildKit helper: a bare name next to this binary
+// first, where make build and a release put it, then on $PATH; a path as
+// given.
+func builderPath(builder string) (string, error) {
+	if !strings.ContainsRune(builder, filepath.Separator) {
+		return cli.FindCompanion(builder)
+	}
+	return exec.LookPath(builder)
 }

@@ -78,7 +78,7 @@ func runImageBuild(ctx context.Context, s streams, flags *imageFlags, family, ve
 	if err := lineage.IncrementDockerfile(&df, v); err != nil {
 		return err
 	}
-	bin, err := exec.LookPath(flags.Builder)
+	bin, err := builderPath(flags.Builder)
 	if err != nil {
 		return fmt.Errorf("%w (%v)", errBuildUnsupported, err)
 	}

@@ -50,8 +50,9 @@ type Server struct {
 }
 
 // Bins returns the paths of kube-apiserver and etcd: from
-// $PODWARDEN_KUBE_BIN_DIR, or <repo>/.cache/kube where hack/kube-bins.sh
-// puts them.
+// $PODWARDEN_KUBE_BIN_DIR, else <repo>/.cache/kube where hack/kube-bins.sh
+// puts them by default, else /var/cache/podwarden/kube where make deps
+// does.
 func Bins() (apiserver, etcd string, err error) {
 	dir := os.Getenv("PODWARDEN_KUBE_BIN_DIR")
 	if dir == "" {
@@ -60,6 +61,9 @@ func Bins() (apiserver, etcd string, err error) {
 			return "", "", err
 		}
 		dir = filepath.Join(root, ".cache", "kube")
+		if _, err := os.Stat(filepath.Join(dir, "kube-apiserver-"+KubeVersion)); err != nil {
+			dir = "/var/cache/podwarden/kube"
+		}
 	}
 	apiserver = filepath.Join(dir, "kube-apiserver-"+KubeVersion)
 	etcd = filepath.Join(dir, "etcd-"+EtcdVersion)
