@@ -37,12 +37,15 @@ build:
 static:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o bin/podwarden-agent-static ./cmd/podwarden-agent
 
-# The agent's container image (distroless/static, root: it writes cgroup
-# files). Needs a container engine, which this development machine lacks.
-# Then `docker push $(IMAGE)` and install the chart with image.repository
-# and image.tag set to it (docs/kubernetes.md).
+# The agent's container image, built offline by internal/agentimage (the
+# same recipe the node test runs): the static podwarden-agent alone in a
+# scratch-like OCI image, reproducible (SOURCE_DATE_EPOCH or the epoch).
+# Writes bin/podwarden-image.tar tagged $(IMAGE) (docker load / ctr images
+# import); PUSH=1 also pushes it to $(IMAGE) with Docker's credentials.
+# Then install the chart with image.repository and image.tag set to it
+# (docs/kubernetes.md).
 image:
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	$(GO) run ./hack/agentimage -o bin/podwarden-image.tar -t $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(IMAGE))
 
 # Installs what the tests need on a fresh Debian machine (root).
 deps:
