@@ -201,6 +201,40 @@ func TestChartSecurity(t *testing.T) {
 	}
 }
 
+// TestChartAppArmor: by default the pod asks for no AppArmor profile, so
+// the kubelet admits it on nodes without AppArmor (issue 16: RuntimeDefault
+// got the pod rejected in a loop there; internal/nodetest runs the chart on
+// both kinds of node). A profile the user sets goes to the agent only.
+func TestChartAppArmor(t *testing.T) {
+	for name, tc := range map[string]struct {
+		values map[string]any
+		field  corev1.AppArmorProfileType
+	}{
+		"default":         {},
+		"runtime default": {values: map[string]any{"type": "RuntimeDefault"}, field: corev1.AppArmorProfileTypeRuntimeDefault},
+		"unconfined":      {values: map[string]any{"type": "Unconfined"}, field: corev1.AppArmorProfileTypeUnconfined},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var values map[string]any
+			if tc.values != nil {
+				values = map[string]any{"appArmorProfile": tc.values}
+			}
+			ds := find[*appsv1.DaemonSet](decodeAll(t, render(t, values)))[0]
+			for _, c := range ds.Spec.Template.Spec.Containers {
+				p := c.SecurityContext.AppArmorProfile
+				switch {
+				case c.Name != "agent" && p != nil:
+					t.Errorf("%s: appArmorProfile %+v", c.Name, p)
+				case c.Name == "agent" && tc.field == "" && p != nil:
+					t.Errorf("agent: appArmorProfile %+v, want none", p)
+				case c.Name == "agent" && tc.field != "" && (p == nil || p.Type != tc.field):
+					t.Errorf("agent: appArmorProfile %+v, want %s", p, tc.field)
+				}
+			}
+		})
+	}
+}
+
 func checkPodSpec(t *testing.T, ds *appsv1.DaemonSet, caps, hostPaths []string, nri bool) {
 	t.Helper()
 	spec := ds.Spec.Template.Spec
