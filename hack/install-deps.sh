@@ -6,7 +6,9 @@ set -euo pipefail
 need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 # prometheus: promtool for the chart's alert tests (deploy/helm).
-for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry runc hyperfine time prometheus; do
+# containernetworking-plugins and apparmor (apparmor_parser) go into the
+# node test's guest (internal/nodetest), not onto this host's network.
+for p in qemu-system-x86 linux-image-amd64 busybox-static procps python3 docker-registry runc hyperfine time prometheus containernetworking-plugins apparmor; do
 	have "$p" || need_apt+=("$p")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -47,6 +47,31 @@ type Server struct {
 	URL string
 	// Dir holds the logs, keys and etcd data.
 	Dir string
+	// CertFile is the API server's self-signed serving certificate with
+	// its CA (the CA clients verify against, published as
+	// kube-root-ca.crt by the controller manager).
+	CertFile string
+	// SAKeyFile is the service-account signing key.
+	SAKeyFile string
+}
+
+// Options configure the API server beyond the defaults Start uses.
+type Options struct {
+	// Users are extra static-token users (the token file is read once).
+	Users []User
+	// ServiceCIDR is --service-cluster-ip-range (default 10.0.0.0/24). Its
+	// first address is the kubernetes Service's IP, which the serving
+	// certificate carries.
+	ServiceCIDR string
+	// Nodes prepares the server for real kubelets: the Node authorizer
+	// before RBAC, --allow-privileged, and node addresses tried InternalIP
+	// first.
+	Nodes bool
+	// EgressUDS, when set, sends the server's traffic to nodes and pods
+	// (kubelet exec/logs, the pod proxy) as HTTP CONNECT over this unix
+	// socket (EgressSelectorConfiguration "cluster"), so a test can reach
+	// nodes the host has no route to.
+	EgressUDS string
 }
 
 // Bins returns the paths of kube-apiserver and etcd: from
@@ -54,25 +79,42 @@ type Server struct {
 // puts them by default, else /var/cache/podwarden/kube where make deps
 // does.
 func Bins() (apiserver, etcd string, err error) {
+	if apiserver, err = Bin("kube-apiserver"); err != nil {
+		return "", "", err
+	}
+	if etcd, err = Bin("etcd"); err != nil {
+		return "", "", err
+	}
+	return apiserver, etcd, nil
+}
+
+// Bin returns the path of one component hack/kube-bins.sh builds
+// (kube-apiserver, etcd, kubelet, kube-controller-manager, kube-scheduler),
+// or an error saying how to build it.
+func Bin(component string) (string, error) {
 	dir := os.Getenv("PODWARDEN_KUBE_BIN_DIR")
 	if dir == "" {
 		root, err := repoRoot()
 		if err != nil {
-			return "", "", err
+			return "", err
 		}
 		dir = filepath.Join(root, ".cache", "kube")
 		if _, err := os.Stat(filepath.Join(dir, "kube-apiserver-"+KubeVersion)); err != nil {
 			dir = "/var/cache/podwarden/kube"
 		}
 	}
-	apiserver = filepath.Join(dir, "kube-apiserver-"+KubeVersion)
-	etcd = filepath.Join(dir, "etcd-"+EtcdVersion)
-	for _, b := range []string{apiserver, etcd} {
-		if _, err := os.Stat(b); err != nil {
-			return "", "", fmt.Errorf("%s missing: run hack/kube-bins.sh (make deps does; about 5 minutes on 2 cores): %w", b, err)
-		}
+	version, build := KubeVersion, "hack/kube-bins.sh "+component
+	if component == "etcd" {
+		version = EtcdVersion
 	}
-	return apiserver, etcd, nil
+	if component == "kube-apiserver" || component == "etcd" {
+		build = "hack/kube-bins.sh (make deps does; about 5 minutes on 2 cores)"
+	}
+	b := filepath.Join(dir, component+"-"+version)
+	if _, err := os.Stat(b); err != nil {
+		return "", fmt.Errorf("%s missing: run %s: %w", b, build, err)
+	}
+	return b, nil
 }
 
 // repoRoot finds the module root from the working directory (go test runs
@@ -99,6 +141,12 @@ func repoRoot() (string, error) {
 // the binaries are missing.
 func Start(t testing.TB, users ...User) *Server {
 	t.Helper()
+	return StartWith(t, Options{Users: users})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: not starting kube-apiserver")
 	}
@@ -120,7 +168,7 @@ func Start(t testing.TB, users ...User) *Server {
 		t.Fatal(err)
 	}
 	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n", AdminToken)
-	for _, u := range users {
+	for _, u := range o.Users {
 		tokens += fmt.Sprintf("%s,%s,%s,%q\n", u.Token, u.Name, u.Name, strings.Join(u.Groups, ","))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokens.csv"), []byte(tokens), 0o600); err != nil {
@@ -128,15 +176,35 @@ func Start(t testing.TB, users ...User) *Server {
 	}
 	secure := freeAddr(t)
 	_, port, _ := net.SplitHostPort(secure)
-	start(t, ctx, dir, apiserverBin, "--etcd-servers=http://"+client,
+	cidr := o.ServiceCIDR
+	if cidr == "" {
+		cidr = "10.0.0.0/24"
+	}
+	args := []string{"--etcd-servers=http://" + client,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none", "--secure-port="+port,
-		"--cert-dir="+filepath.Join(dir, "certs"), "--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC", "--token-auth-file="+filepath.Join(dir, "tokens.csv"),
-		"--service-account-key-file="+filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
-		"--service-account-issuer=https://podwarden.test")
-	s := &Server{URL: "https://" + secure, Dir: dir}
+		"--endpoint-reconciler-type=none", "--secure-port=" + port,
+		"--cert-dir=" + filepath.Join(dir, "certs"), "--service-cluster-ip-range=" + cidr,
+		"--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
+		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
+		"--service-account-issuer=https://podwarden.test"}
+	if o.Nodes {
+		args = append(args, "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+			"--kubelet-preferred-address-types=InternalIP,Hostname")
+	} else {
+		args = append(args, "--authorization-mode=RBAC")
+	}
+	if o.EgressUDS != "" {
+		cfg := filepath.Join(dir, "egress.yaml")
+		if err := os.WriteFile(cfg, []byte(egressConfig(o.EgressUDS)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--egress-selector-config-file="+cfg)
+	}
+	start(t, ctx, dir, apiserverBin, args...)
+	s := &Server{URL: "https://" + secure, Dir: dir,
+		CertFile:  filepath.Join(dir, "certs", "apiserver.crt"),
+		SAKeyFile: filepath.Join(dir, "sa.key")}
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "kube-apiserver.log"))
 		t.Fatalf("%v\n%s", err, b[max(0, len(b)-3000):])
@@ -224,6 +292,18 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func egressConfig(uds string) string {
+	return `apiVersion: apiserver.k8s.io/v1
+kind: EgressSelectorConfiguration
+egressSelections:
+- name: cluster
+  connection:
+    proxyProtocol: HTTPConnect
+    transport:
+      uds:
+        udsName: ` + uds + "\n"
 }
 
 // writeKeys writes the service-account signing key pair TokenRequest needs.

@@ -20,6 +20,12 @@ type Machine struct {
 	Kernel string // a bzImage with cgroup v2, memcg and an 8250 console built in
 	Accel  string // "tcg" or "kvm"
 	MemMiB int    // small, so that a node OOM arrives within seconds
+	// CPUs is the guest's vCPU count (0 means 1).
+	CPUs int
+	// Append is added to the kernel command line.
+	Append string
+	// Extra are more qemu arguments (e.g. a -nic with forwards).
+	Extra []string
 }
 
 // FindMachine locates qemu and a Debian 6.1 kernel. PWVM_QEMU and
@@ -73,10 +79,11 @@ func (m Machine) Boot(ctx context.Context, initrd string, line func(time.Time, s
 		accel = "tcg,tb-size=256"
 	}
 	args := []string{
-		"-accel", accel, "-m", fmt.Sprintf("%dM", m.MemMiB), "-smp", "1",
-		"-kernel", m.Kernel, "-initrd", initrd, "-append", cmdline,
+		"-accel", accel, "-m", fmt.Sprintf("%dM", m.MemMiB), "-smp", fmt.Sprint(max(m.CPUs, 1)),
+		"-kernel", m.Kernel, "-initrd", initrd, "-append", strings.TrimSpace(cmdline + " " + m.Append),
 		"-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio",
 	}
+	args = append(args, m.Extra...)
 	cmd := exec.CommandContext(ctx, m.Qemu, args...)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.StdoutPipe()
