@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -86,6 +87,9 @@ func (m Machine) Boot(ctx context.Context, initrd string, line func(time.Time, s
 	args = append(args, m.Extra...)
 	cmd := exec.CommandContext(ctx, m.Qemu, args...)
 	cmd.WaitDelay = 5 * time.Second
+	// A test binary killed by go test's -timeout must not leave a guest
+	// running (one such qemu used a core for half an hour here).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return fmt.Errorf("qemu stdout: %w", err)

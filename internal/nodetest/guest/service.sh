@@ -7,7 +7,7 @@ service() {
 	n=$1 a=$2
 	shift 2
 	mkdir -p /sys/fs/cgroup/system.slice/$n.service
-	sh -c 'echo $$ > /sys/fs/cgroup/system.slice/$0.service/cgroup.procs; echo $1 > /proc/self/oom_score_adj; shift 2; exec "$@"' \
+	sh -c 'echo $$ > /sys/fs/cgroup/system.slice/$0.service/cgroup.procs; echo $1 > /proc/self/oom_score_adj; shift; exec "$@"' \
 		"$n" "$a" "$@" >> /var/log/$n.log 2>&1 &
 }
 
