@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,7 +296,7 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 func egressConfig(uds string) string {
-	return `apiVersion: apiserver.k8s.io/v1
+	return `apiVersion: apiserver.k8s.io/v1beta1
 kind: EgressSelectorConfiguration
 egressSelections:
 - name: cluster
@@ -344,6 +345,9 @@ func start(t testing.TB, ctx context.Context, dir, bin string, args ...string) {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// Die with the test binary, even when it is killed without running
+	// its cleanups (go test's -timeout, a signal).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", bin, err)
 	}

@@ -51,7 +51,10 @@ func WriteInitramfs(dst string, c GuestConfig) error {
 		"usr/local/bin/containerd-shim-runc-v2": filepath.Join(c.Bins.Containerd, "containerd-shim-runc-v2"),
 		"usr/local/bin/guestd":                  c.Artifacts.Guestd,
 		"usr/sbin/runc":                         c.Bins.Runc,
-		"usr/sbin/apparmor_parser":              c.Bins.AppArmorParser,
+		// containerd looks for it at /sbin (pkg/apparmor hostSupports);
+		// without it there, it treats AppArmor as off and runs every pod
+		// unconfined.
+		"sbin/apparmor_parser": c.Bins.AppArmorParser,
 	}
 	for _, p := range []string{"bridge", "host-local", "loopback"} {
 		adds["usr/lib/cni/"+p] = filepath.Join(c.Bins.CNI, p)

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
@@ -155,7 +156,12 @@ func kubectlExec(ctx context.Context, cfg *rest.Config, c kubernetes.Interface, 
 	if err != nil {
 		return "", "", err
 	}
-	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(error) bool { return true })
+	// Fall back to SPDY only when the WebSocket upgrade itself failed, as
+	// kubectl does: any later error means the command ran, and running it
+	// again (a hog!) would be wrong.
+	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
 	if err != nil {
 		return "", "", err
 	}

@@ -11,6 +11,14 @@ service() {
 		"$n" "$a" "$@" >> /var/log/$n.log 2>&1 &
 }
 
+# pids COMM: the pids whose comm is COMM (busybox pidof misses a comm of
+# the full 15 bytes, such as systemd-network).
+pids() {
+	for p in /proc/[0-9]*; do
+		[ "$(cat $p/comm 2>/dev/null)" = "$1" ] && echo ${p#/proc/}
+	done
+}
+
 # standins: host daemons, what a node OOM takes first as Kubernetes ships
 # it. Named like the real ones (the kernel log and podwarden's protected:
 # rules see the comm; the kernel keeps 15 bytes, systemd-network), at adj
@@ -19,9 +27,12 @@ standins() {
 	for d in sshd systemd-networkd; do
 		[ -e /usr/sbin/$d ] || ln /bin/busybox /usr/sbin/$d
 		c=$(echo $d | cut -c1-15)
-		pidof $c >/dev/null 2>&1 && continue
+		[ -n "$(pids $c)" ] && continue
 		service $d 0 sh -c "exec -a sleep /usr/sbin/$d 1000000"
 	done
 }
 
-[ "$1" = standins ] && standins
+case "$1" in
+standins) standins ;;
+pids) pids "$2" ;;
+esac
