@@ -508,14 +508,16 @@ func scenarioContainerLimit(t *testing.T, c *cluster, n *Node) {
 
 	// podwarden status on this host, as a user bound to the viewer roles.
 	c.bindViewer(ctx, t)
+	// out keeps the last complete run: the poll's deadline kills a run in
+	// flight.
 	var out []byte
 	if err := poll(ctx, time.Minute, 2*time.Second, func(ctx context.Context) (bool, error) {
 		cmd := exec.CommandContext(ctx, c.cliDir+"/podwarden", "status", "--kubeconfig", c.viewerKC)
-		var err error
-		out, err = cmd.CombinedOutput()
+		b, err := cmd.CombinedOutput()
 		if err != nil {
-			return false, fmt.Errorf("%v: %s", err, out)
+			return false, fmt.Errorf("%v: %s", err, b)
 		}
+		out = b
 		return statusShows(string(out), nodeA, "users/lab", true), nil
 	}); err != nil {
 		t.Errorf("podwarden status does not show %s, users/lab protected and its OOM: %v\n%s", nodeA, err, out)
