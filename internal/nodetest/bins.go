@@ -36,7 +36,12 @@ func FindBins(kernel string) (Bins, error) {
 	}
 	dir := os.Getenv("PODWARDEN_CONTAINERD_DIR")
 	if dir == "" {
+		// As kubetest finds make deps' cache: the repository's .cache,
+		// else /var/cache/podwarden.
 		dir = filepath.Join(cacheRoot(), "containerd")
+		if _, err := os.Stat(filepath.Join(dir, ContainerdVersion, "containerd")); err != nil {
+			dir = "/var/cache/podwarden/containerd"
+		}
 	}
 	b.Containerd = filepath.Join(dir, ContainerdVersion)
 	for _, c := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
