@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -194,61 +194,30 @@ func (s *Syslog) advance(recs []Record) {
 }
 
 // parseSyslogLine parses "<prio>[seconds.micros] text", with an optional
-// caller id ("[    T42] ", CONFIG_PRINTK_CALLER) after the stamp. Lines
-// without a stamp are not returned.
+// caller id ("[    T42] ", CONFIG_PRINTK_CALLER) after the stamp, as the
+// text decoder's dmesg -r carrier does. Lines without a stamp are not
+// returned.
 func parseSyslogLine(l string) (Record, bool) {
-	var prio int64 = -1
-	if len(l) > 2 && l[0] == '<' {
-		if end := indexByte(l, '>'); end > 1 {
-			if v, err := strconv.ParseInt(l[1:end], 10, 32); err == nil && v >= 0 {
-				prio, l = v, l[end+1:]
-			}
-		}
-	}
-	r, ok := fastDmesg(l)
-	if !ok {
+	d := decodeLine(l, 0, nil)
+	if d.kind != lineRecord || d.rec.Carrier != CarrierDmesg || !hasStamp(l) {
 		return Record{}, false
 	}
-	if len(r.Text) > 3 && r.Text[0] == '[' && (r.Text[1] == ' ' || r.Text[1] == 'T' || r.Text[1] == 'C') {
-		if end := indexByte(r.Text, ']'); end > 0 && isCaller(r.Text[1:end]) {
-			r.Text = trimSpace1(r.Text[end+1:])
-		}
-	}
-	if prio >= 0 {
-		r.Priority, r.Facility = int(prio&7), int(prio>>3)
-	}
-	return r, true
+	return d.rec, true
 }
 
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
+// hasStamp reports whether l, after its "<prio>", starts with a time since
+// boot (not a caller id or dmesg -d's delta alone).
+func hasStamp(l string) bool {
+	if len(l) > 0 && l[0] == '<' {
+		if end := strings.IndexByte(l, '>'); end > 0 {
+			l = l[end+1:]
 		}
 	}
-	return -1
-}
-
-// isCaller matches a caller id: spaces, then T or C, then digits.
-func isCaller(s string) bool {
-	i := 0
-	for i < len(s) && s[i] == ' ' {
-		i++
-	}
-	if i >= len(s)-1 || (s[i] != 'T' && s[i] != 'C') {
+	end := strings.IndexByte(l, ']')
+	if len(l) == 0 || l[0] != '[' || end < 0 {
 		return false
 	}
-	for _, c := range s[i+1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func trimSpace1(s string) string {
-	if len(s) > 0 && s[0] == ' ' {
-		return s[1:]
-	}
-	return s
+	s := strings.TrimLeft(l[1:end], " ")
+	var rec Record
+	return s != "" && isDigit(s[0]) && parseSeconds(&rec, s)
 }

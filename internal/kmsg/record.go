@@ -16,11 +16,24 @@ type Record struct {
 	// Monotonic is the time since boot the kernel stamped on the message.
 	Monotonic time.Duration
 	// Time is the wall clock time when the source knows it (dmesg -T,
-	// journal); zero otherwise.
-	Time  time.Time
+	// journal, syslog with a year); zero otherwise.
+	Time time.Time
+	// Stamp is the wall-clock time as the carrier printed it when it could
+	// not be made a Time: a syslog or journal date without a year (giving
+	// it this year would be a guess), or a dmesg -T stamp in a locale
+	// other than English.
+	Stamp string
 	Flags string
-	// Text is the message; continuation lines of dmesg text output are
-	// joined with "\n". /dev/kmsg dictionary lines are in Dict, not here.
+	// Caller is printk's caller id ("T9185" a task, "C1" a CPU) when the
+	// kernel printed it (CONFIG_PRINTK_CALLER).
+	Caller  string
+	Carrier Carrier
+	// Line is the input line the record starts on (1-based); 0 for
+	// records read from the device.
+	Line int
+	// Text is the message; continuation lines are joined with "\n",
+	// wrapped lines put back together. /dev/kmsg dictionary lines are in
+	// Dict, not here.
 	Text string
 	Dict map[string]string
 }
@@ -31,36 +44,17 @@ var ErrMalformed = errors.New("malformed kmsg record")
 // ParseRecord parses one /dev/kmsg record: "prio,seq,usec,flags[,...];text"
 // followed by optional dictionary lines that start with a space.
 func ParseRecord(b []byte) (Record, error) {
-	s := string(b)
-	semi := strings.IndexByte(s, ';')
-	if semi < 0 {
-		return Record{}, fmt.Errorf("%w: no ';'", ErrMalformed)
-	}
-	hdr, rest := s[:semi], s[semi+1:]
-	fields := strings.Split(hdr, ",")
-	if len(fields) < 3 {
+	s := strings.TrimSuffix(string(b), "\n")
+	first, dict, _ := strings.Cut(s, "\n")
+	r, ok := cutKmsgHeader(first)
+	if !ok {
+		hdr, _, found := strings.Cut(first, ";")
+		if !found {
+			return Record{}, fmt.Errorf("%w: no ';'", ErrMalformed)
+		}
 		return Record{}, fmt.Errorf("%w: header %q", ErrMalformed, hdr)
 	}
-	pf, err := strconv.ParseUint(fields[0], 10, 32)
-	if err != nil {
-		return Record{}, fmt.Errorf("%w: priority: %w", ErrMalformed, err)
-	}
-	seq, err := strconv.ParseUint(fields[1], 10, 64)
-	if err != nil {
-		return Record{}, fmt.Errorf("%w: seq: %w", ErrMalformed, err)
-	}
-	usec, err := strconv.ParseInt(fields[2], 10, 64)
-	if err != nil || usec < 0 {
-		return Record{}, fmt.Errorf("%w: timestamp %q", ErrMalformed, fields[2])
-	}
-	r := Record{Priority: int(pf & 7), Facility: int(pf >> 3), Seq: seq,
-		Monotonic: time.Duration(usec) * time.Microsecond}
-	if len(fields) > 3 {
-		r.Flags = fields[3]
-	}
-	rest = strings.TrimSuffix(rest, "\n")
-	text, dict, _ := strings.Cut(rest, "\n")
-	r.Text = unescape(text)
+	r.Text = unescape(r.Text)
 	for line := range strings.SplitSeq(dict, "\n") {
 		line = strings.TrimPrefix(line, " ")
 		if k, v, ok := strings.Cut(line, "="); ok {

@@ -4,80 +4,98 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Format names a text log layout.
-type Format int
-
-// Text formats the Decoder understands.
-const (
-	FormatAuto    Format = iota
-	FormatDmesg          // "[  123.456789] text"
-	FormatDmesgT         // "[Thu Nov 26 21:00:00 2026] text"
-	FormatJournal        // journalctl -k -o short-precise
-	FormatJSON           // journalctl -k -o json
-	FormatKmsg           // saved /dev/kmsg records, one per line
-)
-
-var (
-	reDmesg   = regexp.MustCompile(`^\[\s*(\d+)\.(\d+)\] ?`)
-	reDmesgT  = regexp.MustCompile(`^\[(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4})\] ?`)
-	reJournal = regexp.MustCompile(`^(\w{3} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?) \S+ kernel: ?`)
-	reKmsg    = regexp.MustCompile(`^\d+,\d+,\d+,[^;]*;`)
-)
+// maxRecord bounds the text of one record built from continuation and
+// wrapped lines; what comes after is dropped (no kernel record is near it).
+const maxRecord = 64 << 10
 
 // Decoder turns kernel log text into Records one at a time, in constant
-// memory.
+// memory. It finds the carrier of every line on its own (see Carrier), so
+// files that mix them decode, and it puts back together what pasting did
+// to them: lines indented or quoted with "> ", lines wrapped by a mail
+// client or a terminal at 72-80 columns, no-break spaces.
+//
+// A line without a carrier continues the record before it when it is
+// indented deeper (dmesg and journalctl print multi-line messages so),
+// or when it looks wrapped: the line before it ended near the wrap width
+// or with the space of a "format=flowed" soft break. Otherwise it is a
+// record of its own (CarrierBare). Syslog and journal lines of other
+// programs are dropped with their continuation lines.
 //
 // Record texts are substrings of the chunk of input they were read with,
 // so keeping one keeps up to 256 KiB alive: strings.Clone what you keep
 // for long.
 type Decoder struct {
-	lines   *lineReader
-	format  Format
-	next    Record // record being built, held back for continuation lines
-	hasNext bool
-	cont    []string // its continuation lines, joined when it is returned
-	year    int
-	// lastStamp and lastTime cache the previous wall-clock stamp.
-	lastStamp string
-	lastTime  time.Time
+	lines *lineReader
+	cache stampCache
+	// year is what syslog dates without one belong to, from a journal
+	// banner; 0 while unknown.
+	year int
+
+	held    Record // record being built, held back for continuation lines
+	hasHeld bool
+	// dropped is set while the lines being read continue a dropped line
+	// (another program's syslog message).
+	dropped bool
+	indent  int  // paste indentation of the held record's first line
+	escaped bool // held text is a kmsg record's, with \xNN escapes
+	// parts are the held record's lines (parts[0] is held.Text's start);
+	// seps[i] joins parts[i] to what is before it: "\n" for a
+	// continuation line, "" or " " for a wrap.
+	parts, seps []string
+	size        int
+	// lastCols and lastSpace describe the last physical line of the held
+	// record, to tell whether the next line was wrapped off it.
+	lastCols  int
+	lastSpace bool
+	// broken is set by a blank line: what follows starts a new record.
+	broken bool
+
+	counts    [numCarriers]int
+	nonKernel int
 }
 
-// NewDecoder reads r in format f; FormatAuto looks at the first lines.
-func NewDecoder(r io.Reader, f Format) *Decoder {
-	return &Decoder{lines: newLineReader(r, chunkSize, maxLine), format: f, year: time.Now().Year()}
+// Stats describes what a Decoder has read.
+type Stats struct {
+	// Lines is how many input lines were read, skipped ones included.
+	Lines int
+	// Records counts the records returned by carrier.
+	Records map[Carrier]int
+	// NonKernel counts syslog or journal lines of other programs.
+	NonKernel int
+	// LongLines lists the first lines skipped for being 1 MiB or longer;
+	// Skipped counts them all.
+	LongLines []LongLine
+	Skipped   int
 }
 
-// Format reports the detected (or given) format.
-func (d *Decoder) Format() Format { return d.format }
+// NewDecoder reads kernel log text from r.
+func NewDecoder(r io.Reader) *Decoder {
+	return &Decoder{lines: newLineReader(r, chunkSize, maxLine)}
+}
 
-func detect(line string) Format {
-	switch {
-	case strings.HasPrefix(line, "{"):
-		return FormatJSON
-	case reKmsg.MatchString(line):
-		return FormatKmsg
-	case reDmesgT.MatchString(line):
-		return FormatDmesgT
-	case reDmesg.MatchString(line):
-		return FormatDmesg
-	case reJournal.MatchString(line):
-		return FormatJournal
+// Stats reports what has been read so far.
+func (d *Decoder) Stats() Stats {
+	s := Stats{Lines: d.lines.n, Records: map[Carrier]int{}, NonKernel: d.nonKernel,
+		LongLines: append([]LongLine(nil), d.lines.skipped...), Skipped: d.lines.nSkipped}
+	for c, n := range d.counts {
+		if n > 0 {
+			s.Records[Carrier(c)] = n
+		}
 	}
-	return FormatAuto
+	return s
 }
 
 // Next returns the next record or io.EOF.
 func (d *Decoder) Next() (Record, error) {
 	for {
-		l, ok := d.lines.next()
+		l, n, ok := d.lines.next()
 		if !ok {
-			if d.hasNext {
+			if d.hasHeld {
 				return d.take(), nil
 			}
 			if err := d.lines.errReading(); err != nil {
@@ -85,129 +103,183 @@ func (d *Decoder) Next() (Record, error) {
 			}
 			return Record{}, io.EOF
 		}
-		if d.format == FormatAuto {
-			d.format = detect(l)
-			if d.format == FormatAuto {
-				continue // banner or junk before the first record
+		l = normalizeSpaces(l)
+		dl := decodeLine(l, d.year, &d.cache)
+		switch dl.kind {
+		case lineBlank:
+			d.broken = true
+			continue
+		case lineSkip:
+			d.banner(l)
+			d.broken = true
+			continue
+		case lineBare:
+			if d.continues(dl, l) {
+				continue
 			}
+		case lineNonKernel:
+			d.nonKernel++
 		}
-		r, cont, ok := d.parse(l)
-		if !ok {
-			continue
+		var out Record
+		had := d.hasHeld
+		if had {
+			out = d.take()
 		}
-		if cont {
-			// Indented lines in dmesg output continue the previous
-			// record (memcg stats are printed that way).
-			if d.hasNext {
-				d.cont = append(d.cont, strings.TrimLeft(r.Text, " "))
-			}
-			continue
+		d.hold(dl, n, l)
+		if had {
+			return out, nil
 		}
-		if !d.hasNext {
-			d.next, d.hasNext = r, true
-			continue
-		}
-		out := d.take()
-		d.next, d.hasNext = r, true
-		return out, nil
 	}
 }
 
-// take returns the held-back record with its continuation lines joined
-// once (appending them one by one was quadratic in a memcg stats block).
+// continues adds a carrier-less line to the held record when it continues
+// it, and reports whether it did (a line continuing a dropped one is
+// dropped).
+func (d *Decoder) continues(dl decodedLine, l string) bool {
+	if !d.hasHeld && !d.dropped {
+		return false
+	}
+	if d.broken {
+		return false
+	}
+	text := dl.rec.Text
+	sep := "\n"
+	switch {
+	case dl.indent > d.indent && d.escaped && isDictLine(text):
+		return true // /dev/kmsg metadata, not text
+	case dl.indent > d.indent && dl.indent <= 2 && d.lastCols == 80 && d.held.Carrier != CarrierBare:
+		// A terminal cut the line just before a space.
+		sep = "  "[:dl.indent]
+	case dl.indent > d.indent:
+	case d.wrapped(text):
+		sep = " "
+		if d.lastSpace || d.lastCols == 80 {
+			// A flowed soft break keeps its space; a terminal cuts at
+			// its width, inside a word.
+			sep = ""
+		}
+	default:
+		return false
+	}
+	d.lastCols, d.lastSpace = columns(l), strings.HasSuffix(l, " ")
+	if d.dropped {
+		return true
+	}
+	if d.size+len(sep)+len(text) <= maxRecord {
+		d.parts, d.seps = append(d.parts, text), append(d.seps, sep)
+		d.size += len(sep) + len(text)
+	}
+	return true
+}
+
+// wrapped reports whether next, a carrier-less line that is not indented
+// deeper than the held record, looks like the rest of the record's last
+// line cut by a mail client or terminal: that line was at most 80
+// columns and next's first word would not have fitted on it within 72.
+// Under a bare record (no carrier to tell lines apart) only a
+// format=flowed soft break, a line ending in a space, counts.
+func (d *Decoder) wrapped(next string) bool {
+	if d.lastCols == 0 || d.lastCols > 80 || next == "" {
+		return false
+	}
+	switch next[0] {
+	case '<', '[':
+		return false // "<SNIP>", "[...]": an editor's marks, not text
+	case '.', '-', '=', '#', '*':
+		// Mail and chat markers ("...", "-- ") unless a terminal cut the
+		// line at its width, wherever that fell.
+		if d.lastCols != 80 {
+			return false
+		}
+	}
+	w := strings.IndexByte(next, ' ')
+	if w < 0 {
+		w = len(next)
+	}
+	w = columns(next[:w])
+	if d.held.Carrier == CarrierBare {
+		return d.lastSpace && d.lastCols+w > 66
+	}
+	return d.lastCols+1+w > 72 || d.lastSpace && d.lastCols+w > 66
+}
+
+// isDictLine matches a /dev/kmsg dictionary line ("SUBSYSTEM=usb").
+func isDictLine(s string) bool {
+	eq := strings.IndexByte(s, '=')
+	if eq <= 0 {
+		return false
+	}
+	for i := 0; i < eq; i++ {
+		if c := s[i]; !(isUpper(c) || isDigit(c) || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hold starts holding the record on line n (or, for another program's
+// line, the place of one whose continuation lines are dropped).
+func (d *Decoder) hold(dl decodedLine, n int, l string) {
+	d.indent, d.lastCols, d.lastSpace, d.broken = dl.indent, columns(l), strings.HasSuffix(l, " "), false
+	if dl.kind == lineNonKernel {
+		d.dropped = true
+		return
+	}
+	d.dropped, d.hasHeld = false, true
+	d.held, d.escaped = dl.rec, dl.escaped
+	d.held.Line = n
+	d.parts, d.seps = append(d.parts[:0], dl.rec.Text), append(d.seps[:0], "")
+	d.size = len(dl.rec.Text)
+	d.counts[dl.rec.Carrier]++
+}
+
+// take returns the held record with its lines joined once (appending them
+// one by one was quadratic in a memcg stats block).
 func (d *Decoder) take() Record {
-	r := d.next
-	d.next, d.hasNext = Record{}, false
-	if len(d.cont) > 0 {
-		r.Text += "\n" + strings.Join(d.cont, "\n")
-		d.cont = d.cont[:0]
+	r := d.held
+	d.held, d.hasHeld = Record{}, false
+	if len(d.parts) > 1 {
+		var b strings.Builder
+		b.Grow(d.size)
+		for i, p := range d.parts {
+			b.WriteString(d.seps[i])
+			b.WriteString(p)
+		}
+		r.Text = b.String()
+	}
+	clear(d.parts)
+	d.parts, d.seps = d.parts[:0], d.seps[:0]
+	if d.escaped {
+		r.Text = unescape(r.Text)
 	}
 	return r
 }
 
-// parseTime is time.ParseInLocation in the local zone, remembering the
-// last stamp: dmesg -T prints whole seconds, so runs of lines share one.
-func (d *Decoder) parseTime(layout, stamp string) (time.Time, error) {
-	if stamp == d.lastStamp && stamp != "" {
-		return d.lastTime, nil
+// banner reads the year from a journalctl banner ("-- Journal begins at
+// Thu 2021-06-10 06:17:06 MST, ends at Fri 2021-06-11 20:34:01 MST. --",
+// or "-- Logs begin at ..., end at ... --" before systemd 246): the short
+// format's dates have none. When the journal spans a new year, the year
+// stays unknown.
+func (d *Decoder) banner(l string) {
+	var years []int
+	for i := 0; i+5 <= len(l); i++ {
+		if (i == 0 || l[i-1] == ' ') && countDigitsAt(l, i) == 4 && l[i+4] == '-' {
+			years = append(years, atoiDigits(l[i:i+4]))
+		}
 	}
-	t, err := time.ParseInLocation(layout, stamp, time.Local)
-	if err != nil {
-		return t, err
+	if len(years) == 2 && years[0] == years[1] {
+		d.year = years[0]
 	}
-	d.lastStamp, d.lastTime = strings.Clone(stamp), t
-	return t, nil
 }
 
-// parse returns the record for line l; cont is set for a continuation line
-// whose Text should be appended to the previous record.
-func (d *Decoder) parse(l string) (r Record, cont, ok bool) {
-	switch d.format {
-	case FormatDmesg:
-		if r, ok := fastDmesg(l); ok {
-			return r, false, true
-		}
-		var m []int
-		if strings.HasPrefix(l, "[") {
-			// Indented continuation lines are most of a memcg stats
-			// block; the regexp cannot match them.
-			m = reDmesg.FindStringSubmatchIndex(l)
-		}
-		if m == nil {
-			if strings.HasPrefix(l, " ") || strings.HasPrefix(l, "\t") {
-				return Record{Text: l}, true, true
-			}
-			return gapRecord(l)
-		}
-		sec, _ := strconv.ParseInt(l[m[2]:m[3]], 10, 64)
-		frac := l[m[4]:m[5]]
-		us, _ := strconv.ParseInt((frac + "000000")[:6], 10, 64)
-		return Record{Monotonic: time.Duration(sec)*time.Second + time.Duration(us)*time.Microsecond,
-			Text: l[m[1]:]}, false, true
-	case FormatDmesgT:
-		m := reDmesgT.FindStringSubmatchIndex(l)
-		if m == nil {
-			if strings.HasPrefix(l, " ") {
-				return Record{Text: l}, true, true
-			}
-			return gapRecord(l)
-		}
-		t, err := d.parseTime("Mon Jan _2 15:04:05 2006", l[m[2]:m[3]])
-		if err != nil {
-			return Record{}, false, false
-		}
-		return Record{Time: t, Text: l[m[1]:]}, false, true
-	case FormatJournal:
-		m := reJournal.FindStringSubmatchIndex(l)
-		if m == nil {
-			if strings.HasPrefix(l, " ") {
-				return Record{Text: l}, true, true
-			}
-			return gapRecord(l)
-		}
-		t, err := d.parseTime("Jan _2 15:04:05.999999999 2006", l[m[2]:m[3]]+" "+strconv.Itoa(d.year))
-		if err != nil {
-			return Record{}, false, false
-		}
-		return Record{Time: t, Text: l[m[1]:]}, false, true
-	case FormatJSON:
-		return parseJSON(l)
-	case FormatKmsg:
-		if strings.HasPrefix(l, " ") {
-			return Record{}, false, false // dictionary line: metadata, not text
-		}
-		rec, err := ParseRecord([]byte(l))
-		return rec, false, err == nil
-	}
-	return Record{}, false, false
-}
-
-func parseJSON(l string) (Record, bool, bool) {
+// parseJSON reads one journalctl -o json entry; kernel is false for
+// entries another program logged.
+func parseJSON(l string) (r Record, kernel, ok bool) {
 	var m map[string]json.RawMessage
 	if json.Unmarshal([]byte(l), &m) != nil {
 		return Record{}, false, false
 	}
-	var r Record
+	r.Carrier = CarrierJournalJSON
 	var s string
 	if json.Unmarshal(m["MESSAGE"], &s) == nil {
 		r.Text = s
@@ -235,8 +307,10 @@ func parseJSON(l string) (Record, bool, bool) {
 	if p, ok := jsonInt(m["PRIORITY"]); ok {
 		r.Priority = int(p)
 	}
-	// journald splits multi-line messages into one entry; keep them whole.
-	return r, false, true
+	var transport string
+	kernel = json.Unmarshal(m["_TRANSPORT"], &transport) != nil || transport == "kernel"
+	// journald keeps a multi-line message in one entry.
+	return r, kernel, true
 }
 
 func jsonInt(raw json.RawMessage) (int64, bool) {
@@ -246,47 +320,4 @@ func jsonInt(raw json.RawMessage) (int64, bool) {
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
 	return v, err == nil
-}
-
-// gapRecord keeps a line with no timestamp (an editor's "<SNIP>", a
-// truncation marker) as a record so consumers can see that lines are
-// missing; blank lines are dropped.
-func gapRecord(l string) (Record, bool, bool) {
-	if strings.TrimSpace(l) == "" {
-		return Record{}, false, false
-	}
-	return Record{Text: l, Flags: "untimed"}, false, true
-}
-
-// fastDmesg parses "[  123.456789] text" without a regexp: this is the hot
-// path when reading large logs.
-func fastDmesg(l string) (Record, bool) {
-	if len(l) < 4 || l[0] != '[' {
-		return Record{}, false
-	}
-	end := strings.IndexByte(l, ']')
-	if end < 0 {
-		return Record{}, false
-	}
-	ts := strings.TrimLeft(l[1:end], " ")
-	dot := strings.IndexByte(ts, '.')
-	if dot <= 0 || len(ts)-dot-1 != 6 {
-		return Record{}, false
-	}
-	var sec, us int64
-	for _, c := range ts[:dot] {
-		if c < '0' || c > '9' {
-			return Record{}, false
-		}
-		sec = sec*10 + int64(c-'0')
-	}
-	for _, c := range ts[dot+1:] {
-		if c < '0' || c > '9' {
-			return Record{}, false
-		}
-		us = us*10 + int64(c-'0')
-	}
-	text := l[end+1:]
-	text = strings.TrimPrefix(text, " ")
-	return Record{Monotonic: time.Duration(sec)*time.Second + time.Duration(us)*time.Microsecond, Text: text}, true
 }

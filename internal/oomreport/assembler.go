@@ -103,7 +103,7 @@ func (a *Assembler) start(r kmsg.Record) {
 func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 	rep := a.cur
 	text := r.Text
-	if r.Flags == "untimed" && strings.Contains(text, "SNIP") {
+	if r.Carrier == kmsg.CarrierBare && strings.Contains(text, "SNIP") {
 		rep.Missing = appendOnce(rep.Missing, "lines cut from the log")
 		return true
 	}

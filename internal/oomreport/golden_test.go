@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "update golden files")
 // parseAll runs the decoder and the assembler over a whole input.
 func parseAll(t testing.TB, r io.Reader) []Report {
 	t.Helper()
-	dec := kmsg.NewDecoder(r, kmsg.FormatAuto)
+	dec := kmsg.NewDecoder(r)
 	a := NewAssembler()
 	var out []Report
 	for {

@@ -1,0 +1,548 @@
+package kmsg
+
+import (
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Carrier names the wrapping a kernel message came in: what a tool or a
+// person put around the kernel's text. Each line is looked at on its own,
+// since files mix them (a kern.log with raw dmesg pasted in, a journal
+// excerpt in a ticket after a dmesg).
+type Carrier uint8
+
+// Carriers the Decoder recognises.
+const (
+	// CarrierBare is a message with no prefix at all: printk.time=0, a
+	// mail quoting only the text, or a line that is not a kernel message.
+	CarrierBare Carrier = iota
+	// CarrierDmesg is "[  123.456789] text", also with a printk caller id
+	// ("[ 37.05][ T9185]"), a "<4>" priority (dmesg -r) or a facility and
+	// level (dmesg -x), and journalctl -o short-monotonic.
+	CarrierDmesg
+	// CarrierDmesgTime is dmesg -T / --time-format ctime: "[Thu Nov 26
+	// 21:00:00 2026] text". In a locale other than English the bracket is
+	// kept as an opaque Stamp.
+	CarrierDmesgTime
+	// CarrierSyslog is a syslog file (kern.log, messages) or journalctl's
+	// short formats: "Mon DD HH:MM:SS[.frac] [host] [fac.lvl] kernel: text"
+	// or the same with an RFC 3339 / ISO 8601 time; the kernel's own
+	// "[ts]" may follow.
+	CarrierSyslog
+	// CarrierKmsg is a saved /dev/kmsg record "prio,seq,usec,flags;text".
+	CarrierKmsg
+	// CarrierJournalJSON is journalctl -o json, one entry per line.
+	CarrierJournalJSON
+	numCarriers
+)
+
+var carrierNames = [numCarriers]string{"bare", "dmesg", "dmesg -T", "syslog/journal", "kmsg", "journal json"}
+
+func (c Carrier) String() string {
+	if c < numCarriers {
+		return carrierNames[c]
+	}
+	return "unknown"
+}
+
+// lineKind says what one input line is.
+type lineKind uint8
+
+const (
+	lineBlank     lineKind = iota
+	lineRecord             // a kernel message with a carrier: starts a record
+	lineNonKernel          // a syslog/journal line from another program
+	lineBare               // no carrier: a bare message, a continuation or a wrap
+	lineSkip               // a journal banner ("-- Journal begins ...")
+)
+
+// decodedLine is one input line taken apart. Text and Stamp are
+// substrings of the line.
+type decodedLine struct {
+	kind lineKind
+	// indent is how far the text (after any quote markers) is indented.
+	indent int
+	rec    Record // carrier, times, text for lineRecord; text for lineBare
+	// escaped marks kmsg text that still holds \xNN escapes.
+	escaped bool
+}
+
+// stripPaste removes what mail and chat add before a line: ">" quote
+// markers (each with one optional space after it) and indentation, and
+// returns the rest with its indentation width.
+func stripPaste(l string) (string, int) {
+	i := 0
+	for {
+		j := i
+		for j < len(l) && (l[j] == ' ' || l[j] == '\t') {
+			j++
+		}
+		if j < len(l) && l[j] == '>' {
+			i = j + 1
+			if i < len(l) && l[i] == ' ' {
+				i++
+			}
+			continue
+		}
+		return l[j:], j - i
+	}
+}
+
+// decodeLine takes one line apart; year is the year syslog dates without
+// one belong to (0: unknown), and c caches the last wall-clock stamp.
+func decodeLine(l string, year int, c *stampCache) decodedLine {
+	if len(l) > 0 && l[0] != ' ' && l[0] != '\t' && l[0] != '>' {
+		return decodeCarrier(l, 0, year, c)
+	}
+	r, indent := stripPaste(l)
+	if r == "" {
+		return decodedLine{kind: lineBlank}
+	}
+	return decodeCarrier(r, indent, year, c)
+}
+
+func decodeCarrier(r string, indent, year int, c *stampCache) decodedLine {
+	d := decodedLine{indent: indent}
+	if r[0] == '<' {
+		// "<4>": dmesg -r, /proc/kmsg and syslog on the wire.
+		if n := countDigitsAt(r, 1); n > 0 && n < 4 && len(r) > n+2 && r[n+1] == '>' {
+			pf := atoiDigits(r[1 : n+1])
+			d = decodeCarrier(r[n+2:], indent, year, c)
+			switch {
+			case d.kind == lineBare:
+				d.kind, d.rec.Carrier = lineRecord, CarrierDmesg
+			case d.kind != lineRecord || d.rec.Carrier == CarrierKmsg:
+				return d
+			}
+			d.rec.Priority, d.rec.Facility = pf&7, pf>>3
+			return d
+		}
+	}
+	switch {
+	case r[0] == '[':
+		if rec, ok := cutBrackets(r, c); ok {
+			d.kind, d.rec = lineRecord, rec
+			cutShortMonotonicHost(&d.rec)
+			return d
+		}
+	case r[0] == '{':
+		if rec, kernel, ok := parseJSON(r); ok {
+			d.rec = rec
+			d.kind = lineNonKernel
+			if kernel {
+				d.kind = lineRecord
+			}
+			return d
+		}
+	case r[0] == '-':
+		if strings.HasPrefix(r, "-- ") && strings.HasSuffix(r, " --") {
+			d.kind = lineSkip
+			return d
+		}
+	case isDigit(r[0]):
+		if rec, ok := cutKmsgHeader(r); ok {
+			d.kind, d.rec, d.escaped = lineRecord, rec, true
+			return d
+		}
+		if t, rest, ok := cutISOTime(r); ok {
+			return syslogLine(d, r, Record{Time: t}, rest)
+		}
+	case isUpper(r[0]):
+		if t, stamp, rest, ok := cutBSDTime(r, year, c); ok {
+			return syslogLine(d, r, Record{Time: t, Stamp: stamp}, rest)
+		}
+	case r[0] >= 'a' && r[0] <= 'z':
+		if rest, ok := cutFacilityLevel(r); ok && rest != "" {
+			if rest[0] == '[' {
+				if rec, ok := cutBrackets(rest, c); ok {
+					d.kind, d.rec = lineRecord, rec
+					return d
+				}
+			}
+			d.kind, d.rec = lineRecord, Record{Carrier: CarrierDmesg, Text: rest}
+			return d
+		}
+	}
+	d.kind, d.rec = lineBare, Record{Carrier: CarrierBare, Text: r}
+	return d
+}
+
+// syslogLine finishes line r, whose date was cut off leaving rest: the
+// host, facility and tag, then the kernel's own "[ts]" and caller id if
+// printed.
+func syslogLine(d decodedLine, r string, rec Record, rest string) decodedLine {
+	text, kernel, ok := cutSyslogTag(rest)
+	if !ok {
+		d.kind, d.rec = lineBare, Record{Carrier: CarrierBare, Text: r}
+		return d
+	}
+	rec.Carrier = CarrierSyslog
+	if !kernel {
+		d.kind, d.rec = lineNonKernel, rec
+		return d
+	}
+	if len(text) > 0 && text[0] == '[' {
+		if m, ok := cutBrackets(text, nil); ok {
+			rec.Monotonic, rec.Caller, text = m.Monotonic, m.Caller, m.Text
+		}
+	}
+	rec.Text = text
+	d.kind, d.rec = lineRecord, rec
+	return d
+}
+
+// cutBrackets parses the brackets dmesg puts before a message: a
+// seconds.micro time since boot, a printk caller id, a dmesg -T time (in
+// any locale, opaque when it is not English), a dmesg -d delta. It fails
+// for brackets that are message text ("[  pid  ]", a task row "[ 1234]",
+// "[<ffffffff8171>]", "[ cut here ]"). c may be nil when no wall-clock
+// stamp is allowed.
+func cutBrackets(l string, c *stampCache) (Record, bool) {
+	end := strings.IndexByte(l, ']')
+	if end < 2 || end > 64 {
+		return Record{}, false
+	}
+	in := l[1:end]
+	var rec Record
+	switch {
+	case parseSeconds(&rec, in):
+		rec.Carrier = CarrierDmesg
+	case isCallerID(in):
+		rec.Carrier, rec.Caller = CarrierDmesg, strings.TrimLeft(in, " ")
+	case c != nil && hasClock(in):
+		rec.Carrier = CarrierDmesgTime
+		if t, ok := c.parse("Mon Jan _2 15:04:05 2006", in, ""); ok {
+			rec.Time = t
+		} else {
+			rec.Stamp = in
+		}
+	default:
+		return Record{}, false
+	}
+	text := l[end+1:]
+	if rec.Caller == "" {
+		// The kernel prints the caller id right after the time; some
+		// tools put a space between.
+		t := strings.TrimPrefix(text, " ")
+		if len(t) > 2 && t[0] == '[' {
+			if e := strings.IndexByte(t, ']'); e > 1 && e < 16 && isCallerID(t[1:e]) {
+				rec.Caller, text = strings.TrimLeft(t[1:e], " "), t[e+1:]
+			}
+		}
+	}
+	rec.Text = strings.TrimPrefix(text, " ")
+	return rec, true
+}
+
+// cutShortMonotonicHost removes "host kernel: " after the time of
+// journalctl -o short-monotonic ("[  12.345678] node1 kernel: text").
+func cutShortMonotonicHost(rec *Record) {
+	if rec.Carrier != CarrierDmesg {
+		return
+	}
+	sp := strings.IndexByte(rec.Text, ' ')
+	if sp > 0 && sp <= 64 && rec.Text[sp-1] != ':' && strings.HasPrefix(rec.Text[sp:], " kernel: ") {
+		rec.Text = rec.Text[sp+len(" kernel: "):]
+		rec.Carrier = CarrierSyslog
+	}
+}
+
+// parseSeconds reads "  123.456789" (any number of fraction digits, as
+// dmesg and journalctl print it) and "  +0.000123" (dmesg -d's delta,
+// which gives no time).
+func parseSeconds(rec *Record, s string) bool {
+	s = strings.TrimLeft(s, " ")
+	delta := false
+	if strings.HasPrefix(s, "+") {
+		s, delta = s[1:], true
+	}
+	// dmesg -d prints the delta after the time: "[  12.000000 <  0.000123>]".
+	if i := strings.Index(s, " <"); i > 0 && strings.HasSuffix(s, ">") {
+		s = s[:i]
+	}
+	dot := strings.IndexByte(s, '.')
+	if dot <= 0 || dot == len(s)-1 || dot > 12 || len(s)-dot-1 > 9 {
+		return false
+	}
+	var sec, frac int64
+	for i := 0; i < dot; i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+		sec = sec*10 + int64(s[i]-'0')
+	}
+	scale := int64(time.Second)
+	for i := dot + 1; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return false
+		}
+		scale /= 10
+		frac += int64(s[i]-'0') * scale
+	}
+	if !delta {
+		rec.Monotonic = time.Duration(sec)*time.Second + time.Duration(frac)
+	}
+	return true
+}
+
+// isCallerID matches printk's caller id: "T9185" (a task) or "C1" (a CPU in
+// interrupt context), padded with spaces.
+func isCallerID(s string) bool {
+	s = strings.TrimLeft(s, " ")
+	return len(s) >= 2 && (s[0] == 'T' || s[0] == 'C') && countDigitsAt(s, 1) == len(s)-1
+}
+
+// hasClock reports whether s holds a time of day "H:MM:SS" or "HH:MM",
+// which every locale's dmesg -T and reltime stamp has, while brackets of
+// message text do not.
+func hasClock(s string) bool {
+	for i := strings.IndexByte(s, ':'); i > 0 && i+2 < len(s); {
+		if isDigit(s[i-1]) && isDigit(s[i+1]) && isDigit(s[i+2]) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], ':')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// cutKmsgHeader parses a saved /dev/kmsg record's header
+// "prio,seq,usec,flags[,caller=T1,...];" without allocating.
+func cutKmsgHeader(l string) (Record, bool) {
+	semi := strings.IndexByte(l, ';')
+	if semi < 0 || semi > 128 {
+		return Record{}, false
+	}
+	hdr := l[:semi]
+	var f [4]string
+	n := 0
+	for n < 3 {
+		i := strings.IndexByte(hdr, ',')
+		if i < 0 {
+			break
+		}
+		f[n], hdr = hdr[:i], hdr[i+1:]
+		n++
+	}
+	if n < 2 {
+		return Record{}, false
+	}
+	f[n] = hdr
+	for _, x := range f[:3] {
+		if x == "" || countDigitsAt(x, 0) != len(x) || len(x) > 19 {
+			return Record{}, false
+		}
+	}
+	pf := atoiDigits(f[0])
+	rec := Record{Carrier: CarrierKmsg, Priority: pf & 7, Facility: pf >> 3, Seq: uint64(atoiDigits(f[1])),
+		Monotonic: time.Duration(atoiDigits(f[2])) * time.Microsecond, Text: l[semi+1:]}
+	if n == 3 {
+		flags, rest, _ := strings.Cut(f[3], ",")
+		rec.Flags = flags
+		for rest != "" {
+			var kv string
+			kv, rest, _ = strings.Cut(rest, ",")
+			if id, ok := strings.CutPrefix(kv, "caller="); ok {
+				rec.Caller = id
+			}
+		}
+	}
+	return rec, true
+}
+
+// cutISOTime parses an RFC 3339 / ISO 8601 time at the start of l
+// ("2024-01-05T15:19:27.123456+01:00" from rsyslog, "...-0700" from
+// journalctl -o short-iso, "2024-01-05T15:19:27,123456+01:00" from dmesg
+// --time-format iso) and returns what follows it.
+func cutISOTime(l string) (time.Time, string, bool) {
+	if len(l) < 20 || l[4] != '-' || l[7] != '-' || (l[10] != 'T' && l[10] != ' ') || l[13] != ':' {
+		return time.Time{}, "", false
+	}
+	end := strings.IndexByte(l[11:], ' ')
+	if end < 0 {
+		return time.Time{}, "", false
+	}
+	stamp := l[:11+end]
+	if l[10] == ' ' || strings.IndexByte(stamp, ',') >= 0 {
+		b := []byte(stamp)
+		b[10] = 'T'
+		if i := strings.IndexByte(stamp, ','); i >= 0 {
+			b[i] = '.'
+		}
+		stamp = string(b)
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700"} {
+		if t, err := time.Parse(layout, stamp); err == nil {
+			return t, l[11+end:], true
+		}
+	}
+	return time.Time{}, "", false
+}
+
+var monthNames = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+var dayNames = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+
+// cutBSDTime parses a syslog date "Jan  5 15:19:27" (also with
+// ".123456", as journalctl -o short-precise prints it, a weekday before
+// it and a year after it, as OpenWrt's logread prints it). Without a year
+// in the line or one given, the time is unknown and stamp holds the date
+// as printed: giving it this year would be a guess.
+func cutBSDTime(l string, year int, c *stampCache) (t time.Time, stamp, rest string, ok bool) {
+	s := l
+	if len(s) > 4 && s[3] == ' ' && isName(s[:3], dayNames[:]) {
+		s = s[4:]
+	}
+	if len(s) < 15 || s[3] != ' ' || !isName(s[:3], monthNames[:]) {
+		return
+	}
+	if !(s[4] == ' ' || isDigit(s[4])) || !isDigit(s[5]) || s[6] != ' ' ||
+		!isDigit(s[7]) || !isDigit(s[8]) || s[9] != ':' || !isDigit(s[10]) || !isDigit(s[11]) || s[12] != ':' ||
+		!isDigit(s[13]) || !isDigit(s[14]) {
+		return
+	}
+	n := 15
+	if n < len(s) && s[n] == '.' {
+		n += 1 + countDigitsAt(s, n+1)
+	}
+	stamp, rest = s[:n], s[n:]
+	layout := "Jan _2 15:04:05.999999999"
+	if len(rest) > 5 && rest[0] == ' ' && countDigitsAt(rest, 1) == 4 && rest[5] == ' ' {
+		// "Mon Dec  9 12:04:12 2024 kern.warn kernel: ..."
+		return parseBSD(c, stamp+rest[:5], layout+" 2006", rest[5:])
+	}
+	if year > 0 {
+		if t, ok := c.parse(layout+" 2006", stamp, " "+strconv.Itoa(year)); ok {
+			return t, "", rest, true
+		}
+	}
+	return time.Time{}, stamp, rest, true
+}
+
+func parseBSD(c *stampCache, stamp, layout, rest string) (time.Time, string, string, bool) {
+	if t, ok := c.parse(layout, stamp, ""); ok {
+		return t, "", rest, true
+	}
+	return time.Time{}, stamp, rest, true
+}
+
+// cutSyslogTag reads what follows a syslog date: an optional host, an
+// optional "facility.level" (busybox syslogd) and the tag. kernel tells
+// whether the tag is "kernel:"; ok is false when no tag is found, so the
+// line is not syslog after all.
+func cutSyslogTag(s string) (text string, kernel, ok bool) {
+	for i := 0; i < 3; i++ {
+		if s == "" || s[0] != ' ' {
+			return "", false, false
+		}
+		s = strings.TrimLeft(s, " ")
+		tok := s
+		if sp := strings.IndexByte(s, ' '); sp >= 0 {
+			tok = s[:sp]
+		}
+		if tok == "" {
+			return "", false, false
+		}
+		if tok == "kernel:" || strings.HasPrefix(tok, "kernel[") && strings.HasSuffix(tok, "]:") {
+			return strings.TrimPrefix(s[len(tok):], " "), true, true
+		}
+		if tok[len(tok)-1] == ':' {
+			return "", false, true
+		}
+		s = s[len(tok):]
+	}
+	return "", false, false
+}
+
+var facilities = []string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+	"authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
+var levels = []string{"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"}
+
+// cutFacilityLevel cuts dmesg -x's "kern  :warn  : " off the front of l.
+func cutFacilityLevel(l string) (string, bool) {
+	fac, rest, ok := strings.Cut(l, ":")
+	if !ok || !isName(strings.TrimRight(fac, " "), facilities) {
+		return "", false
+	}
+	lvl, rest, ok := strings.Cut(rest, ":")
+	if !ok || !isName(strings.TrimRight(lvl, " "), levels) {
+		return "", false
+	}
+	return strings.TrimPrefix(rest, " "), true
+}
+
+func isName(s string, names []string) bool {
+	for _, n := range names {
+		if s == n {
+			return true
+		}
+	}
+	return false
+}
+
+// stampCache remembers the last wall-clock stamp parsed: dmesg -T and
+// syslog print whole seconds, so runs of lines share one.
+type stampCache struct {
+	stamp, suffix string
+	t             time.Time
+	ok            bool
+}
+
+// parse is time.ParseInLocation(layout, stamp+suffix, time.Local), cached
+// on the last stamp. Syslog and dmesg -T print local time without a zone:
+// the time zone of the machine that wrote the log is assumed to be this
+// one's.
+func (c *stampCache) parse(layout, stamp, suffix string) (time.Time, bool) {
+	if c == nil {
+		return time.Time{}, false
+	}
+	if stamp == c.stamp && suffix == c.suffix && stamp != "" {
+		return c.t, c.ok
+	}
+	t, err := time.ParseInLocation(layout, stamp+suffix, time.Local)
+	c.stamp, c.suffix, c.t, c.ok = strings.Clone(stamp), suffix, t, err == nil
+	return t, err == nil
+}
+
+// normalizeSpaces turns no-break spaces (U+00A0, which mail clients put
+// in pasted text) into plain ones.
+func normalizeSpaces(l string) string {
+	if strings.IndexByte(l, 0xc2) < 0 || !strings.Contains(l, "\u00a0") {
+		return l
+	}
+	return strings.ReplaceAll(l, "\u00a0", " ")
+}
+
+// columns is the width of l on a terminal or in a mail, in characters.
+func columns(l string) int {
+	for i := 0; i < len(l); i++ {
+		if l[i] >= utf8.RuneSelf {
+			return utf8.RuneCountInString(l)
+		}
+	}
+	return len(l)
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+func countDigitsAt(s string, i int) int {
+	n := 0
+	for i+n < len(s) && isDigit(s[i+n]) {
+		n++
+	}
+	return n
+}
+
+// atoiDigits converts a string of at most 19 digits.
+func atoiDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
