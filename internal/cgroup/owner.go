@@ -215,6 +215,27 @@ func parseSystemd(p string, segs []segment, i int) Owner {
 	return o
 }
 
+// ParseDockerPath attributes a cgroup path outside Kubernetes to a Docker
+// container: /docker/<id> (cgroupfs driver) or .../docker-<id>.scope
+// (systemd driver), with anything deeper belonging to the container. It
+// never fails: other paths yield the zero Owner. Docker containers inside
+// pods (dockershim) are ParsePath's.
+func ParseDockerPath(p string) Owner {
+	segs := splitPath(p)
+	for i, s := range segs {
+		if s.name == "docker" && i+1 < len(segs) && isContainerID(segs[i+1].name) {
+			return Owner{ContainerID: segs[i+1].name, Runtime: RuntimeDocker, Driver: DriverCgroupfs,
+				ContainerCgroup: p[:segs[i+1].end]}
+		}
+		if id, ok := strings.CutPrefix(s.name, "docker-"); ok {
+			if id, ok = strings.CutSuffix(id, ".scope"); ok && isContainerID(id) {
+				return Owner{ContainerID: id, Runtime: RuntimeDocker, Driver: DriverSystemd, ContainerCgroup: p[:s.end]}
+			}
+		}
+	}
+	return Owner{}
+}
+
 // isUID accepts the dashed 36-character form kubelet uses for pod UIDs. Static
 // pods use a 32-hex config hash instead, which is accepted too.
 func isUID(s string) bool {

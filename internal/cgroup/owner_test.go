@@ -297,3 +297,44 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDockerPath(t *testing.T) {
+	tests := map[string]Owner{
+		"/docker/" + cid: {ContainerID: cid, Runtime: RuntimeDocker, Driver: DriverCgroupfs, ContainerCgroup: "/docker/" + cid},
+		"/docker/" + cid + "/sub": {ContainerID: cid, Runtime: RuntimeDocker, Driver: DriverCgroupfs,
+			ContainerCgroup: "/docker/" + cid},
+		"/system.slice/docker-" + cid + ".scope": {ContainerID: cid, Runtime: RuntimeDocker, Driver: DriverSystemd,
+			ContainerCgroup: "/system.slice/docker-" + cid + ".scope"},
+		"/system.slice/docker.service":            {},
+		"/docker/" + cid[:12]:                     {},
+		"/system.slice/docker-" + cid[:40]:        {},
+		"/system.slice/containerd.service":        {},
+		"/kubepods/pod" + uid + "/" + cid:         {},
+		"":                                        {},
+		"/docker":                                 {},
+		"/system.slice/docker-" + cid + ".scopex": {},
+	}
+	for path, want := range tests {
+		if got := ParseDockerPath(path); got != want {
+			t.Errorf("ParseDockerPath(%q) = %+v, want %+v", path, got, want)
+		}
+	}
+}
+
+// FuzzParseDockerPath: a container found is named by a segment of the
+// path, and its cgroup is a prefix of the path.
+func FuzzParseDockerPath(f *testing.F) {
+	f.Add("/docker/" + cid)
+	f.Add("/system.slice/docker-" + cid + ".scope/x")
+	f.Add("//docker//" + cid)
+	f.Fuzz(func(t *testing.T, p string) {
+		o := ParseDockerPath(p)
+		if o == (Owner{}) {
+			return
+		}
+		if !isContainerID(o.ContainerID) || !strings.HasPrefix(p, o.ContainerCgroup) || !strings.Contains(o.ContainerCgroup, o.ContainerID) ||
+			o.PodUID != "" || o.Runtime != RuntimeDocker {
+			t.Fatalf("ParseDockerPath(%q) = %+v", p, o)
+		}
+	})
+}

@@ -18,6 +18,13 @@ const reaperWindow = 5 * time.Second
 
 // Assembler turns a stream of records into Reports. It keeps at most one
 // report in memory, so it runs in constant memory on any input size.
+//
+// A report opens at its invoker line, or, when the paste starts later, at
+// any line only an OOM report prints (task table, memcg counters, "Task
+// in ... killed", a kill or summary line). It needs a victim: from a
+// "Killed process" line, or from the oom-kill summary line alone when that
+// is all the log kept (`dmesg | grep oom`). What looked like part of a
+// report but never got a victim is kept as a Stray instead.
 type Assembler struct {
 	cur      *Report // &open while a report is open, else nil
 	open     Report  // held in place: a heap Report per OOM added up
@@ -33,6 +40,42 @@ type Assembler struct {
 	// header is the last task table header seen, headerCols its columns.
 	header     string
 	headerCols []string
+	// summaryVictim is set while the open report's victim came from its
+	// oom-kill summary line and no kill line has been seen yet.
+	summaryVictim bool
+	// chosen is the task a pre-5.1 "Kill process N (comm) ... or
+	// sacrifice child" line named, for the stray when no kill follows.
+	chosen string
+	// first is the open report's first line, for its stray.
+	first string
+
+	strays  []Stray
+	nStrays int
+}
+
+// Stray is kernel log text that looked like part of an OOM report but
+// went into none, because the rest of its report is not in the input.
+type Stray struct {
+	Line int    // input line (0 from /dev/kmsg)
+	Text string // the line, cut to 120 bytes
+	Why  string
+}
+
+// maxStrays bounds the strays kept; the rest are only counted.
+const maxStrays = 32
+
+// Strays returns the first strays seen and how many there were in all.
+func (a *Assembler) Strays() ([]Stray, int) { return a.strays, a.nStrays }
+
+func (a *Assembler) stray(line int, text, why string) {
+	a.nStrays++
+	if len(a.strays) < maxStrays {
+		text = firstLine(text)
+		if len(text) > 120 {
+			text = text[:120]
+		}
+		a.strays = append(a.strays, Stray{Line: line, Text: strings.Clone(text), Why: why})
+	}
 }
 
 // NewAssembler returns an empty Assembler.
@@ -46,8 +89,8 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 		a.lastMono = r.Monotonic
 	}
 	// Most log lines are not part of any OOM report and must cost next
-	// to nothing: one search for "ill", which the three markers that open
-	// a report ("invoked oom-killer:", "Killed process ", "oom-kill:")
+	// to nothing: one search for "ill", which the markers that open a
+	// report ("invoked oom-killer:", "Killed process ", "oom-kill:")
 	// all hold, dismisses them.
 	opens := strings.Contains(text, "ill")
 	if !opens || !strings.Contains(text, "invoked oom-killer:") {
@@ -57,24 +100,33 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 		parseInvoked(comm, rest, &a.cur.Invoker, a.cur)
 		return out
 	}
-	// A kill line with no open report (its header was cut from the log)
-	// still makes an incomplete report of its own; so does a second
-	// single kill, which the kernel only prints for a new OOM.
-	if opens && (strings.Contains(text, "Killed process ") || strings.HasPrefix(text, "oom-kill:")) {
-		if a.cur == nil || (a.killed && a.cur.GroupKillCgroup == "" && !strings.HasPrefix(text, "oom-kill:")) ||
-			(a.killed && strings.HasPrefix(text, "oom-kill:")) {
+	if a.cur != nil && a.victim() && r.Monotonic != 0 && r.Monotonic-a.killMono > reaperWindow {
+		out = a.flushTo(out)
+	}
+	// A kill or summary line with no open report (its header was cut
+	// from the log) still makes an incomplete report of its own; so do a
+	// second summary line and a second single kill, which the kernel only
+	// prints for a new OOM.
+	if opens {
+		summary := strings.HasPrefix(text, "oom-kill:")
+		if (summary || strings.Contains(text, "Killed process ")) &&
+			(a.cur == nil || summary && a.victim() || !summary && a.killed && a.cur.GroupKillCgroup == "") {
 			out = a.flushTo(out)
-			a.start(r)
-			a.cur.Missing = append(a.cur.Missing, "invoker")
+			a.startHeadless(r)
 		}
 	}
 	if a.cur == nil {
-		return out
+		if !opensReport(text, opens) {
+			if strings.HasPrefix(text, "oom_reaper: ") {
+				if pid, comm, _, ok := splitReaped(text); ok {
+					a.stray(r.Line, text, "oom_reaper reaped pid "+pid+" ("+comm+"), whose OOM report is not in the input")
+				}
+			}
+			return out
+		}
+		a.startHeadless(r)
 	}
-	if a.killed && r.Monotonic != 0 && r.Monotonic-a.killMono > reaperWindow {
-		return a.flushTo(out)
-	}
-	if !a.line(&r, opens) && a.killed {
+	if !a.line(&r, opens) && a.victim() {
 		a.quiet++
 		if a.quiet > quietAfterKill {
 			out = a.flushTo(out)
@@ -83,19 +135,61 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 	return out
 }
 
+// victim reports whether the open report has its victim, from a kill line
+// or its summary line.
+func (a *Assembler) victim() bool { return a.killed || a.summaryVictim }
+
+// opensReport reports whether text, with no report open, is a line only an
+// OOM report prints, so a paste that starts there is still a report;
+// opens tells whether text holds "ill".
+func opensReport(text string, opens bool) bool {
+	if text == "" {
+		return false
+	}
+	if opens && isSacrificeLine(text) {
+		return true
+	}
+	switch text[0] {
+	case 'T':
+		if strings.HasPrefix(text, "Tasks state") {
+			return true
+		}
+		if opens {
+			_, _, ok := splitTaskIn(text)
+			_, group := cgroupOfGroupKill(text)
+			return ok || group
+		}
+	case 'M':
+		return strings.HasPrefix(text, "Memory cgroup stats for ")
+	case 'm':
+		name, _, _, _, ok := splitCounter(text)
+		return ok && name == "memory"
+	case '[':
+		return strings.HasPrefix(text, "[  pid  ]") || strings.HasPrefix(text, "[ pid ]")
+	}
+	return false
+}
+
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
 }
 
 func (a *Assembler) start(r kmsg.Record) {
-	a.open = Report{Time: r.Time, Monotonic: r.Monotonic.Seconds(), Victims: []Victim{}}
+	a.open = Report{Time: r.Time, Stamp: r.Stamp, Monotonic: r.Monotonic.Seconds(), Line: r.Line, Victims: []Victim{}}
 	a.cur = &a.open
 	a.cols, a.inStats, a.inTasks, a.killed, a.quiet = nil, false, false, false, 0
+	a.summaryVictim, a.chosen, a.first = false, "", r.Text
 	if a.seen == nil {
 		a.seen = map[int]bool{}
 	}
 	clear(a.seen)
+}
+
+// startHeadless opens a report whose invoker line is not in the input.
+func (a *Assembler) startHeadless(r kmsg.Record) {
+	a.start(r)
+	a.cur.Missing = append(a.cur.Missing, "invoker")
 }
 
 // line applies one record to the open report and reports whether it was
@@ -151,7 +245,13 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		return false
 	case strings.HasPrefix(text, "oom-kill:"):
 		a.inTasks = false
-		a.summary(text)
+		if task, pid, uid, ok := a.summary(text); ok && !a.victim() && !a.seen[pid] {
+			// The victim as the summary names it; the kill line that
+			// follows, if the log kept it, adds its sizes.
+			a.seen[pid] = true
+			rep.Victims = append(rep.Victims, Victim{PID: pid, Comm: task, UID: uid})
+			a.summaryVictim, a.killMono, a.quiet = true, r.Monotonic, 0
+		}
 		return true
 	case strings.HasPrefix(text, "active_anon:"):
 		rep.MemInfo = make(map[string]int64, 24)
@@ -186,19 +286,35 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		rep.TaskMemcg, rep.OOMMemcg = task, limit
 		return true
 	}
-	if isSacrificeLine(text) {
+	if pid, comm, _, ok := splitSacrifice(text); ok {
 		// Pre-5.1: the chosen task; the "Killed process" line that follows
-		// names the one actually killed (maybe a child).
+		// names the one actually killed (maybe a child). Only this line
+		// says "Memory cgroup out of memory" then.
+		if strings.HasPrefix(text, "Memory cgroup out of memory") {
+			rep.memcgKill = true
+		}
+		a.chosen = "pid " + pid + " (" + comm + ")"
 		return true
 	}
 	if pid, comm, rest, ok := splitKilled(text); ok {
+		if strings.HasPrefix(text, "Memory cgroup out of memory") {
+			rep.memcgKill = true
+		}
+		if a.summaryVictim {
+			// The kill the summary line announced; before 5.1 the kernel
+			// could kill a child instead of the task it named.
+			a.summaryVictim = false
+			v := &rep.Victims[len(rep.Victims)-1]
+			delete(a.seen, v.PID)
+			*v = Victim{PID: pid, Comm: comm, UID: v.UID}
+			parseKillFields(rest, v)
+			a.seen[pid], a.killed, rep.killSeen, a.quiet = true, true, true, 0
+			return true
+		}
 		if a.seen[pid] {
 			return true
 		}
 		a.seen[pid] = true
-		if strings.HasPrefix(text, "Memory cgroup out of memory") {
-			rep.memcgKill = true
-		}
 		v := Victim{PID: pid, Comm: comm}
 		parseKillFields(rest, &v)
 		v.GroupMember = a.killed && rep.GroupKillCgroup != ""
@@ -206,11 +322,16 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		if !a.killed {
 			a.killMono = r.Monotonic
 		}
-		a.killed, a.quiet = true, 0
+		a.killed, rep.killSeen, a.quiet = true, true, 0
 		return true
 	}
 	if pid, comm, rest, ok := splitReaped(text); ok {
-		rp := Reaped{PID: atoi(pid), Comm: comm}
+		n := atoi(pid)
+		if !a.seen[n] {
+			a.stray(r.Line, text, "oom_reaper reaped pid "+pid+" ("+comm+"), which no kill line in the input names")
+			return true
+		}
+		rp := Reaped{PID: n, Comm: comm}
 		var v Victim
 		parseKillFields(rest, &v)
 		rp.AnonRSSKB, rp.FileRSSKB, rp.ShmemRSSKB = v.AnonRSSKB, v.FileRSSKB, v.ShmemRSSKB
@@ -233,13 +354,13 @@ var prefixStart = func() (t [256]bool) {
 
 // rest handles lines that are only recognised by context.
 func (a *Assembler) rest(text string) bool {
-	if a.inStats && !a.killed && (strings.HasPrefix(text, " ") || isStatLine(firstLine(text))) {
+	if a.inStats && !a.victim() && (strings.HasPrefix(text, " ") || isStatLine(firstLine(text))) {
 		parseStats(text, a.memcg().Stats)
 		return true
 	}
 	// Call trace, registers, Mem-Info node lines: part of the report but
 	// not recorded.
-	return !a.killed
+	return !a.victim()
 }
 
 // isStatLine matches "anon 5775360" as printed one record per line by
@@ -260,13 +381,20 @@ func (a *Assembler) memcg() *Memcg {
 
 // summary applies an "oom-kill:" line: a key given twice counts once,
 // with its last value, and a key left out clears its field (except the
-// nodemask, which the invoker line may have set).
-func (a *Assembler) summary(text string) {
+// nodemask, which the invoker line may have set). It returns the victim
+// the line names, if it names one.
+func (a *Assembler) summary(text string) (task string, pid, uid int, ok bool) {
 	rep := a.cur
 	var constraint, cpuset, mems, oomMemcg, taskMemcg string
 	global := false
 	eachSummaryKV(text, func(k, v string) {
 		switch k {
+		case "task":
+			task = v
+		case "pid":
+			pid, ok = atoi(v), countDigits(v) == len(v) && v != ""
+		case "uid":
+			uid = atoi(v)
 		case "constraint":
 			constraint = v
 		case "nodemask":
@@ -288,6 +416,7 @@ func (a *Assembler) summary(text string) {
 	if global {
 		rep.OOMMemcg = "global_oom"
 	}
+	return task, pid, uid, ok && pid > 0
 }
 
 func appendOnce(s []string, v string) []string {
@@ -299,21 +428,34 @@ func appendOnce(s []string, v string) []string {
 	return append(s, v)
 }
 
-// Pending reports whether an open report already has its kill line, so a
+// Pending reports whether an open report already has its victim, so a
 // follower may Flush it after a quiet spell instead of waiting for more
 // records.
-func (a *Assembler) Pending() bool { return a.cur != nil && a.killed }
+func (a *Assembler) Pending() bool { return a.cur != nil && a.victim() }
 
 // Flush emits the open report, if any; call it at end of input.
 func (a *Assembler) Flush() []Report { return a.flushTo(nil) }
 
-// flushTo appends the open report, if any, to out.
+// flushTo appends the open report, if any, to out; one without a victim
+// becomes a stray.
 func (a *Assembler) flushTo(out []Report) []Report {
 	if a.cur == nil {
 		return out
 	}
-	out = append(out, *a.cur)
+	rep := a.cur
 	a.cur = nil
+	if len(rep.Victims) == 0 {
+		why := "part of an OOM report without its kill line (the input starts or ends inside the report)"
+		switch {
+		case a.chosen != "":
+			why = "the OOM killer chose " + a.chosen + ", but the \"Killed process\" line is not in the input"
+		case rep.Invoker.Comm != "":
+			why = rep.Invoker.Comm + " invoked the OOM killer, but the kill line is not in the input"
+		}
+		a.stray(rep.Line, a.first, why)
+		return out
+	}
+	out = append(out, *rep)
 	finish(&out[len(out)-1])
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"podwarden/internal/cgroup"
+	"podwarden/internal/oom"
 )
 
 // finish derives the fields that need the whole report: kind, cgroups and
@@ -37,22 +38,22 @@ func finish(r *Report) {
 				}
 			}
 		}
-		o := parseOwner(v.Cgroup)
+		o := r.owner(v.Cgroup)
 		v.PodUID, v.ContainerID = o.PodUID, o.ContainerID
 	}
 	attr := r.TaskMemcg
 	if r.Kind == "cgroup" {
 		attr = r.OOMMemcg
 	}
-	o := parseOwner(attr)
-	if !o.InPod() {
-		o = parseOwner(r.TaskMemcg)
+	o := r.owner(attr)
+	if o.ContainerID == "" && !o.InPod() {
+		o = r.owner(r.TaskMemcg)
 	}
 	r.PodUID, r.ContainerID = o.PodUID, o.ContainerID
 	if r.Invoker.Comm == "" {
 		r.Missing = appendOnce(r.Missing, "invoker")
 	}
-	if len(r.Victims) == 0 {
+	if !r.killSeen {
 		r.Missing = appendOnce(r.Missing, "kill line")
 	}
 	if r.Constraint == "" && r.TaskMemcg == "" {
@@ -62,13 +63,53 @@ func finish(r *Report) {
 	r.Diagnosis = diagnose(r)
 }
 
-// parseOwner is cgroup.ParsePath with a shortcut: every path it attributes
-// to a pod has a "kubepods" segment, and most memcgs in a log are not pods.
+// parseOwner is cgroup.ParsePath, then cgroup.ParseDockerPath for Docker
+// containers outside Kubernetes, with a shortcut: every path they
+// attribute has a "kubepods" or "docker" segment, and most memcgs in a log
+// have neither.
 func parseOwner(path string) cgroup.Owner {
-	if !strings.Contains(path, "kubepods") {
-		return cgroup.Owner{}
+	if strings.Contains(path, "kubepods") {
+		if o := cgroup.ParsePath(path); o.InPod() {
+			return o
+		}
 	}
-	return cgroup.ParsePath(path)
+	if strings.Contains(path, "docker") {
+		return cgroup.ParseDockerPath(path)
+	}
+	return cgroup.Owner{}
+}
+
+// owner attributes path, a cgroup the report printed. A paste cut at the
+// end of its lines cuts the paths there too; another line of the report
+// (the memory.oom.group line, oom_memcg, task_memcg, "Task in", the memcg
+// stats header) may have printed the same path whole, and then that one
+// tells the pod and container.
+func (r *Report) owner(path string) cgroup.Owner {
+	o := parseOwner(path)
+	if o.ContainerID != "" || path == "" {
+		return o
+	}
+	var stats string
+	if r.Memcg != nil {
+		stats = r.Memcg.StatsFor
+	}
+	for _, whole := range [...]string{r.GroupKillCgroup, r.OOMMemcg, r.TaskMemcg, stats} {
+		if !cutFrom(path, whole) {
+			continue
+		}
+		if w := parseOwner(whole); w.ContainerID != "" || w.InPod() && !o.InPod() {
+			return w
+		}
+	}
+	return o
+}
+
+// cutFrom reports whether path looks like whole cut short: a prefix of it
+// that ends inside a path segment, or with the "/" before one. (A prefix
+// that ends at a segment's end is an ancestor cgroup, not a cut.)
+func cutFrom(path, whole string) bool {
+	return len(whole) > len(path) && strings.HasPrefix(whole, path) &&
+		(whole[len(path)] != '/' || strings.HasSuffix(path, "/"))
 }
 
 // diagnose appends the summary into one buffer: fmt.Sprintf and the
@@ -78,15 +119,22 @@ func diagnose(r *Report) Diagnosis {
 	b := make([]byte, 0, 160)
 	if r.Kind == "cgroup" {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
-		if r.PodUID != "" {
+		switch {
+		case r.PodUID != "" && r.ContainerID != "":
 			b = append(append(append(append(b, "container "...), short(r.ContainerID)...), " of pod "...), r.PodUID...)
-		} else {
+		case r.PodUID != "":
+			b = append(append(b, "pod "...), r.PodUID...)
+		case r.ContainerID != "":
+			b = append(append(b, "container "...), short(r.ContainerID)...)
+		case r.OOMMemcg != "":
 			b = append(b, r.OOMMemcg...)
+		default:
+			b = append(b, "a memory cgroup (not named in the input)"...)
 		}
 		b = append(b, " hit its memory limit"...)
 		if r.Memcg != nil && r.Memcg.LimitKB > 0 {
-			b = strconv.AppendInt(append(b, " ("...), r.Memcg.UsageKB, 10)
-			b = append(strconv.AppendInt(append(b, " of "...), r.Memcg.LimitKB, 10), " kB)"...)
+			b = append(append(b, " ("...), kiB(r.Memcg.UsageKB)...)
+			b = append(append(append(b, " of "...), kiB(r.Memcg.LimitKB)...), ')')
 		}
 		b = appendVictim(append(b, "; killed "...), r)
 	} else {
@@ -106,17 +154,23 @@ func diagnose(r *Report) Diagnosis {
 	return d
 }
 
-// appendVictim names the first victim: "comm (pid N, N kB anon, adj N)".
+// appendVictim names the first victim: "comm (pid N, 1.2 GiB anon, adj
+// N)", or "comm (pid N)" when only the summary line named it.
 func appendVictim(b []byte, r *Report) []byte {
 	if len(r.Victims) == 0 {
 		return append(b, "no process (kill line missing)"...)
 	}
 	v := &r.Victims[0]
 	b = strconv.AppendInt(append(append(b, v.Comm...), " (pid "...), int64(v.PID), 10)
-	b = strconv.AppendInt(append(b, ", "...), v.AnonRSSKB, 10)
-	b = strconv.AppendInt(append(b, " kB anon, adj "...), int64(v.OOMScoreAdj), 10)
+	if r.Sized() {
+		b = append(append(append(b, ", "...), kiB(v.AnonRSSKB)...), " anon, adj "...)
+		b = strconv.AppendInt(b, int64(v.OOMScoreAdj), 10)
+	}
 	return append(b, ')')
 }
+
+// kiB formats a kernel kB figure as `podwarden victims` shows sizes.
+func kiB(n int64) string { return oom.HumanBytes(uint64(max(n, 0)) * 1024) }
 
 // protectionGap finds a node OOM that killed a process outside any pod
 // while a pod process held more memory at a negative adj. The task table
@@ -141,8 +195,8 @@ func protectionGap(r *Report) string {
 	if big == nil {
 		return ""
 	}
-	return fmt.Sprintf("protection gap: %s outside any pod was killed while pod process %s (pid %d) held %d kB at adj %d",
-		v.Comm, big.Name, big.PID, big.RSS*4, big.OOMScoreAdj)
+	return fmt.Sprintf("protection gap: %s outside any pod was killed while pod process %s (pid %d) held %s at adj %d",
+		v.Comm, big.Name, big.PID, kiB(big.RSS*4), big.OOMScoreAdj)
 }
 
 func bystanders(r *Report) int {

@@ -15,10 +15,18 @@ func FuzzAssembler(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		reps := parseAll(t, strings.NewReader(s))
+		reps, strays := parseWithStrays(t, strings.NewReader(s))
+		for _, st := range strays {
+			if st.Why == "" || len(st.Text) > 120 {
+				t.Fatalf("stray %+v", st)
+			}
+		}
 		for _, r := range reps {
 			if r.Kind != "node" && r.Kind != "cgroup" {
 				t.Fatalf("kind %q", r.Kind)
+			}
+			if len(r.Victims) == 0 {
+				t.Fatalf("report without a victim: %+v", r)
 			}
 			seen := map[int]bool{}
 			for _, v := range r.Victims {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,8 +17,15 @@ import (
 
 var update = flag.Bool("update", false, "update golden files")
 
-// parseAll runs the decoder and the assembler over a whole input.
+// parseAll runs the decoder, the assembler and a Dedup over a whole
+// input, as `podwarden events --file` does.
 func parseAll(t testing.TB, r io.Reader) []Report {
+	t.Helper()
+	reps, _ := parseWithStrays(t, r)
+	return reps
+}
+
+func parseWithStrays(t testing.TB, r io.Reader) ([]Report, []Stray) {
 	t.Helper()
 	dec := kmsg.NewDecoder(r)
 	a := NewAssembler()
@@ -32,9 +40,20 @@ func parseAll(t testing.TB, r io.Reader) []Report {
 		}
 		out = append(out, a.Add(rec)...)
 	}
-	return append(out, a.Flush()...)
+	out = append(out, a.Flush()...)
+	var d Dedup
+	kept := out[:0]
+	for i := range out {
+		if _, dup := d.Repeat(&out[i]); !dup {
+			kept = append(kept, out[i])
+		}
+	}
+	strays, _ := a.Strays()
+	return kept, strays
 }
 
+// TestGolden parses each fixture into X.<ext>.golden.json, and what went
+// into no report into X.<ext>.strays.golden (absent when there is none).
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.log")
 	kfiles, _ := filepath.Glob("testdata/*.kmsg")
@@ -48,25 +67,47 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := json.MarshalIndent(parseAll(t, bytes.NewReader(in)), "", "  ")
+			reps, strays := parseWithStrays(t, bytes.NewReader(in))
+			got, err := json.MarshalIndent(reps, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			golden := strings.TrimSuffix(strings.TrimSuffix(f, ".log"), ".kmsg") + filepath.Ext(f) + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
+			base := strings.TrimSuffix(strings.TrimSuffix(f, ".log"), ".kmsg") + filepath.Ext(f)
+			checkGolden(t, base+".golden.json", got)
+			var sb strings.Builder
+			for _, s := range strays {
+				fmt.Fprintf(&sb, "line %d: %s\n\t%s\n", s.Line, s.Why, s.Text)
 			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("reading golden (run with -update): %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from %s:\n%s", f, golden, got)
-			}
+			checkGolden(t, base+".strays.golden", []byte(sb.String()))
 		})
+	}
+}
+
+// checkGolden compares got with the file golden, or writes it with
+// -update; an empty got means the file must not exist.
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if len(got) == 0 {
+			if err := os.Remove(golden); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if errors.Is(err, os.ErrNotExist) && len(got) == 0 {
+		return
+	}
+	if err != nil {
+		t.Fatalf("reading golden (run with -update): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("differs from %s:\n%s", golden, got)
 	}
 }

@@ -25,11 +25,18 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 		b = append(b, t...)
 		b = append(b, ',')
 	}
+	if r.Stamp != "" {
+		b = appendStringField(b, `"stamp":`, r.Stamp)
+		b = append(b, ',')
+	}
 	if math.IsInf(r.Monotonic, 0) || math.IsNaN(r.Monotonic) {
 		return b, fmt.Errorf("encoding report: monotonic_s %v is not a JSON number", r.Monotonic)
 	}
 	b = append(b, `"monotonic_s":`...)
 	b = appendFloat(b, r.Monotonic)
+	if r.Line != 0 {
+		b = appendIntField(b, `,"line":`, int64(r.Line))
+	}
 	b = appendStringField(b, `,"kind":`, r.Kind)
 	if r.Kernel != "" {
 		b = appendStringField(b, `,"kernel":`, r.Kernel)

@@ -52,13 +52,20 @@ func FuzzEachKV(f *testing.F) {
 	})
 }
 
-var reKilledRef = regexp.MustCompile(`Killed process (\d+) \((.*?)\)(.*)$`)
+// The comm ends at the first ")" before " total-vm:", " vsz:" or the end
+// of the line; without one, at the first ")".
+var (
+	reKilledStrict = regexp.MustCompile(`Killed process (\d+) \((.*?)\)( total-vm:.*| vsz:.*|)$`)
+	reKilledRef    = regexp.MustCompile(`Killed process (\d+) \((.*?)\)(.*)$`)
+)
 
 func FuzzSplitKilled(f *testing.F) {
 	for _, s := range []string{
 		"Out of memory: Killed process 2182350 (tail) total-vm:7754168kB, anon-rss:7532364kB, UID:0 pgtables:14792kB oom_score_adj:0",
 		"Memory cgroup out of memory: Killed process 1 (a) b) rest",
 		"Killed process x (y) Killed process 2 (z)", "Killed process 3 (", "Killed process 4 (q)",
+		"Killed process 5 ((sd-pam)) total-vm:1kB", "Killed process 6 (Web Content) total-vm:1kB",
+		"Killed process 7 (a) b) vsz:1kB, Killed process 8 (c)", "Killed process 9 (x)y) z",
 	} {
 		f.Add(s)
 	}
@@ -67,7 +74,10 @@ func FuzzSplitKilled(f *testing.F) {
 			// The regexp's "." stops at a newline; a kill line has none.
 			return
 		}
-		m := reKilledRef.FindStringSubmatch(s)
+		m := reKilledStrict.FindStringSubmatch(s)
+		if m == nil {
+			m = reKilledRef.FindStringSubmatch(s)
+		}
 		pid, comm, rest, ok := splitKilled(s)
 		if ok != (m != nil) {
 			t.Fatalf("%q: regexp %v, splitKilled ok=%v", s, m, ok)

@@ -349,9 +349,19 @@ func isKeyByte(c byte) bool {
 }
 
 // splitKilled reads "... Killed process PID (COMM)REST" by hand, as the
-// regexp `Killed process (\d+) \((.*?)\)(.*)$` would: it runs on every kill
-// line, and a group kill prints one per member.
+// regexps in FuzzSplitKilled would: it runs on every kill line, and a
+// group kill prints one per member. A comm may hold spaces and
+// parentheses ("(sd-pam)", "Web Content"), so the comm ends at the first
+// ")" that " total-vm:" (2.6.x+: " vsz:") or the end of the line follows,
+// and only without one at the first ")".
 func splitKilled(text string) (pid int, comm, rest string, ok bool) {
+	if pid, comm, rest, ok = scanKilled(text, true); ok {
+		return pid, comm, rest, ok
+	}
+	return scanKilled(text, false)
+}
+
+func scanKilled(text string, strict bool) (pid int, comm, rest string, ok bool) {
 	const marker = "Killed process "
 	for off := 0; ; {
 		i := strings.Index(text[off:], marker)
@@ -364,8 +374,17 @@ func splitKilled(text string) (pid int, comm, rest string, ok bool) {
 			j++
 		}
 		if j > 0 && strings.HasPrefix(s[j:], " (") {
-			if k := strings.IndexByte(s[j+2:], ')'); k >= 0 {
-				return atoi(s[:j]), s[j+2 : j+2+k], s[j+2+k+1:], true
+			c := s[j+2:]
+			for k := strings.IndexByte(c, ')'); k >= 0; {
+				after := c[k+1:]
+				if !strict || after == "" || strings.HasPrefix(after, " total-vm:") || strings.HasPrefix(after, " vsz:") {
+					return atoi(s[:j]), c[:k], after, true
+				}
+				next := strings.IndexByte(after, ')')
+				if next < 0 {
+					break
+				}
+				k += 1 + next
 			}
 		}
 		off += i + 1

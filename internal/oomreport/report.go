@@ -5,8 +5,14 @@ import "time"
 // Report is one OOM killer invocation.
 type Report struct {
 	Time time.Time `json:"time,omitzero"`
+	// Stamp is the wall-clock time of the first line as the log printed
+	// it, when it could not be made a Time (a syslog date without a year,
+	// a dmesg -T stamp in another locale).
+	Stamp string `json:"stamp,omitempty"`
 	// Monotonic is seconds since boot of the first line.
-	Monotonic       float64          `json:"monotonic_s"`
+	Monotonic float64 `json:"monotonic_s"`
+	// Line is the input line the report starts on; 0 from /dev/kmsg.
+	Line            int              `json:"line,omitempty"`
 	Kind            string           `json:"kind"` // "node" or "cgroup"
 	Kernel          string           `json:"kernel,omitempty"`
 	Constraint      string           `json:"constraint"`
@@ -32,7 +38,15 @@ type Report struct {
 	// memcgKill is set when the kill line said "Memory cgroup out of
 	// memory", which tells the kind when the summary line is missing.
 	memcgKill bool
+	// killSeen is set by a "Killed process" line: victims can also come
+	// from the oom-kill summary line alone, without their sizes.
+	killSeen bool
 }
+
+// Sized reports whether the victims' sizes are known: a report made from
+// an oom-kill summary line alone (`dmesg | grep oom`) names the victim
+// but not its memory.
+func (r *Report) Sized() bool { return r.killSeen }
 
 // Invoker is the task whose allocation triggered the OOM killer.
 type Invoker struct {

@@ -125,14 +125,14 @@ func splitCounter(text string) (name, usage, limit, failcnt string, ok bool) {
 	return name, usage, limit, s[:n], true
 }
 
-// isSacrificeLine matches
+// splitSacrifice matches
 // `Kill process (\d+) \((.*?)\) score (\d+) or sacrifice child` anywhere.
-func isSacrificeLine(text string) bool {
+func splitSacrifice(text string) (pid, comm, score string, ok bool) {
 	const marker = "Kill process "
 	for off := 0; ; {
 		i := strings.Index(text[off:], marker)
 		if i < 0 {
-			return false
+			return "", "", "", false
 		}
 		s := text[off+i+len(marker):]
 		off += i + 1
@@ -140,14 +140,14 @@ func isSacrificeLine(text string) bool {
 		if n == 0 || !strings.HasPrefix(s[n:], " (") {
 			continue
 		}
-		s = s[n+2:]
+		pid, s = s[:n], s[n+2:]
 		if nl := strings.IndexByte(s, '\n'); nl >= 0 {
 			s = s[:nl]
 		}
 		for p := strings.IndexByte(s, ')'); p >= 0; {
 			if t, ok := strings.CutPrefix(s[p:], ") score "); ok {
-				if _, _, ok := cutDigitsThen(t, " or sacrifice child"); ok {
-					return true
+				if score, _, ok := cutDigitsThen(t, " or sacrifice child"); ok {
+					return pid, s[:p], score, true
 				}
 			}
 			q := strings.IndexByte(s[p+1:], ')')
@@ -157,6 +157,11 @@ func isSacrificeLine(text string) bool {
 			p += 1 + q
 		}
 	}
+}
+
+func isSacrificeLine(text string) bool {
+	_, _, _, ok := splitSacrifice(text)
+	return ok
 }
 
 // splitReaped matches `^oom_reaper: reaped process (\d+) \((.*?)\),(.*)$`;

@@ -52,7 +52,7 @@ var scanners = []struct {
 		a, b, c, d, ok := splitCounter(s)
 		return []string{a, b, c, d}, ok
 	}},
-	{reKillRef, func(s string) ([]string, bool) { return nil, isSacrificeLine(s) }},
+	{reKillRef, func(s string) ([]string, bool) { a, b, c, ok := splitSacrifice(s); return []string{a, b, c}, ok }},
 	{reReapedRef, func(s string) ([]string, bool) { a, b, c, ok := splitReaped(s); return []string{a, b, c}, ok }},
 	{reTaskInRef, func(s string) ([]string, bool) { a, b, ok := splitTaskIn(s); return []string{a, b}, ok }},
 	{reGroupRef, func(s string) ([]string, bool) { a, ok := cgroupOfGroupKill(s); return []string{a}, ok }},
