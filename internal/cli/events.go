@@ -89,7 +89,7 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 			defer fh.Close()
 			r = fh
 		}
-		return pipeFile(ctx, kmsg.NewDecoder(r), eventWriter(ctx, out, f, 0))
+		return pipeFile(ctx, kmsg.NewDecoder(r, nil), eventWriter(ctx, out, f, 0))
 	}
 	dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
 	if err != nil {

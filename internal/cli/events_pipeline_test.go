@@ -18,7 +18,7 @@ import (
 // sequential is the one-loop parse pipeFile must match.
 func sequential(t *testing.T, in string) []string {
 	t.Helper()
-	dec := kmsg.NewDecoder(strings.NewReader(in))
+	dec := kmsg.NewDecoder(strings.NewReader(in), time.UTC)
 	a := oomreport.NewAssembler()
 	var reps []oomreport.Report
 	for {
@@ -51,7 +51,7 @@ func encodeAll(t *testing.T, reps []oomreport.Report) []string {
 func collect(t *testing.T, r io.Reader) ([]string, error) {
 	t.Helper()
 	var reps []oomreport.Report
-	err := pipeFile(context.Background(), kmsg.NewDecoder(r), func(r *oomreport.Report) error {
+	err := pipeFile(context.Background(), kmsg.NewDecoder(r, time.UTC), func(r *oomreport.Report) error {
 		reps = append(reps, *r)
 		return nil
 	})
@@ -110,7 +110,7 @@ func TestPipeFileWriteErrorStops(t *testing.T) {
 	in := bigLog(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(in)),
+		done <- pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(in), time.UTC),
 			func(*oomreport.Report) error {
 				if n++; n == 3 {
 					return boom
@@ -165,7 +165,7 @@ func TestPipeFileCancelStops(t *testing.T) {
 	n := 0
 	src := &endless{log: bigLog(t)}
 	go func() {
-		done <- pipeFile(ctx, kmsg.NewDecoder(src), func(*oomreport.Report) error {
+		done <- pipeFile(ctx, kmsg.NewDecoder(src, time.UTC), func(*oomreport.Report) error {
 			if n++; n == 100 {
 				cancel()
 			}

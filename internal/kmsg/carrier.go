@@ -487,15 +487,14 @@ func isName(s string, names []string) bool {
 // stampCache remembers the last wall-clock stamp parsed: dmesg -T and
 // syslog print whole seconds, so runs of lines share one.
 type stampCache struct {
+	loc           *time.Location
 	stamp, suffix string
 	t             time.Time
 	ok            bool
 }
 
-// parse is time.ParseInLocation(layout, stamp+suffix, time.Local), cached
-// on the last stamp. Syslog and dmesg -T print local time without a zone:
-// the time zone of the machine that wrote the log is assumed to be this
-// one's.
+// parse is time.ParseInLocation(layout, stamp+suffix, c.loc), cached on
+// the last stamp.
 func (c *stampCache) parse(layout, stamp, suffix string) (time.Time, bool) {
 	if c == nil {
 		return time.Time{}, false
@@ -503,7 +502,11 @@ func (c *stampCache) parse(layout, stamp, suffix string) (time.Time, bool) {
 	if stamp == c.stamp && suffix == c.suffix && stamp != "" {
 		return c.t, c.ok
 	}
-	t, err := time.ParseInLocation(layout, stamp+suffix, time.Local)
+	loc := c.loc
+	if loc == nil {
+		loc = time.Local
+	}
+	t, err := time.ParseInLocation(layout, stamp+suffix, loc)
 	c.stamp, c.suffix, c.t, c.ok = strings.Clone(stamp), suffix, t, err == nil
 	return t, err == nil
 }

@@ -125,7 +125,7 @@ func TestDecodeLine(t *testing.T) {
 // decodeAll returns every record of in, failing the test on an error.
 func decodeAll(t testing.TB, in string) ([]Record, *Decoder) {
 	t.Helper()
-	d := NewDecoder(strings.NewReader(in))
+	d := NewDecoder(strings.NewReader(in), time.UTC)
 	var out []Record
 	for {
 		r, err := d.Next()
@@ -217,7 +217,7 @@ func TestDecoderJournalYear(t *testing.T) {
 	in := "-- Journal begins at Thu 2021-06-10 06:17:06 MST, ends at Fri 2021-06-11 20:34:01 MST. --\n" +
 		"Jun 11 20:17:20 hyperv kernel: x\n"
 	recs, _ := decodeAll(t, in)
-	want := time.Date(2021, 6, 11, 20, 17, 20, 0, time.Local)
+	want := time.Date(2021, 6, 11, 20, 17, 20, 0, time.UTC)
 	if len(recs) != 1 || !recs[0].Time.Equal(want) || recs[0].Stamp != "" {
 		t.Fatalf("records %+v, want time %v", recs, want)
 	}
@@ -428,7 +428,7 @@ func FuzzDecoder(f *testing.F) {
 	f.Add("-- Logs begin at Thu 2021-06-10 06:17:06 MST, end at Fri 2021-06-11 20:34:01 MST. --\nJun 11 20:17:20 h kernel: x\n")
 	f.Add("> > [ 1.0] a\n>   b\n\u00a0c\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		d := NewDecoder(strings.NewReader(s))
+		d := NewDecoder(strings.NewReader(s), nil)
 		last := 0
 		for range 100000 {
 			r, err := d.Next()

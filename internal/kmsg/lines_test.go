@@ -116,7 +116,7 @@ func TestLineReaderSkipsHugeLine(t *testing.T) {
 // share one get the same time, and a new stamp is parsed again.
 func TestDecoderRepeatedStamp(t *testing.T) {
 	in := "[Thu Nov 26 21:00:00 2026] a\n[Thu Nov 26 21:00:00 2026] b\n[Thu Nov 26 21:00:01 2026] c\n"
-	d := NewDecoder(strings.NewReader(in))
+	d := NewDecoder(strings.NewReader(in), time.UTC)
 	var recs []Record
 	for {
 		r, err := d.Next()

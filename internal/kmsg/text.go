@@ -73,9 +73,14 @@ type Stats struct {
 	Skipped   int
 }
 
-// NewDecoder reads kernel log text from r.
-func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{lines: newLineReader(r, chunkSize, maxLine)}
+// NewDecoder reads kernel log text from r. Syslog, journal and dmesg -T
+// stamps carry no time zone; they are read in loc (time.Local when nil),
+// the zone of the machine that wrote the log being unknown.
+func NewDecoder(r io.Reader, loc *time.Location) *Decoder {
+	if loc == nil {
+		loc = time.Local
+	}
+	return &Decoder{lines: newLineReader(r, chunkSize, maxLine), cache: stampCache{loc: loc}}
 }
 
 // Stats reports what has been read so far.
@@ -165,6 +170,9 @@ func (d *Decoder) continues(dl decodedLine, l string) bool {
 	if d.dropped {
 		return true
 	}
+	if sep != "\n" && d.size == 0 {
+		sep = "" // the record's line held only its carrier
+	}
 	if d.size+len(sep)+len(text) <= maxRecord {
 		d.parts, d.seps = append(d.parts, text), append(d.seps, sep)
 		d.size += len(sep) + len(text)
@@ -179,18 +187,19 @@ func (d *Decoder) continues(dl decodedLine, l string) bool {
 // Under a bare record (no carrier to tell lines apart) only a
 // format=flowed soft break, a line ending in a space, counts.
 func (d *Decoder) wrapped(next string) bool {
-	if d.lastCols == 0 || d.lastCols > 80 || next == "" {
+	// A format=flowed soft break ends in a space whatever the line's
+	// length (a word longer than the width stays whole); other wraps
+	// leave lines of at most 80 columns.
+	if d.lastCols == 0 || d.lastCols > 80 && !d.lastSpace || next == "" {
 		return false
 	}
-	switch next[0] {
-	case '<', '[':
+	if next[0] == '<' || next[0] == '[' {
 		return false // "<SNIP>", "[...]": an editor's marks, not text
-	case '.', '-', '=', '#', '*':
-		// Mail and chat markers ("...", "-- ") unless a terminal cut the
-		// line at its width, wherever that fell.
-		if d.lastCols != 80 {
-			return false
-		}
+	}
+	if len(next) > 1 && next[0] == next[1] && strings.IndexByte("-.=#*_~", next[0]) >= 0 && d.lastCols != 80 {
+		// Mail and chat markers ("-- ", "...", "===") unless a terminal
+		// cut the line at its width, wherever that fell.
+		return false
 	}
 	w := strings.IndexByte(next, ' ')
 	if w < 0 {

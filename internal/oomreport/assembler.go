@@ -115,6 +115,11 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 			a.startHeadless(r)
 		}
 	}
+	if a.killed && opensReport(text, opens) && !isGroupKillLine(text, opens) {
+		// The kernel prints these before its kill line: a new OOM
+		// whose invoker line is not in the input.
+		out = a.flushTo(out)
+	}
 	if a.cur == nil {
 		if !opensReport(text, opens) {
 			if strings.HasPrefix(text, "oom_reaper: ") {
@@ -133,6 +138,14 @@ func (a *Assembler) Add(r kmsg.Record) []Report {
 		}
 	}
 	return out
+}
+
+func isGroupKillLine(text string, opens bool) bool {
+	if !opens || text == "" || text[0] != 'T' {
+		return false
+	}
+	_, ok := cgroupOfGroupKill(text)
+	return ok
 }
 
 // victim reports whether the open report has its victim, from a kill line
@@ -156,8 +169,7 @@ func opensReport(text string, opens bool) bool {
 		}
 		if opens {
 			_, _, ok := splitTaskIn(text)
-			_, group := cgroupOfGroupKill(text)
-			return ok || group
+			return ok || isGroupKillLine(text, opens)
 		}
 	case 'M':
 		return strings.HasPrefix(text, "Memory cgroup stats for ")
@@ -198,6 +210,9 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 	rep := a.cur
 	text := r.Text
 	if r.Carrier == kmsg.CarrierBare && strings.Contains(text, "SNIP") {
+		if a.killed {
+			return false // cut after the kill: lines of the log, not of the report
+		}
 		rep.Missing = appendOnce(rep.Missing, "lines cut from the log")
 		return true
 	}

@@ -38,7 +38,16 @@ func finish(r *Report) {
 				}
 			}
 		}
-		o := r.owner(v.Cgroup)
+		path := v.Cgroup
+		if path == "" {
+			// No line of the input named the victim's cgroup; the group
+			// it was killed with, or the memcg over its limit, holds it.
+			path = r.GroupKillCgroup
+			if path == "" && r.Kind == "cgroup" {
+				path = r.OOMMemcg
+			}
+		}
+		o := r.owner(path)
 		v.PodUID, v.ContainerID = o.PodUID, o.ContainerID
 	}
 	attr := r.TaskMemcg
@@ -50,6 +59,11 @@ func finish(r *Report) {
 		o = r.owner(r.TaskMemcg)
 	}
 	r.PodUID, r.ContainerID = o.PodUID, o.ContainerID
+	if attr == "" && r.TaskMemcg == "" && len(r.Victims) > 0 {
+		// The input names neither memcg (a paste from the kill line on):
+		// the victim's pod is the report's.
+		r.PodUID, r.ContainerID = r.Victims[0].PodUID, r.Victims[0].ContainerID
+	}
 	if r.Invoker.Comm == "" {
 		r.Missing = appendOnce(r.Missing, "invoker")
 	}

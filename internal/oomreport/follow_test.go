@@ -20,7 +20,7 @@ func TestFollowQuietFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	dec := kmsg.NewDecoder(f)
+	dec := kmsg.NewDecoder(f, time.UTC)
 	var recs []kmsg.Record
 	for {
 		r, err := dec.Next()

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"podwarden/internal/kmsg"
 )
@@ -27,7 +28,7 @@ func parseAll(t testing.TB, r io.Reader) []Report {
 
 func parseWithStrays(t testing.TB, r io.Reader) ([]Report, []Stray) {
 	t.Helper()
-	dec := kmsg.NewDecoder(r)
+	dec := kmsg.NewDecoder(r, time.UTC)
 	a := NewAssembler()
 	var out []Report
 	for {
