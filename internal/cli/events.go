@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,20 +26,49 @@ type eventsFlags struct {
 	// idle is how long a follower waits after a kill line before it emits
 	// the report, since group-kill and reaper lines may still come.
 	idle time.Duration
+	// now is the wall clock --since counts back from (tests set it).
+	now time.Time
 }
+
+// Exit codes of `podwarden events` (docs/events.md).
+const (
+	// eventsExitUnassembled: lines looked like OOM reports but went into
+	// none; the reports that could be assembled were printed.
+	eventsExitUnassembled = 2
+)
 
 func newEventsCmd(s Streams, pods *podSource) *cobra.Command {
 	f := &eventsFlags{idle: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "events [-]",
 		Short: "Show kernel OOM kills as structured, pod-attributed events",
-		Long: `Read the kernel log (/dev/kmsg, or a dmesg / dmesg -T / journalctl -k
-short-precise or json dump from a file or stdin) and print one event per OOM
-killer invocation: who asked for memory, which limit was hit, who was killed,
-which pod and container they belonged to, and a diagnosis.`,
+		Long: `Read the kernel log (/dev/kmsg, or a saved log from a file or stdin) and
+print one event per OOM killer invocation: who asked for memory, which limit
+was hit, who was killed, which pod and container they belonged to, and a
+diagnosis.
+
+A saved log may be anything the kernel's messages were carried in, mixed in
+one file: dmesg (also -T in any language, -r, -x, with printk caller ids),
+/var/log/kern.log or messages, journalctl (short, short-precise, short-iso,
+short-monotonic, json), saved /dev/kmsg records, or bare messages, indented,
+quoted with "> " or wrapped by a mail client or terminal. A report cut short
+still counts when it names its victim: a paste that starts at the task table
+or the kill line, or only the "oom-kill:" summary lines of dmesg | grep.
+
+-o json prints JSON Lines: one JSON object per report per line.
+
+What it could not use is said on stderr: lines that looked like part of an
+OOM report but went into none (with their line numbers and why), lines of
+1 MiB or more (skipped), reports seen twice (printed once), and
+"no OOM reports in FILE (N lines read)" when there were none.
+
+Exit status: 0 when the input was read (with or without reports), 1 on an
+error (bad flags, an unreadable file, a failed write), 2 when lines looked
+like OOM reports but could not be assembled (the rest are printed).`,
 		Example: `  podwarden events --kmsg --follow
   dmesg | podwarden events -
-  podwarden events --file node.log -o json`,
+  journalctl -k -b -1 | podwarden events - --since 2h
+  podwarden events --file /var/log/kern.log -o json | jq .victims`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -55,8 +83,8 @@ which pod and container they belonged to, and a diagnosis.`,
 	cmd.Flags().BoolVar(&f.kmsg, "kmsg", false, "read /dev/kmsg (the default when no file is given)")
 	cmd.Flags().StringVar(&f.file, "file", "", "read a saved kernel log (- for stdin)")
 	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep reading /dev/kmsg for new OOMs")
-	cmd.Flags().DurationVar(&f.since, "since", 0, "only OOMs newer than this (e.g. 1h)")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().DurationVar(&f.since, "since", 0, "only OOMs newer than this (e.g. 1h); logs with only time since boot cannot be filtered, which is said on stderr")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text, or json (JSON Lines: one object per report per line)")
 	cmd.Flags().StringVar(&f.kmsgPath, "kmsg-path", kmsg.DefaultPath, "path of the kmsg device")
 	f.pods = pods.register(cmd.Flags())
 	return cmd
@@ -75,71 +103,105 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 	if f.follow && f.file != "" {
 		return errors.New("--follow works with --kmsg only")
 	}
+	if f.since < 0 {
+		return fmt.Errorf("--since %v: want a positive duration", f.since)
+	}
+	if f.now.IsZero() {
+		f.now = time.Now()
+	}
+	errOut := s.ErrOut
+	if errOut == nil {
+		errOut = io.Discard
+	}
 	// Buffered: a write(2) per report was a tenth of a file's parse. A
 	// follower flushes each batch so events show up when they happen.
 	out := bufio.NewWriterSize(s.Out, 64<<10)
 	defer func() { err = errors.Join(err, flush(out)) }()
 	if f.file != "" {
-		var r io.Reader = s.In
-		if f.file != "-" {
-			fh, err := os.Open(f.file)
-			if err != nil {
-				return fmt.Errorf("opening kernel log: %w", err)
-			}
-			defer fh.Close()
-			r = fh
-		}
-		return pipeFile(ctx, kmsg.NewDecoder(r, nil), eventWriter(ctx, out, f, 0))
+		return eventsFromFile(ctx, s.In, errOut, out, f)
 	}
 	dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
 	if err != nil {
 		return err
 	}
 	defer dev.Close()
-	return followDevice(ctx, dev, f, eventWriter(ctx, out, f, readUptime()), out)
-}
-
-// eventWriter formats reports that pass --since into out. uptime is the
-// boot-relative now for /dev/kmsg, zero for files.
-func eventWriter(ctx context.Context, out io.Writer, f *eventsFlags, uptime time.Duration) reportWriter {
-	keep := func(r *oomreport.Report) bool {
-		if f.since <= 0 {
-			return true
+	w := newEventWriter(ctx, out, f, readUptime(), nil)
+	records := 0
+	next := func(ctx context.Context) (kmsg.Record, error) {
+		r, err := dev.Next(ctx)
+		if err == nil {
+			records++
 		}
-		if !r.Time.IsZero() {
-			return time.Since(r.Time) <= f.since
-		}
-		// Only kmsg gives a boot-relative clock we can compare with.
-		if uptime > 0 {
-			return uptime-time.Duration(r.Monotonic*float64(time.Second)) <= f.since
-		}
-		return true
+		return r, err
 	}
-	var buf []byte
-	podName := namer(ctx, f.pods.resolver())
-	return func(r *oomreport.Report) error {
-		if !keep(r) {
-			return nil
-		}
-		var err error
-		if buf, err = appendEvent(buf[:0], f.output, r, podName); err != nil {
+	if err := followDevice(ctx, next, f, w.write, out); err != nil {
+		return err
+	}
+	if !f.follow {
+		if err := flush(out); err != nil {
 			return err
 		}
-		if _, err := out.Write(buf); err != nil {
-			return fmt.Errorf("writing event: %w", err)
-		}
-		return nil
+		w.notes(errOut, f.kmsgPath, records, "record")
 	}
+	return nil
+}
+
+// eventsFromFile decodes a saved log on the file pipeline and says on
+// errOut what it could not use.
+func eventsFromFile(ctx context.Context, in io.Reader, errOut io.Writer, out *bufio.Writer, f *eventsFlags) error {
+	name := f.file
+	r := in
+	if f.file == "-" {
+		name = "stdin"
+	} else {
+		fh, err := os.Open(f.file)
+		if err != nil {
+			return fmt.Errorf("opening kernel log: %w", err)
+		}
+		defer fh.Close()
+		if st, err := fh.Stat(); err == nil && st.IsDir() {
+			return fmt.Errorf("reading kernel log %s: is a directory", f.file)
+		}
+		r = fh
+	}
+	dec := kmsg.NewDecoder(r, nil)
+	w := newEventWriter(ctx, out, f, 0, &oomreport.Dedup{})
+	res, err := pipeFile(ctx, dec, w.write)
+	if ferr := flush(out); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	st := dec.Stats()
+	for _, l := range st.LongLines {
+		fmt.Fprintf(errOut, "podwarden: %s line %d: skipped a line of %d bytes (lines of 1 MiB or more are not kernel messages)\n", name, l.Line, l.Bytes)
+	}
+	if n := st.Skipped - len(st.LongLines); n > 0 {
+		fmt.Fprintf(errOut, "podwarden: %s: skipped %d more such lines\n", name, n)
+	}
+	w.notes(errOut, name, st.Lines, "line")
+	if res.nStrays > 0 {
+		fmt.Fprintf(errOut, "podwarden: %s: %d %s looked like part of an OOM report but went into none:\n", name, res.nStrays, plural(res.nStrays, "line", "lines"))
+		for _, s := range res.strays {
+			fmt.Fprintf(errOut, "  line %d: %s\n      %s\n", s.Line, s.Why, s.Text)
+		}
+		if n := res.nStrays - len(res.strays); n > 0 {
+			fmt.Fprintf(errOut, "  and %d more\n", n)
+		}
+		return &ExitError{Code: eventsExitUnassembled}
+	}
+	return nil
 }
 
 // followDevice reads /dev/kmsg record by record; with --follow a report
 // is written once no record came for f.idle after its kill line.
-func followDevice(ctx context.Context, dev *kmsg.Device, f *eventsFlags, write reportWriter, out *bufio.Writer) error {
+func followDevice(ctx context.Context, next func(context.Context) (kmsg.Record, error), f *eventsFlags, write reportWriter, out *bufio.Writer) error {
 	idle := time.Duration(0)
 	if f.follow {
 		idle = f.idle
 	}
-	return oomreport.Follow(ctx, dev.Next, idle, func(reps []oomreport.Report) error {
+	return oomreport.Follow(ctx, next, idle, func(reps []oomreport.Report) error {
 		for i := range reps {
 			if err := write(&reps[i]); err != nil {
 				return err
@@ -168,44 +230,9 @@ func flush(w *bufio.Writer) error {
 	return nil
 }
 
-// appendEvent appends one event in format: a JSON line, or a paragraph
-// naming pods with podName.
-func appendEvent(b []byte, format string, r *oomreport.Report, podName func(uid string) string) ([]byte, error) {
-	if format == "json" {
-		b, err := r.AppendJSON(b)
-		if err != nil {
-			return b, fmt.Errorf("encoding event: %w", err)
-		}
-		return append(b, '\n'), nil
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
 	}
-	var sb strings.Builder
-	when := fmt.Sprintf("[%.6f]", r.Monotonic)
-	if !r.Time.IsZero() {
-		when = r.Time.Format(time.RFC3339)
-	}
-	fmt.Fprintf(&sb, "%s %s OOM", when, r.Kind)
-	if r.Invoker.Comm != "" {
-		fmt.Fprintf(&sb, " invoked by %s (pid %d, adj %d, %s order %d)", r.Invoker.Comm, r.Invoker.PID, r.Invoker.OOMScoreAdj, r.Invoker.GFPMask, r.Invoker.Order)
-	}
-	if r.Kind == "cgroup" {
-		fmt.Fprintf(&sb, " in %s", r.OOMMemcg)
-	}
-	if r.PodUID != "" {
-		fmt.Fprintf(&sb, " (pod %s container %.12s)", podName(r.PodUID), r.ContainerID)
-	}
-	sb.WriteString(".")
-	for _, v := range r.Victims {
-		fmt.Fprintf(&sb, " Killed %s (pid %d, anon %d kB, adj %d", v.Comm, v.PID, v.AnonRSSKB, v.OOMScoreAdj)
-		if v.PodUID != "" {
-			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID))
-		} else if v.Cgroup != "" {
-			fmt.Fprintf(&sb, ", %s", v.Cgroup)
-		}
-		sb.WriteString(").")
-	}
-	fmt.Fprintf(&sb, " Diagnosis: %s.", r.Diagnosis.Summary)
-	if r.Incomplete {
-		fmt.Fprintf(&sb, " Incomplete: missing %s.", strings.Join(r.Missing, ", "))
-	}
-	return append(append(b, sb.String()...), "\n\n"...), nil
+	return many
 }

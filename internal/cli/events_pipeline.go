@@ -22,13 +22,19 @@ const pipelineDepth = 4
 // reportWriter formats and writes one report; it is the last stage.
 type reportWriter func(r *oomreport.Report) error
 
+// fileResult is what the assembling stage found that is not a report.
+type fileResult struct {
+	strays  []oomreport.Stray
+	nStrays int
+}
+
 // pipeFile turns a saved kernel log into events in three stages, each on
 // its own goroutine: decode, assemble, format and write. Each is about a
 // third of the work on a report-dense log, so on two cores a file parses
 // about twice as fast as in one loop; bounded channels of batches keep
 // memory flat in the input size. A read error ends the input: the open
 // report is still written, then the error is returned.
-func pipeFile(ctx context.Context, dec *kmsg.Decoder, write reportWriter) error {
+func pipeFile(ctx context.Context, dec *kmsg.Decoder, write reportWriter) (fileResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	recs := make(chan []kmsg.Record, pipelineDepth)
@@ -38,6 +44,7 @@ func pipeFile(ctx context.Context, dec *kmsg.Decoder, write reportWriter) error 
 	reps := make(chan []oomreport.Report, pipelineDepth)
 	freeReps := make(chan []oomreport.Report, pipelineDepth+2)
 	var readErr error
+	var res fileResult
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -48,7 +55,7 @@ func pipeFile(ctx context.Context, dec *kmsg.Decoder, write reportWriter) error 
 	go func() {
 		defer wg.Done()
 		defer close(reps)
-		assembleBatches(ctx, recs, free, reps, freeReps)
+		res = assembleBatches(ctx, recs, free, reps, freeReps)
 	}()
 	var werr error
 	for batch := range reps {
@@ -69,12 +76,12 @@ func pipeFile(ctx context.Context, dec *kmsg.Decoder, write reportWriter) error 
 	}
 	wg.Wait()
 	if werr != nil {
-		return werr
+		return res, werr
 	}
 	if readErr != nil {
-		return fmt.Errorf("reading kernel log: %w", readErr)
+		return res, fmt.Errorf("reading kernel log: %w", readErr)
 	}
-	return nil
+	return res, nil
 }
 
 // decodeBatches sends the records of dec in batches until the input ends
@@ -114,9 +121,10 @@ func decodeBatches(ctx context.Context, dec *kmsg.Decoder, free <-chan []kmsg.Re
 
 // assembleBatches turns record batches into report batches, recycling
 // each record batch once it is read and report batches the writer is done
-// with, and flushes the open report when the records end.
+// with, and flushes the open report when the records end. It returns the
+// strays.
 func assembleBatches(ctx context.Context, in <-chan []kmsg.Record, free chan<- []kmsg.Record,
-	out chan<- []oomreport.Report, freeReps <-chan []oomreport.Report) {
+	out chan<- []oomreport.Report, freeReps <-chan []oomreport.Report) fileResult {
 	a := oomreport.NewAssembler()
 	send := func(reps []oomreport.Report) bool {
 		if len(reps) == 0 {
@@ -146,8 +154,14 @@ func assembleBatches(ctx context.Context, in <-chan []kmsg.Record, free chan<- [
 			// Drain so the decoder is not left blocked on a send.
 			for range in {
 			}
-			return
+			return strays(a)
 		}
 	}
 	send(a.Flush())
+	return strays(a)
+}
+
+func strays(a *oomreport.Assembler) fileResult {
+	s, n := a.Strays()
+	return fileResult{strays: s, nStrays: n}
 }

@@ -51,7 +51,7 @@ func encodeAll(t *testing.T, reps []oomreport.Report) []string {
 func collect(t *testing.T, r io.Reader) ([]string, error) {
 	t.Helper()
 	var reps []oomreport.Report
-	err := pipeFile(context.Background(), kmsg.NewDecoder(r, time.UTC), func(r *oomreport.Report) error {
+	_, err := pipeFile(context.Background(), kmsg.NewDecoder(r, time.UTC), func(r *oomreport.Report) error {
 		reps = append(reps, *r)
 		return nil
 	})
@@ -110,13 +110,14 @@ func TestPipeFileWriteErrorStops(t *testing.T) {
 	in := bigLog(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(in), time.UTC),
+		_, err := pipeFile(context.Background(), kmsg.NewDecoder(strings.NewReader(in), time.UTC),
 			func(*oomreport.Report) error {
 				if n++; n == 3 {
 					return boom
 				}
 				return nil
 			})
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -165,12 +166,13 @@ func TestPipeFileCancelStops(t *testing.T) {
 	n := 0
 	src := &endless{log: bigLog(t)}
 	go func() {
-		done <- pipeFile(ctx, kmsg.NewDecoder(src, time.UTC), func(*oomreport.Report) error {
+		_, err := pipeFile(ctx, kmsg.NewDecoder(src, time.UTC), func(*oomreport.Report) error {
 			if n++; n == 100 {
 				cancel()
 			}
 			return nil
 		})
+		done <- err
 	}()
 	select {
 	case err := <-done:

@@ -105,7 +105,7 @@ func TestEventsPodNames(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(pods, "ml_train-7_6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for dir, want := range map[string]string{pods: "(pod ml/train-7 container 4a1b2c3d4e5f). Killed stress (pid 4242, anon 101376 kB, adj 998, pod ml/train-7)", "": "pod 6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c container"} {
+	for dir, want := range map[string]string{pods: "(pod ml/train-7 container 4a1b2c3d4e5f). Killed stress (pid 4242, anon 99.0 MiB, adj 998, pod ml/train-7)", "": "pod 6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c container"} {
 		out, errOut, code := runForTest(t, "events", "--file", file, "--pod-log-dir", dir)
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("--pod-log-dir %q: code %d, stderr %q, want %q in:\n%s", dir, code, errOut, want, out)

@@ -549,3 +549,24 @@ func atoiDigits(s string) int {
 	}
 	return n
 }
+
+// YearlessTime reads a syslog Stamp without a year ("Mar  3 04:12:09")
+// as the latest such time in loc that is not after now (plus a day of
+// slack for clocks and time zones): a guess, which callers must say they
+// made. It fails for other stamps (a dmesg -T stamp in another locale).
+func YearlessTime(stamp string, now time.Time, loc *time.Location) (time.Time, bool) {
+	if _, _, rest, ok := cutBSDTime(stamp, 0, nil); !ok || rest != "" {
+		return time.Time{}, false
+	}
+	now = now.In(loc)
+	for y := now.Year(); y >= now.Year()-1; y-- {
+		t, err := time.ParseInLocation("Jan _2 15:04:05.999999999 2006", stamp+" "+strconv.Itoa(y), loc)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if !t.After(now.Add(24 * time.Hour)) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}

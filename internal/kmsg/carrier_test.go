@@ -446,3 +446,26 @@ func FuzzDecoder(f *testing.F) {
 		t.Fatal("decoder did not end")
 	})
 }
+
+func TestYearlessTime(t *testing.T) {
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		stamp string
+		want  time.Time
+		ok    bool
+	}{
+		"this year":         {"Jan  2 09:00:00", time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC), true},
+		"last year":         {"Dec 31 23:59:59", time.Date(2025, 12, 31, 23, 59, 59, 0, time.UTC), true},
+		"fraction":          {"Jan  1 00:00:00.5", time.Date(2026, 1, 1, 0, 0, 0, 5e8, time.UTC), true},
+		"within a day":      {"Jan  3 09:00:00", time.Date(2026, 1, 3, 9, 0, 0, 0, time.UTC), true},
+		"dmesg -T locale":   {"Mo Mär  3 04:12:09 2025", time.Time{}, false},
+		"trailing text":     {"Jan  2 09:00:00 host", time.Time{}, false},
+		"not a date at all": {"", time.Time{}, false},
+	}
+	for name, tc := range tests {
+		got, ok := YearlessTime(tc.stamp, now, time.UTC)
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("%s: YearlessTime(%q) = %v, %v; want %v, %v", name, tc.stamp, got, ok, tc.want, tc.ok)
+		}
+	}
+}
