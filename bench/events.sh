@@ -6,20 +6,29 @@
 #   cadvisor the OOM parser kubelet uses (bench/events, its own Go module).
 # Each is run RUNS times (default 3); the median wall time is reported, and
 # podwarden's throughput as a ratio of each anchor's.
+# CARRIER=syslog wraps every line as /var/log/kern.log does ("Mar  3
+# 04:12:09 node-a kernel: [ts] ..."), with another program's line among the
+# unrelated ones; cadvisor reads only dmesg records, so it is left out then.
+# BIN=path times another podwarden binary (an older build) on the same logs.
 # Usage: bench/events.sh [MB...]   (default: 50 200)
 set -eu
 cd "$(dirname "$0")/.."
 out=${TMPDIR:-/tmp}/podwarden-bench
 runs=${RUNS:-3}
+carrier=${CARRIER:-dmesg}
 mkdir -p "$out" bin
-if go build -o bin/podwarden ./cmd/podwarden 2>/dev/null && ./bin/podwarden events --help >/dev/null 2>&1; then
+if [ -n "${BIN:-}" ]; then
+	bin=$BIN
+elif go build -o bin/podwarden ./cmd/podwarden 2>/dev/null && ./bin/podwarden events --help >/dev/null 2>&1; then
 	bin=./bin/podwarden
 else
 	echo "events command not registered yet: run the Go benchmark instead" >&2
 	exec go test ./internal/oomreport -run XXX -bench . -benchmem
 fi
 cadvisor=
-if (cd bench/events && go build -o ../../bin/events-cadvisor .) 2>"$out/cadvisor-build.txt"; then
+if [ "$carrier" != dmesg ]; then
+	echo "CARRIER=$carrier: cadvisor reads only dmesg records; running without it" >&2
+elif (cd bench/events && go build -o ../../bin/events-cadvisor .) 2>"$out/cadvisor-build.txt"; then
 	cadvisor=./bin/events-cadvisor
 else
 	echo "cadvisor anchor did not build (see $out/cadvisor-build.txt); running without it" >&2
@@ -48,26 +57,33 @@ measure() {
 mbps() { awk -v b="$bytes" -v s="$1" 'BEGIN {printf "%.1f", b/1048576/s}'; }
 
 for mb in ${@:-50 200}; do
-	log=$out/kern-$mb.log
+	log=$out/kern-$carrier-$mb.log
 	if [ ! -s "$log" ]; then
-		python3 - "$mb" "$log" <<'PY'
-import re, sys, glob
-mb, path = int(sys.argv[1]), sys.argv[2]
+		python3 - "$mb" "$log" "$carrier" <<'PY'
+import re, sys, glob, os
+mb, path, carrier = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 src = []
+# The real and hand-made reports of the first benchmark (seed, host,
+# synth), not the carrier fixtures, so figures stay comparable.
 for f in sorted(glob.glob("internal/oomreport/testdata/*.log")):
-    src += [l for l in open(f) if l.startswith("[")]
+    if os.path.basename(f).startswith(("seed-", "host-", "synth-")):
+        src += [l for l in open(f) if l.startswith("[")]
 noise = "eth0: link up, 1000Mbps, full-duplex\n"
+other = "Mar  3 04:12:09 node-a systemd[1]: Started Session 3 of User ubuntu.\n"
 ts = re.compile(r"^\[\s*\d+\.\d+\]")
+pre = "Mar  3 04:12:09 node-a kernel: " if carrier == "syslog" else ""
 t, size = 0.0, 0
 with open(path, "w") as w:
     while size < mb << 20:
         for l in src:
             t += 0.000010
-            s = ts.sub("[%12.6f]" % t, l, count=1)
+            s = pre + ts.sub("[%12.6f]" % t, l, count=1)
             w.write(s); size += len(s)
-        for _ in range(200):
+        for i in range(200):
             t += 0.001
-            s = "[%12.6f] %s" % (t, noise)
+            s = pre + "[%12.6f] %s" % (t, noise)
+            if pre and i % 50 == 0:
+                s = other
             w.write(s); size += len(s)
 PY
 	fi

@@ -90,136 +90,143 @@ func stripPaste(l string) (string, int) {
 	}
 }
 
-// decodeLine takes one line apart; year is the year syslog dates without
-// one belong to (0: unknown), and c caches the last wall-clock stamp.
-func decodeLine(l string, year int, c *stampCache) decodedLine {
+// decodeLine takes line l apart into d; year is the year syslog dates
+// without one belong to (0: unknown), and c caches the last wall-clock
+// stamp. It fills d in place: a Record is large, and this runs for every
+// line of the input.
+func decodeLine(d *decodedLine, l string, year int, c *stampCache) {
+	*d = decodedLine{}
 	if len(l) > 0 && l[0] != ' ' && l[0] != '\t' && l[0] != '>' {
-		return decodeCarrier(l, 0, year, c)
+		decodeCarrier(d, l, year, c)
+		return
 	}
 	r, indent := stripPaste(l)
 	if r == "" {
-		return decodedLine{kind: lineBlank}
+		d.kind = lineBlank
+		return
 	}
-	return decodeCarrier(r, indent, year, c)
+	d.indent = indent
+	decodeCarrier(d, r, year, c)
 }
 
-func decodeCarrier(r string, indent, year int, c *stampCache) decodedLine {
-	d := decodedLine{indent: indent}
-	if r[0] == '<' {
+func decodeCarrier(d *decodedLine, r string, year int, c *stampCache) {
+	rec := &d.rec
+	switch {
+	case r[0] == '[':
+		if cutBrackets(rec, r, c) {
+			d.kind = lineRecord
+			cutShortMonotonicHost(rec)
+			return
+		}
+	case r[0] == '<':
 		// "<4>": dmesg -r, /proc/kmsg and syslog on the wire.
 		if n := countDigitsAt(r, 1); n > 0 && n < 4 && len(r) > n+2 && r[n+1] == '>' {
 			pf := atoiDigits(r[1 : n+1])
-			d = decodeCarrier(r[n+2:], indent, year, c)
+			decodeCarrier(d, r[n+2:], year, c)
 			switch {
 			case d.kind == lineBare:
-				d.kind, d.rec.Carrier = lineRecord, CarrierDmesg
-			case d.kind != lineRecord || d.rec.Carrier == CarrierKmsg:
-				return d
+				d.kind, rec.Carrier = lineRecord, CarrierDmesg
+			case d.kind != lineRecord || rec.Carrier == CarrierKmsg:
+				return
 			}
-			d.rec.Priority, d.rec.Facility = pf&7, pf>>3
-			return d
-		}
-	}
-	switch {
-	case r[0] == '[':
-		if rec, ok := cutBrackets(r, c); ok {
-			d.kind, d.rec = lineRecord, rec
-			cutShortMonotonicHost(&d.rec)
-			return d
+			rec.Priority, rec.Facility = pf&7, pf>>3
+			return
 		}
 	case r[0] == '{':
-		if rec, kernel, ok := parseJSON(r); ok {
-			d.rec = rec
+		if j, kernel, ok := parseJSON(r); ok {
+			*rec = j
 			d.kind = lineNonKernel
 			if kernel {
 				d.kind = lineRecord
 			}
-			return d
+			return
 		}
 	case r[0] == '-':
 		if strings.HasPrefix(r, "-- ") && strings.HasSuffix(r, " --") {
 			d.kind = lineSkip
-			return d
+			return
 		}
 	case isDigit(r[0]):
-		if rec, ok := cutKmsgHeader(r); ok {
-			d.kind, d.rec, d.escaped = lineRecord, rec, true
-			return d
+		if cutKmsgHeader(rec, r) {
+			d.kind, d.escaped = lineRecord, true
+			return
 		}
 		if t, rest, ok := cutISOTime(r); ok {
-			return syslogLine(d, r, Record{Time: t}, rest)
+			*rec = Record{Time: t}
+			syslogLine(d, r, rest)
+			return
 		}
 	case isUpper(r[0]):
 		if t, stamp, rest, ok := cutBSDTime(r, year, c); ok {
-			return syslogLine(d, r, Record{Time: t, Stamp: stamp}, rest)
+			*rec = Record{Time: t, Stamp: stamp}
+			syslogLine(d, r, rest)
+			return
 		}
 	case r[0] >= 'a' && r[0] <= 'z':
 		if rest, ok := cutFacilityLevel(r); ok && rest != "" {
-			if rest[0] == '[' {
-				if rec, ok := cutBrackets(rest, c); ok {
-					d.kind, d.rec = lineRecord, rec
-					return d
-				}
+			d.kind = lineRecord
+			if rest[0] == '[' && cutBrackets(rec, rest, c) {
+				return
 			}
-			d.kind, d.rec = lineRecord, Record{Carrier: CarrierDmesg, Text: rest}
-			return d
+			*rec = Record{Carrier: CarrierDmesg, Text: rest}
+			return
 		}
 	}
-	d.kind, d.rec = lineBare, Record{Carrier: CarrierBare, Text: r}
-	return d
+	d.kind, *rec = lineBare, Record{Carrier: CarrierBare, Text: r}
 }
 
-// syslogLine finishes line r, whose date was cut off leaving rest: the
-// host, facility and tag, then the kernel's own "[ts]" and caller id if
-// printed.
-func syslogLine(d decodedLine, r string, rec Record, rest string) decodedLine {
+// syslogLine finishes line r into d, whose date (in d.rec) was cut off
+// leaving rest: the host, facility and tag, then the kernel's own "[ts]"
+// and caller id if printed.
+func syslogLine(d *decodedLine, r, rest string) {
 	text, kernel, ok := cutSyslogTag(rest)
+	rec := &d.rec
 	if !ok {
-		d.kind, d.rec = lineBare, Record{Carrier: CarrierBare, Text: r}
-		return d
+		d.kind, *rec = lineBare, Record{Carrier: CarrierBare, Text: r}
+		return
 	}
 	rec.Carrier = CarrierSyslog
 	if !kernel {
-		d.kind, d.rec = lineNonKernel, rec
-		return d
-	}
-	if len(text) > 0 && text[0] == '[' {
-		if m, ok := cutBrackets(text, nil); ok {
-			rec.Monotonic, rec.Caller, text = m.Monotonic, m.Caller, m.Text
-		}
+		d.kind = lineNonKernel
+		return
 	}
 	rec.Text = text
-	d.kind, d.rec = lineRecord, rec
-	return d
+	if len(text) > 0 && text[0] == '[' {
+		var m Record
+		if cutBrackets(&m, text, nil) {
+			rec.Monotonic, rec.Caller, rec.Text = m.Monotonic, m.Caller, m.Text
+		}
+	}
+	d.kind = lineRecord
 }
 
-// cutBrackets parses the brackets dmesg puts before a message: a
+// cutBrackets parses into rec the brackets dmesg puts before a message: a
 // seconds.micro time since boot, a printk caller id, a dmesg -T time (in
-// any locale, opaque when it is not English), a dmesg -d delta. It fails
-// for brackets that are message text ("[  pid  ]", a task row "[ 1234]",
-// "[<ffffffff8171>]", "[ cut here ]"). c may be nil when no wall-clock
-// stamp is allowed.
-func cutBrackets(l string, c *stampCache) (Record, bool) {
+// any locale, opaque when it is not English), a dmesg -d delta. It fails,
+// leaving rec as it was, for brackets that are message text ("[  pid  ]",
+// a task row "[ 1234]", "[<ffffffff8171>]", "[ cut here ]"). c may be nil
+// when no wall-clock stamp is allowed.
+func cutBrackets(rec *Record, l string, c *stampCache) bool {
 	end := strings.IndexByte(l, ']')
 	if end < 2 || end > 64 {
-		return Record{}, false
+		return false
 	}
 	in := l[1:end]
-	var rec Record
+	var mono time.Duration
 	switch {
-	case parseSeconds(&rec, in):
-		rec.Carrier = CarrierDmesg
+	case parseSeconds(&mono, in):
+		*rec = Record{Carrier: CarrierDmesg, Monotonic: mono}
 	case isCallerID(in):
-		rec.Carrier, rec.Caller = CarrierDmesg, strings.TrimLeft(in, " ")
+		*rec = Record{Carrier: CarrierDmesg, Caller: strings.TrimLeft(in, " ")}
 	case c != nil && hasClock(in):
-		rec.Carrier = CarrierDmesgTime
+		*rec = Record{Carrier: CarrierDmesgTime}
 		if t, ok := c.parse("Mon Jan _2 15:04:05 2006", in, ""); ok {
 			rec.Time = t
 		} else {
 			rec.Stamp = in
 		}
 	default:
-		return Record{}, false
+		return false
 	}
 	text := l[end+1:]
 	if rec.Caller == "" {
@@ -232,8 +239,11 @@ func cutBrackets(l string, c *stampCache) (Record, bool) {
 			}
 		}
 	}
-	rec.Text = strings.TrimPrefix(text, " ")
-	return rec, true
+	if len(text) > 0 && text[0] == ' ' {
+		text = text[1:]
+	}
+	rec.Text = text
+	return true
 }
 
 // cutShortMonotonicHost removes "host kernel: " after the time of
@@ -250,17 +260,21 @@ func cutShortMonotonicHost(rec *Record) {
 }
 
 // parseSeconds reads "  123.456789" (any number of fraction digits, as
-// dmesg and journalctl print it) and "  +0.000123" (dmesg -d's delta,
-// which gives no time).
-func parseSeconds(rec *Record, s string) bool {
-	s = strings.TrimLeft(s, " ")
+// dmesg and journalctl print it) into mono, and accepts "  +0.000123"
+// (dmesg -d's delta, which gives no time).
+func parseSeconds(mono *time.Duration, s string) bool {
+	for len(s) > 0 && s[0] == ' ' {
+		s = s[1:]
+	}
 	delta := false
-	if strings.HasPrefix(s, "+") {
+	if len(s) > 0 && s[0] == '+' {
 		s, delta = s[1:], true
 	}
 	// dmesg -d prints the delta after the time: "[  12.000000 <  0.000123>]".
-	if i := strings.Index(s, " <"); i > 0 && strings.HasSuffix(s, ">") {
-		s = s[:i]
+	if len(s) > 0 && s[len(s)-1] == '>' {
+		if i := strings.Index(s, " <"); i > 0 {
+			s = s[:i]
+		}
 	}
 	dot := strings.IndexByte(s, '.')
 	if dot <= 0 || dot == len(s)-1 || dot > 12 || len(s)-dot-1 > 9 {
@@ -282,7 +296,7 @@ func parseSeconds(rec *Record, s string) bool {
 		frac += int64(s[i]-'0') * scale
 	}
 	if !delta {
-		rec.Monotonic = time.Duration(sec)*time.Second + time.Duration(frac)
+		*mono = time.Duration(sec)*time.Second + time.Duration(frac)
 	}
 	return true
 }
@@ -312,11 +326,12 @@ func hasClock(s string) bool {
 }
 
 // cutKmsgHeader parses a saved /dev/kmsg record's header
-// "prio,seq,usec,flags[,caller=T1,...];" without allocating.
-func cutKmsgHeader(l string) (Record, bool) {
+// "prio,seq,usec,flags[,caller=T1,...];" into rec without allocating; rec
+// is left as it was when l has none.
+func cutKmsgHeader(rec *Record, l string) bool {
 	semi := strings.IndexByte(l, ';')
 	if semi < 0 || semi > 128 {
-		return Record{}, false
+		return false
 	}
 	hdr := l[:semi]
 	var f [4]string
@@ -330,16 +345,16 @@ func cutKmsgHeader(l string) (Record, bool) {
 		n++
 	}
 	if n < 2 {
-		return Record{}, false
+		return false
 	}
 	f[n] = hdr
 	for _, x := range f[:3] {
 		if x == "" || countDigitsAt(x, 0) != len(x) || len(x) > 19 {
-			return Record{}, false
+			return false
 		}
 	}
 	pf := atoiDigits(f[0])
-	rec := Record{Carrier: CarrierKmsg, Priority: pf & 7, Facility: pf >> 3, Seq: uint64(atoiDigits(f[1])),
+	*rec = Record{Carrier: CarrierKmsg, Priority: pf & 7, Facility: pf >> 3, Seq: uint64(atoiDigits(f[1])),
 		Monotonic: time.Duration(atoiDigits(f[2])) * time.Microsecond, Text: l[semi+1:]}
 	if n == 3 {
 		flags, rest, _ := strings.Cut(f[3], ",")
@@ -352,7 +367,7 @@ func cutKmsgHeader(l string) (Record, bool) {
 			}
 		}
 	}
-	return rec, true
+	return true
 }
 
 // cutISOTime parses an RFC 3339 / ISO 8601 time at the start of l

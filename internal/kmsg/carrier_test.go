@@ -106,7 +106,8 @@ func TestDecodeLine(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			var c stampCache
-			got := decodeLine(tc.line, tc.year, &c)
+			var got decodedLine
+			decodeLine(&got, tc.line, tc.year, &c)
 			if got.kind != tc.kind || got.indent != tc.indent {
 				t.Fatalf("kind %d indent %d, want %d %d (%+v)", got.kind, got.indent, tc.kind, tc.indent, got.rec)
 			}
@@ -268,7 +269,8 @@ func FuzzDecodeLine(f *testing.F) {
 			return
 		}
 		var c stampCache
-		d := decodeLine(l, year%3000, &c)
+		var d decodedLine
+		decodeLine(&d, l, year%3000, &c)
 		switch d.kind {
 		case lineRecord, lineBare:
 			if d.rec.Carrier != CarrierJournalJSON && !strings.Contains(l, d.rec.Text) {
@@ -324,7 +326,8 @@ func FuzzDmesgRoundTrip(f *testing.F) {
 			return
 		}
 		var c stampCache
-		d := decodeLine(line, 0, &c)
+		var d decodedLine
+		decodeLine(&d, line, 0, &c)
 		if d.kind != lineRecord || d.rec.Monotonic != mono || d.rec.Text != text || d.rec.Caller != wantCaller {
 			t.Fatalf("%q: %+v, want mono %v caller %q text %q", line, d.rec, mono, wantCaller, text)
 		}

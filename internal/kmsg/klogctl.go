@@ -198,7 +198,8 @@ func (s *Syslog) advance(recs []Record) {
 // text decoder's dmesg -r carrier does. Lines without a stamp are not
 // returned.
 func parseSyslogLine(l string) (Record, bool) {
-	d := decodeLine(l, 0, nil)
+	var d decodedLine
+	decodeLine(&d, l, 0, nil)
 	if d.kind != lineRecord || d.rec.Carrier != CarrierDmesg || !hasStamp(l) {
 		return Record{}, false
 	}
@@ -218,6 +219,6 @@ func hasStamp(l string) bool {
 		return false
 	}
 	s := strings.TrimLeft(l[1:end], " ")
-	var rec Record
-	return s != "" && isDigit(s[0]) && parseSeconds(&rec, s)
+	var mono time.Duration
+	return s != "" && isDigit(s[0]) && parseSeconds(&mono, s)
 }

@@ -46,8 +46,8 @@ var ErrMalformed = errors.New("malformed kmsg record")
 func ParseRecord(b []byte) (Record, error) {
 	s := strings.TrimSuffix(string(b), "\n")
 	first, dict, _ := strings.Cut(s, "\n")
-	r, ok := cutKmsgHeader(first)
-	if !ok {
+	var r Record
+	if !cutKmsgHeader(&r, first) {
 		hdr, _, found := strings.Cut(first, ";")
 		if !found {
 			return Record{}, fmt.Errorf("%w: no ';'", ErrMalformed)

@@ -48,10 +48,10 @@ type Decoder struct {
 	// continuation line, "" or " " for a wrap.
 	parts, seps []string
 	size        int
-	// lastCols and lastSpace describe the last physical line of the held
-	// record, to tell whether the next line was wrapped off it.
-	lastCols  int
-	lastSpace bool
+	// last is the last physical line of the held record, to tell
+	// whether the next line was wrapped off it.
+	last string
+	dl   decodedLine // the line being decoded
 	// broken is set by a blank line: what follows starts a new record.
 	broken bool
 
@@ -109,7 +109,8 @@ func (d *Decoder) Next() (Record, error) {
 			return Record{}, io.EOF
 		}
 		l = normalizeSpaces(l)
-		dl := decodeLine(l, d.year, &d.cache)
+		dl := &d.dl
+		decodeLine(dl, l, d.year, &d.cache)
 		switch dl.kind {
 		case lineBlank:
 			d.broken = true
@@ -140,7 +141,7 @@ func (d *Decoder) Next() (Record, error) {
 // continues adds a carrier-less line to the held record when it continues
 // it, and reports whether it did (a line continuing a dropped one is
 // dropped).
-func (d *Decoder) continues(dl decodedLine, l string) bool {
+func (d *Decoder) continues(dl *decodedLine, l string) bool {
 	if !d.hasHeld && !d.dropped {
 		return false
 	}
@@ -149,16 +150,17 @@ func (d *Decoder) continues(dl decodedLine, l string) bool {
 	}
 	text := dl.rec.Text
 	sep := "\n"
+	cols, space := columns(d.last), strings.HasSuffix(d.last, " ")
 	switch {
 	case dl.indent > d.indent && d.escaped && isDictLine(text):
 		return true // /dev/kmsg metadata, not text
-	case dl.indent > d.indent && dl.indent <= 2 && d.lastCols == 80 && d.held.Carrier != CarrierBare:
+	case dl.indent > d.indent && dl.indent <= 2 && cols == 80 && d.held.Carrier != CarrierBare:
 		// A terminal cut the line just before a space.
 		sep = "  "[:dl.indent]
 	case dl.indent > d.indent:
-	case d.wrapped(text):
+	case d.wrapped(text, cols, space):
 		sep = " "
-		if d.lastSpace || d.lastCols == 80 {
+		if space || cols == 80 {
 			// A flowed soft break keeps its space; a terminal cuts at
 			// its width, inside a word.
 			sep = ""
@@ -166,7 +168,7 @@ func (d *Decoder) continues(dl decodedLine, l string) bool {
 	default:
 		return false
 	}
-	d.lastCols, d.lastSpace = columns(l), strings.HasSuffix(l, " ")
+	d.last = l
 	if d.dropped {
 		return true
 	}
@@ -182,21 +184,22 @@ func (d *Decoder) continues(dl decodedLine, l string) bool {
 
 // wrapped reports whether next, a carrier-less line that is not indented
 // deeper than the held record, looks like the rest of the record's last
-// line cut by a mail client or terminal: that line was at most 80
-// columns and next's first word would not have fitted on it within 72.
-// Under a bare record (no carrier to tell lines apart) only a
-// format=flowed soft break, a line ending in a space, counts.
-func (d *Decoder) wrapped(next string) bool {
+// line (cols wide, ending in a space or not) cut by a mail client or
+// terminal: that line was at most 80 columns and next's first word would
+// not have fitted on it within 72. Under a bare record (no carrier to
+// tell lines apart) only a format=flowed soft break, a line ending in a
+// space, counts.
+func (d *Decoder) wrapped(next string, cols int, space bool) bool {
 	// A format=flowed soft break ends in a space whatever the line's
 	// length (a word longer than the width stays whole); other wraps
 	// leave lines of at most 80 columns.
-	if d.lastCols == 0 || d.lastCols > 80 && !d.lastSpace || next == "" {
+	if cols == 0 || cols > 80 && !space || next == "" {
 		return false
 	}
 	if next[0] == '<' || next[0] == '[' {
 		return false // "<SNIP>", "[...]": an editor's marks, not text
 	}
-	if len(next) > 1 && next[0] == next[1] && strings.IndexByte("-.=#*_~", next[0]) >= 0 && d.lastCols != 80 {
+	if len(next) > 1 && next[0] == next[1] && strings.IndexByte("-.=#*_~", next[0]) >= 0 && cols != 80 {
 		// Mail and chat markers ("-- ", "...", "===") unless a terminal
 		// cut the line at its width, wherever that fell.
 		return false
@@ -207,9 +210,9 @@ func (d *Decoder) wrapped(next string) bool {
 	}
 	w = columns(next[:w])
 	if d.held.Carrier == CarrierBare {
-		return d.lastSpace && d.lastCols+w > 66
+		return space && cols+w > 66
 	}
-	return d.lastCols+1+w > 72 || d.lastSpace && d.lastCols+w > 66
+	return cols+1+w > 72 || space && cols+w > 66
 }
 
 // isDictLine matches a /dev/kmsg dictionary line ("SUBSYSTEM=usb").
@@ -228,8 +231,8 @@ func isDictLine(s string) bool {
 
 // hold starts holding the record on line n (or, for another program's
 // line, the place of one whose continuation lines are dropped).
-func (d *Decoder) hold(dl decodedLine, n int, l string) {
-	d.indent, d.lastCols, d.lastSpace, d.broken = dl.indent, columns(l), strings.HasSuffix(l, " "), false
+func (d *Decoder) hold(dl *decodedLine, n int, l string) {
+	d.indent, d.last, d.broken = dl.indent, l, false
 	if dl.kind == lineNonKernel {
 		d.dropped = true
 		return

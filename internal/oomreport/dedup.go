@@ -12,7 +12,7 @@ const dedupWindow = 4096
 // comm, uid, cgroup and sizes. The copies may differ in carrier and time
 // base (the journal prints wall-clock time, dmesg time since boot), so
 // times only tell two kills apart when both copies have a time since
-// boot and they differ.
+// boot and it differs: a copy of a kernel message has the same one.
 type Dedup struct {
 	seen  map[killKey]firstSeen
 	order []killKey // ring of the keys in seen, oldest at next
@@ -40,7 +40,7 @@ func (d *Dedup) Repeat(r *Report) (line int, repeat bool) {
 	k := killKey{pid: v.PID, uid: v.UID, comm: v.Comm, cgroup: v.Cgroup, totalVM: v.TotalVMKB, anon: v.AnonRSSKB,
 		file: v.FileRSSKB, shmem: v.ShmemRSSKB, pgt: v.PgtablesKB}
 	first, known := d.seen[k]
-	if known && (first.mono == 0 || r.Monotonic == 0 || abs(first.mono-r.Monotonic) < 1) {
+	if known && (first.mono == 0 || r.Monotonic == 0 || abs(first.mono-r.Monotonic) < 1e-6) {
 		return first.line, true
 	}
 	if d.seen == nil {

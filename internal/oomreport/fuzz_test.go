@@ -47,8 +47,8 @@ func BenchmarkAssemble(b *testing.B) {
 	big := strings.Repeat(string(in), 200)
 	b.SetBytes(int64(len(big)))
 	for b.Loop() {
-		if n := len(parseAll(b, strings.NewReader(big))); n != 200 {
-			b.Fatalf("got %d reports", n)
+		if n, _ := assembleAll(b, strings.NewReader(big)); len(n) != 200 {
+			b.Fatalf("got %d reports", len(n))
 		}
 	}
 }
@@ -70,8 +70,8 @@ func BenchmarkAssembleMixed(b *testing.B) {
 	big := sb.String()
 	b.SetBytes(int64(len(big)))
 	for b.Loop() {
-		if n := len(parseAll(b, strings.NewReader(big))); n != 100 {
-			b.Fatalf("got %d reports", n)
+		if n, _ := assembleAll(b, strings.NewReader(big)); len(n) != 100 {
+			b.Fatalf("got %d reports", len(n))
 		}
 	}
 }

@@ -28,6 +28,20 @@ func parseAll(t testing.TB, r io.Reader) []Report {
 
 func parseWithStrays(t testing.TB, r io.Reader) ([]Report, []Stray) {
 	t.Helper()
+	reps, strays := assembleAll(t, r)
+	var d Dedup
+	kept := reps[:0]
+	for i := range reps {
+		if _, dup := d.Repeat(&reps[i]); !dup {
+			kept = append(kept, reps[i])
+		}
+	}
+	return kept, strays
+}
+
+// assembleAll runs the decoder and the assembler over a whole input.
+func assembleAll(t testing.TB, r io.Reader) ([]Report, []Stray) {
+	t.Helper()
 	dec := kmsg.NewDecoder(r, time.UTC)
 	a := NewAssembler()
 	var out []Report
@@ -42,15 +56,8 @@ func parseWithStrays(t testing.TB, r io.Reader) ([]Report, []Stray) {
 		out = append(out, a.Add(rec)...)
 	}
 	out = append(out, a.Flush()...)
-	var d Dedup
-	kept := out[:0]
-	for i := range out {
-		if _, dup := d.Repeat(&out[i]); !dup {
-			kept = append(kept, out[i])
-		}
-	}
 	strays, _ := a.Strays()
-	return kept, strays
+	return out, strays
 }
 
 // TestGolden parses each fixture into X.<ext>.golden.json, and what went
