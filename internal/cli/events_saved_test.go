@@ -172,3 +172,14 @@ func TestEventsHelp(t *testing.T) {
 		t.Errorf("%d JSON lines, want 3", len(lines))
 	}
 }
+
+// TestEventsDeviceNothingFound: reading /dev/kmsg (here a saved copy)
+// without --follow also says when it found no OOM.
+func TestEventsDeviceNothingFound(t *testing.T) {
+	p := writeLog(t, "kmsg", "6,1,1000,-;usb 1-1: new high-speed USB device\n6,2,2000,-;eth0: link up\n")
+	out, errOut, code := runForTest(t, "events", "--kmsg-path", p)
+	want := "podwarden: no OOM reports in " + p + " (2 records read)\n"
+	if code != 0 || out != "" || errOut != want {
+		t.Fatalf("code %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+}
