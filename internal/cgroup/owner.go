@@ -221,19 +221,37 @@ func parseSystemd(p string, segs []segment, i int) Owner {
 // never fails: other paths yield the zero Owner. Docker containers inside
 // pods (dockershim) are ParsePath's.
 func ParseDockerPath(p string) Owner {
-	segs := splitPath(p)
-	for i, s := range segs {
-		if s.name == "docker" && i+1 < len(segs) && isContainerID(segs[i+1].name) {
-			return Owner{ContainerID: segs[i+1].name, Runtime: RuntimeDocker, Driver: DriverCgroupfs,
-				ContainerCgroup: p[:segs[i+1].end]}
+	// By hand, without splitPath's slice: it runs for every victim of
+	// every report `podwarden events` reads.
+	for off := 0; ; {
+		i := strings.Index(p[off:], "docker")
+		if i < 0 {
+			return Owner{}
 		}
-		if id, ok := strings.CutPrefix(s.name, "docker-"); ok {
+		start := off + i
+		off = start + 1
+		if start > 0 && p[start-1] != '/' {
+			continue
+		}
+		end := start + strings.IndexByte(p[start:]+"/", '/')
+		name := p[start:end]
+		if name == "docker" {
+			next := end
+			for next < len(p) && p[next] == '/' {
+				next++
+			}
+			idEnd := next + strings.IndexByte(p[next:]+"/", '/')
+			if isContainerID(p[next:idEnd]) {
+				return Owner{ContainerID: p[next:idEnd], Runtime: RuntimeDocker, Driver: DriverCgroupfs, ContainerCgroup: p[:idEnd]}
+			}
+			continue
+		}
+		if id, ok := strings.CutPrefix(name, "docker-"); ok {
 			if id, ok = strings.CutSuffix(id, ".scope"); ok && isContainerID(id) {
-				return Owner{ContainerID: id, Runtime: RuntimeDocker, Driver: DriverSystemd, ContainerCgroup: p[:s.end]}
+				return Owner{ContainerID: id, Runtime: RuntimeDocker, Driver: DriverSystemd, ContainerCgroup: p[:end]}
 			}
 		}
 	}
-	return Owner{}
 }
 
 // isUID accepts the dashed 36-character form kubelet uses for pod UIDs. Static

@@ -321,20 +321,33 @@ func TestParseDockerPath(t *testing.T) {
 	}
 }
 
-// FuzzParseDockerPath: a container found is named by a segment of the
-// path, and its cgroup is a prefix of the path.
+// parseDockerPathRef is ParseDockerPath written over splitPath's
+// segments, as it was first: FuzzParseDockerPath holds the two equal.
+func parseDockerPathRef(p string) Owner {
+	segs := splitPath(p)
+	for i, s := range segs {
+		if s.name == "docker" && i+1 < len(segs) && isContainerID(segs[i+1].name) {
+			return Owner{ContainerID: segs[i+1].name, Runtime: RuntimeDocker, Driver: DriverCgroupfs,
+				ContainerCgroup: p[:segs[i+1].end]}
+		}
+		if id, ok := strings.CutPrefix(s.name, "docker-"); ok {
+			if id, ok = strings.CutSuffix(id, ".scope"); ok && isContainerID(id) {
+				return Owner{ContainerID: id, Runtime: RuntimeDocker, Driver: DriverSystemd, ContainerCgroup: p[:s.end]}
+			}
+		}
+	}
+	return Owner{}
+}
+
 func FuzzParseDockerPath(f *testing.F) {
 	f.Add("/docker/" + cid)
 	f.Add("/system.slice/docker-" + cid + ".scope/x")
 	f.Add("//docker//" + cid)
+	f.Add("/docker/docker/" + cid)
+	f.Add("xdocker/" + cid + "/docker-" + cid + ".scope")
 	f.Fuzz(func(t *testing.T, p string) {
-		o := ParseDockerPath(p)
-		if o == (Owner{}) {
-			return
-		}
-		if !isContainerID(o.ContainerID) || !strings.HasPrefix(p, o.ContainerCgroup) || !strings.Contains(o.ContainerCgroup, o.ContainerID) ||
-			o.PodUID != "" || o.Runtime != RuntimeDocker {
-			t.Fatalf("ParseDockerPath(%q) = %+v", p, o)
+		if got, want := ParseDockerPath(p), parseDockerPathRef(p); got != want {
+			t.Fatalf("ParseDockerPath(%q) = %+v, segment version %+v", p, got, want)
 		}
 	})
 }

@@ -95,7 +95,8 @@ func stripPaste(l string) (string, int) {
 // stamp. It fills d in place: a Record is large, and this runs for every
 // line of the input.
 func decodeLine(d *decodedLine, l string, year int, c *stampCache) {
-	*d = decodedLine{}
+	// Every path below that makes a record sets all of d.rec.
+	d.kind, d.indent, d.escaped = lineBare, 0, false
 	if len(l) > 0 && l[0] != ' ' && l[0] != '\t' && l[0] != '>' {
 		decodeCarrier(d, l, year, c)
 		return
@@ -252,8 +253,12 @@ func cutShortMonotonicHost(rec *Record) {
 	if rec.Carrier != CarrierDmesg {
 		return
 	}
-	sp := strings.IndexByte(rec.Text, ' ')
-	if sp > 0 && sp <= 64 && rec.Text[sp-1] != ':' && strings.HasPrefix(rec.Text[sp:], " kernel: ") {
+	t := rec.Text
+	sp := 0
+	for sp < len(t) && sp <= 64 && t[sp] != ' ' {
+		sp++
+	}
+	if sp > 0 && sp <= 64 && t[sp-1] != ':' && strings.HasPrefix(t[sp:], " kernel: ") {
 		rec.Text = rec.Text[sp+len(" kernel: "):]
 		rec.Carrier = CarrierSyslog
 	}
@@ -276,30 +281,33 @@ func parseSeconds(mono *time.Duration, s string) bool {
 			s = s[:i]
 		}
 	}
-	dot := strings.IndexByte(s, '.')
-	if dot <= 0 || dot == len(s)-1 || dot > 12 || len(s)-dot-1 > 9 {
+	var sec, frac int64
+	i := 0
+	for i < len(s) && i <= 12 && isDigit(s[i]) {
+		sec = sec*10 + int64(s[i]-'0')
+		i++
+	}
+	dot := i
+	if dot == 0 || dot > 12 || i == len(s) || s[i] != '.' {
 		return false
 	}
-	var sec, frac int64
-	for i := 0; i < dot; i++ {
+	for i++; i < len(s); i++ {
 		if !isDigit(s[i]) {
 			return false
 		}
-		sec = sec*10 + int64(s[i]-'0')
+		frac = frac*10 + int64(s[i]-'0')
 	}
-	scale := int64(time.Second)
-	for i := dot + 1; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return false
-		}
-		scale /= 10
-		frac += int64(s[i]-'0') * scale
+	digits := len(s) - dot - 1
+	if digits == 0 || digits > 9 {
+		return false
 	}
 	if !delta {
-		*mono = time.Duration(sec)*time.Second + time.Duration(frac)
+		*mono = time.Duration(sec)*time.Second + time.Duration(frac*pow10[9-digits])
 	}
 	return true
 }
+
+var pow10 = [...]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000}
 
 // isCallerID matches printk's caller id: "T9185" (a task) or "C1" (a CPU in
 // interrupt context), padded with spaces.
@@ -529,7 +537,7 @@ func (c *stampCache) parse(layout, stamp, suffix string) (time.Time, bool) {
 // normalizeSpaces turns no-break spaces (U+00A0, which mail clients put
 // in pasted text) into plain ones.
 func normalizeSpaces(l string) string {
-	if strings.IndexByte(l, 0xc2) < 0 || !strings.Contains(l, "\u00a0") {
+	if !strings.Contains(l, "\u00a0") {
 		return l
 	}
 	return strings.ReplaceAll(l, "\u00a0", " ")

@@ -35,8 +35,11 @@ type lineReader struct {
 	max   int
 	buf   []byte // bytes read and not yet in chunk: an unfinished line
 	chunk string // complete lines not yet returned
-	err   error  // sticky read error, io.EOF included
-	n     int    // number of the line last returned or skipped
+	// nbsp is set when the chunk holds a 0xc2 byte, which starts a UTF-8
+	// no-break space: lines need looking at for one only then.
+	nbsp bool
+	err  error // sticky read error, io.EOF included
+	n    int   // number of the line last returned or skipped
 	// long is set while the rest of an over-long line is being dropped.
 	long    bool
 	longLen int64
@@ -65,6 +68,7 @@ func (lr *lineReader) next() (string, int, bool) {
 				// The last line had no newline.
 				l := string(lr.buf)
 				lr.buf = lr.buf[:0]
+				lr.nbsp = strings.IndexByte(l, 0xc2) >= 0
 				lr.n++
 				return dropCR(l), lr.n, true
 			}
@@ -136,6 +140,7 @@ func (lr *lineReader) fill() {
 			end := searched + i + 1
 			lr.chunk = string(lr.buf[:end])
 			lr.buf = lr.buf[:copy(lr.buf, lr.buf[end:])]
+			lr.nbsp = strings.IndexByte(lr.chunk, 0xc2) >= 0
 			return
 		}
 		searched = len(lr.buf)

@@ -108,7 +108,9 @@ func (d *Decoder) Next() (Record, error) {
 			}
 			return Record{}, io.EOF
 		}
-		l = normalizeSpaces(l)
+		if d.lines.nbsp {
+			l = normalizeSpaces(l)
+		}
 		dl := &d.dl
 		decodeLine(dl, l, d.year, &d.cache)
 		switch dl.kind {
@@ -150,23 +152,25 @@ func (d *Decoder) continues(dl *decodedLine, l string) bool {
 	}
 	text := dl.rec.Text
 	sep := "\n"
-	cols, space := columns(d.last), strings.HasSuffix(d.last, " ")
-	switch {
-	case dl.indent > d.indent && d.escaped && isDictLine(text):
-		return true // /dev/kmsg metadata, not text
-	case dl.indent > d.indent && dl.indent <= 2 && cols == 80 && d.held.Carrier != CarrierBare:
-		// A terminal cut the line just before a space.
-		sep = "  "[:dl.indent]
-	case dl.indent > d.indent:
-	case d.wrapped(text, cols, space):
+	if dl.indent > d.indent {
+		switch {
+		case d.escaped && isDictLine(text):
+			return true // /dev/kmsg metadata, not text
+		case dl.indent <= 2 && d.held.Carrier != CarrierBare && columns(d.last) == 80:
+			// A terminal cut the line just before a space.
+			sep = "  "[:dl.indent]
+		}
+	} else {
+		cols, space := columns(d.last), strings.HasSuffix(d.last, " ")
+		if !d.wrapped(text, cols, space) {
+			return false
+		}
 		sep = " "
 		if space || cols == 80 {
 			// A flowed soft break keeps its space; a terminal cuts at
 			// its width, inside a word.
 			sep = ""
 		}
-	default:
-		return false
 	}
 	d.last = l
 	if d.dropped {
@@ -249,7 +253,7 @@ func (d *Decoder) hold(dl *decodedLine, n int, l string) {
 // one by one was quadratic in a memcg stats block).
 func (d *Decoder) take() Record {
 	r := d.held
-	d.held, d.hasHeld = Record{}, false
+	d.hasHeld = false // hold overwrites the record
 	if len(d.parts) > 1 {
 		var b strings.Builder
 		b.Grow(d.size)

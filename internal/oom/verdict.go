@@ -3,6 +3,7 @@ package oom
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -151,15 +152,20 @@ func plural(n int, one, many string) string {
 }
 
 // HumanBytes formats n in binary units with one decimal, as in "7.1 GiB".
-func HumanBytes(n uint64) string {
+func HumanBytes(n uint64) string { return string(AppendHumanBytes(nil, n)) }
+
+// AppendHumanBytes appends HumanBytes(n) to b, without fmt: `podwarden
+// events` formats a few sizes for each of hundreds of thousands of reports.
+func AppendHumanBytes(b []byte, n uint64) []byte {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%d B", n)
+		return append(strconv.AppendUint(b, n, 10), " B"...)
 	}
 	div, exp := uint64(unit), 0
 	for m := n / unit; m >= unit && exp < 5; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	b = strconv.AppendFloat(b, float64(n)/float64(div), 'f', 1, 64)
+	return append(append(append(b, ' '), "KMGTPE"[exp]), "iB"...)
 }

@@ -55,7 +55,7 @@ func finish(r *Report) {
 		attr = r.OOMMemcg
 	}
 	o := r.owner(attr)
-	if o.ContainerID == "" && !o.InPod() {
+	if o.ContainerID == "" && !o.InPod() && attr != r.TaskMemcg {
 		o = r.owner(r.TaskMemcg)
 	}
 	r.PodUID, r.ContainerID = o.PodUID, o.ContainerID
@@ -147,8 +147,8 @@ func diagnose(r *Report) Diagnosis {
 		}
 		b = append(b, " hit its memory limit"...)
 		if r.Memcg != nil && r.Memcg.LimitKB > 0 {
-			b = append(append(b, " ("...), kiB(r.Memcg.UsageKB)...)
-			b = append(append(append(b, " of "...), kiB(r.Memcg.LimitKB)...), ')')
+			b = appendKiB(append(b, " ("...), r.Memcg.UsageKB)
+			b = append(appendKiB(append(b, " of "...), r.Memcg.LimitKB), ')')
 		}
 		b = appendVictim(append(b, "; killed "...), r)
 	} else {
@@ -177,14 +177,14 @@ func appendVictim(b []byte, r *Report) []byte {
 	v := &r.Victims[0]
 	b = strconv.AppendInt(append(append(b, v.Comm...), " (pid "...), int64(v.PID), 10)
 	if r.Sized() {
-		b = append(append(append(b, ", "...), kiB(v.AnonRSSKB)...), " anon, adj "...)
+		b = append(appendKiB(append(b, ", "...), v.AnonRSSKB), " anon, adj "...)
 		b = strconv.AppendInt(b, int64(v.OOMScoreAdj), 10)
 	}
 	return append(b, ')')
 }
 
-// kiB formats a kernel kB figure as `podwarden victims` shows sizes.
-func kiB(n int64) string { return oom.HumanBytes(uint64(max(n, 0)) * 1024) }
+// appendKiB formats a kernel kB figure as `podwarden victims` shows sizes.
+func appendKiB(b []byte, n int64) []byte { return oom.AppendHumanBytes(b, uint64(max(n, 0))*1024) }
 
 // protectionGap finds a node OOM that killed a process outside any pod
 // while a pod process held more memory at a negative adj. The task table
@@ -210,7 +210,7 @@ func protectionGap(r *Report) string {
 		return ""
 	}
 	return fmt.Sprintf("protection gap: %s outside any pod was killed while pod process %s (pid %d) held %s at adj %d",
-		v.Comm, big.Name, big.PID, kiB(big.RSS*4), big.OOMScoreAdj)
+		v.Comm, big.Name, big.PID, appendKiB(nil, big.RSS*4), big.OOMScoreAdj)
 }
 
 func bystanders(r *Report) int {
