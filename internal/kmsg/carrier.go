@@ -407,8 +407,26 @@ func cutISOTime(l string) (time.Time, string, bool) {
 	return time.Time{}, "", false
 }
 
-var monthNames = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-var dayNames = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+// name3 packs a three-letter name into an int, so the month and weekday
+// tests on every syslog line compare integers, not strings.
+func name3(s string) uint32 { return uint32(s[0])<<16 | uint32(s[1])<<8 | uint32(s[2]) }
+
+func isMonth(s string) bool {
+	switch name3(s) {
+	case name3("Jan"), name3("Feb"), name3("Mar"), name3("Apr"), name3("May"), name3("Jun"),
+		name3("Jul"), name3("Aug"), name3("Sep"), name3("Oct"), name3("Nov"), name3("Dec"):
+		return true
+	}
+	return false
+}
+
+func isWeekday(s string) bool {
+	switch name3(s) {
+	case name3("Mon"), name3("Tue"), name3("Wed"), name3("Thu"), name3("Fri"), name3("Sat"), name3("Sun"):
+		return true
+	}
+	return false
+}
 
 // cutBSDTime parses a syslog date "Jan  5 15:19:27" (also with
 // ".123456", as journalctl -o short-precise prints it, a weekday before
@@ -417,10 +435,10 @@ var dayNames = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
 // as printed: giving it this year would be a guess.
 func cutBSDTime(l string, year int, c *stampCache) (t time.Time, stamp, rest string, ok bool) {
 	s := l
-	if len(s) > 4 && s[3] == ' ' && isName(s[:3], dayNames[:]) {
+	if len(s) > 4 && s[3] == ' ' && isWeekday(s) {
 		s = s[4:]
 	}
-	if len(s) < 15 || s[3] != ' ' || !isName(s[:3], monthNames[:]) {
+	if len(s) < 15 || s[3] != ' ' || !isMonth(s) {
 		return
 	}
 	if !(s[4] == ' ' || isDigit(s[4])) || !isDigit(s[5]) || s[6] != ' ' ||
