@@ -25,15 +25,21 @@ func writeLog(t *testing.T, name, s string) string {
 }
 
 // TestEventsNothingFound is issue 14's `events --file /etc/hostname`: a
-// file with no OOM in it must say so, not print nothing.
+// log with no OOM in it must say so, not print nothing; so must reading
+// /dev/kmsg (here a saved copy) without --follow.
 func TestEventsNothingFound(t *testing.T) {
-	p := writeLog(t, "hostname", "ip-10-0-1-17\n")
-	out, errOut, code := runForTest(t, "events", "--file", p)
-	want := "podwarden: no OOM reports in " + p + " (1 line read)\n"
-	if code != 0 || out != "" || errOut != want {
-		t.Fatalf("code %d, stdout %q, stderr %q; want 0, nothing, %q", code, out, errOut, want)
+	host := writeLog(t, "hostname", "ip-10-0-1-17\n")
+	dev := writeLog(t, "kmsg", "6,1,1000,-;usb 1-1: new high-speed USB device\n6,2,2000,-;eth0: link up\n")
+	for _, tc := range []struct{ args, want string }{
+		{"--file " + host, "podwarden: no OOM reports in " + host + " (1 line read)\n"},
+		{"--kmsg-path " + dev, "podwarden: no OOM reports in " + dev + " (2 records read)\n"},
+	} {
+		out, errOut, code := runForTest(t, append([]string{"events"}, strings.Fields(tc.args)...)...)
+		if code != 0 || out != "" || errOut != tc.want {
+			t.Errorf("events %s: code %d, stdout %q, stderr %q; want 0, nothing, %q", tc.args, code, out, errOut, tc.want)
+		}
 	}
-	_, errOut, code = runForTest(t, "events", "--file", t.TempDir())
+	_, errOut, code := runForTest(t, "events", "--file", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, "is a directory") {
 		t.Fatalf("a directory: code %d, stderr %q", code, errOut)
 	}
@@ -170,16 +176,5 @@ func TestEventsHelp(t *testing.T) {
 	}
 	if len(lines) != 3 {
 		t.Errorf("%d JSON lines, want 3", len(lines))
-	}
-}
-
-// TestEventsDeviceNothingFound: reading /dev/kmsg (here a saved copy)
-// without --follow also says when it found no OOM.
-func TestEventsDeviceNothingFound(t *testing.T) {
-	p := writeLog(t, "kmsg", "6,1,1000,-;usb 1-1: new high-speed USB device\n6,2,2000,-;eth0: link up\n")
-	out, errOut, code := runForTest(t, "events", "--kmsg-path", p)
-	want := "podwarden: no OOM reports in " + p + " (2 records read)\n"
-	if code != 0 || out != "" || errOut != want {
-		t.Fatalf("code %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
 	}
 }
