@@ -113,7 +113,8 @@ func (fs FS) Read(pid int, fields Field) (Proc, error) {
 	if pid <= 0 {
 		return Proc{}, fmt.Errorf("read process %d: invalid pid", pid)
 	}
-	r := newReader(fs)
+	r := getReader(fs)
+	defer putReader(r)
 	return r.readPID(atFDCWD, pid, fields)
 }
 

@@ -35,7 +35,8 @@ func (fs FS) setOOMScoreAdj(pid int, startTime uint64, check bool, adj int) erro
 	if pid <= 0 {
 		return fmt.Errorf("set oom_score_adj of process %d: invalid pid", pid)
 	}
-	r := newReader(fs)
+	r := getReader(fs)
+	defer putReader(r)
 	dir, err := openDir(fs.Path(pid, ""))
 	if err != nil {
 		// A missing directory is reported as the missing file, which is
