@@ -41,10 +41,11 @@ func main() {
 	cgroups := flag.Int("cgroups", 10000, "soak: cgroups to create and remove inside targets")
 	targets := flag.Int("targets", 20, "soak: target containers")
 	port := flag.Int("port", 19818, "soak: loopback metrics port")
+	profDir := flag.String("pprof", "", "soak: save the agent's heap profiles at the start and end of the churn in this directory (needs an agent with --debug-pprof)")
 	flag.Parse()
 	var err error
 	if *doSoak {
-		err = soak(*procs, *cgroups, *targets, *bin, *memRoot, *port)
+		err = soak(*procs, *cgroups, *targets, *bin, *memRoot, *port, *profDir)
 	} else {
 		err = run(*n, *idle, *idleFor, *bin, *memRoot, *anchor)
 	}

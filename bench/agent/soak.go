@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -23,7 +24,7 @@ import (
 // them (what a pod with writable cgroups can do), with the agent's RSS,
 // goroutines and CPU sampled throughout. Everything is local: the agent
 // runs without a runtime (--no-cri) and serves metrics on loopback.
-func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
+func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir string) error {
 	prefix := fmt.Sprintf("/podwarden-soak-%d", os.Getpid())
 	base := filepath.Join(memRoot, prefix)
 	var keep []*exec.Cmd
@@ -53,8 +54,12 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 		return err
 	}
 	defer os.Remove(cfg)
-	agent := exec.CommandContext(ctx, bin, "agent", "--no-cri", "--cgroup-selector", prefix+"/kubepods/pod*/*", "--config", cfg,
-		"--metrics-addr", addr, "--log-level", "error", "--interval", "10s", "--kmsg-path", "")
+	args := []string{"agent", "--no-cri", "--cgroup-selector", prefix + "/kubepods/pod*/*", "--config", cfg,
+		"--metrics-addr", addr, "--log-level", "error", "--interval", "10s", "--kmsg-path", ""}
+	if profDir != "" {
+		args = append(args, "--debug-pprof")
+	}
+	agent := exec.CommandContext(ctx, bin, args...)
 	agent.Stderr = os.Stderr
 	if err := agent.Start(); err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -79,6 +84,8 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 	settle(ctx, metrics)
 	m0 := memKB(pid)
 	base0 := m0["VmRSS"]
+	heap0 := heapStats(metrics)
+	saveProfile(profDir, addr, "start")
 	live0 := metric(metrics, "go_memstats_next_gc_bytes") / 2
 	cpu0 := cpuTicks(pid)
 	start := time.Now()
@@ -111,12 +118,21 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int) error {
 	settle(ctx, metrics)
 	end := memKB(pid)
 	live1 := metric(metrics, "go_memstats_next_gc_bytes") / 2
+	heap1 := heapStats(metrics)
+	saveProfile(profDir, addr, "end")
 	cpu := float64(cpuTicks(pid)-cpu0) / 100
 	fmt.Printf("churn: %d processes forked and %d cgroups created and removed in %d targets, in %.1f s\n", forks, mkdirs, ntargets, wall.Seconds())
 	fmt.Printf("agent RSS: %d KiB after warm-up, %d KiB at the end (%+d KiB), peak during churn %d KiB (%+d KiB); anon %d -> %d KiB, file %d -> %d KiB\n",
 		base0, end["VmRSS"], end["VmRSS"]-base0, maxRSS, maxRSS-base0, m0["RssAnon"], end["RssAnon"], m0["RssFile"], end["RssFile"])
 	fmt.Printf("agent live heap after a GC (half the next GC goal): %.0f KiB after warm-up, %.0f KiB at the end (%+.0f KiB)\n",
 		live0/1024, live1/1024, (live1-live0)/1024)
+	for _, k := range heapStatNames {
+		if strings.HasSuffix(k, "_bytes") {
+			fmt.Printf("  %-34s %8.0f KiB -> %8.0f KiB (%+.0f KiB)\n", k, heap0[k]/1024, heap1[k]/1024, (heap1[k]-heap0[k])/1024)
+		} else {
+			fmt.Printf("  %-34s %8.0f -> %8.0f (%+.0f)\n", k, heap0[k], heap1[k], heap1[k]-heap0[k])
+		}
+	}
 	fmt.Printf("agent CPU: %.2f s over %.1f s (%.1f%% of a core), %.1f ms per 1,000 events; max goroutines %d\n",
 		cpu, wall.Seconds(), cpu/wall.Seconds()*100, cpu*1000/float64(forks+2*mkdirs)*1000, maxG)
 	for _, name := range []string{"podwarden_changes_total", "podwarden_errors_total", "podwarden_events_lost_total"} {
@@ -197,4 +213,45 @@ func metric(url, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// heapStatNames are the Go runtime's memory statistics (runtime.MemStats
+// through the agent's Go collector) that tell live heap, heap the runtime
+// keeps but does not use, heap returned to the OS, stacks and runtime
+// metadata apart, so RSS growth can be laid to one of them.
+var heapStatNames = []string{
+	"go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes",
+	"go_memstats_stack_inuse_bytes", "go_memstats_mspan_inuse_bytes", "go_memstats_gc_sys_bytes",
+	"go_memstats_other_sys_bytes", "go_memstats_sys_bytes", "go_memstats_heap_objects",
+}
+
+func heapStats(metrics string) map[string]float64 {
+	out := map[string]float64{}
+	for _, k := range heapStatNames {
+		out[k] = metric(metrics, k)
+	}
+	return out
+}
+
+// saveProfile writes the agent's heap profile (after a GC) to
+// dir/heap-<name>.pb.gz, for go tool pprof -diff_base; dir "" skips it.
+func saveProfile(dir, addr, name string) {
+	if dir == "" {
+		return
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		log.Printf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(filepath.Join(dir, "heap-"+name+".pb.gz"))
+	if err != nil {
+		log.Printf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		log.Printf("heap profile: %v", err)
+	}
 }
