@@ -2,15 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +22,7 @@ import (
 	"podwarden/internal/cli"
 	"podwarden/internal/cri"
 	"podwarden/internal/kubeevent"
+	"podwarden/internal/podname"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
@@ -34,6 +33,9 @@ type agentFlags struct {
 	once        bool
 	dryRun      bool
 	output      string
+	verbose     bool
+	noHeaders   bool
+	podLogDir   string
 	noCRI       bool
 	endpoint    string
 	selector    string
@@ -41,6 +43,7 @@ type agentFlags struct {
 	fast        time.Duration
 	metricsAddr string
 	webConfig   string
+	pprof       bool
 	kmsgPath    string
 	kernelLog   string
 	kubeEvents  bool
@@ -54,18 +57,24 @@ func newAgentCmd(s streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Keep the OOM policy true on this node (the DaemonSet's command)",
-		Long: `Find the target containers (through the container runtime, or with --no-cri by a
-cgroup path glob), write memory.oom.group=0 into their cgroups, raise every one
-of their processes to the policy's oom_score_adj, lower protected host daemons,
-and repair drift. New processes and containers are protected as they appear
-(netlink process connector, inotify on the cgroup tree, runtime events); a
-periodic pass re-checks everything.
+		Long: `Find the target containers (through the container runtime, or with --no-cri every
+container cgroup the kubelet made, narrowed by --cgroup-selector), write
+memory.oom.group=0 into their cgroups, raise every one of their processes to
+the policy's oom_score_adj, lower protected host daemons, and repair drift.
+New processes and containers are protected as they appear (netlink process
+connector, inotify on the cgroup tree, runtime events); a periodic pass
+re-checks everything.
 
-Start with "podwarden agent --once --dry-run": it prints every change it would
-make and why, and writes nothing.`,
-		Example: `  podwarden agent --once --dry-run
+Start with "podwarden agent --once --dry-run": it says how many containers it
+found and why each is or is not a target (every one with -v), then every
+change it would make and why, and writes nothing.
+
+Without a runtime (--no-cri) pods' labels and namespaces are unknown: a
+policy whose selector names labels or namespaces is refused.`,
+		Example: `  podwarden agent --once --dry-run -v
   podwarden agent --config /etc/podwarden/policy.yaml --metrics-addr :9808
-  podwarden agent --no-cri --cgroup-selector '/kubepods*/**/pod*/*' --oom-score-adj 900`,
+  podwarden agent --no-cri --once --dry-run -o yaml
+  podwarden agent --no-cri --cgroup-selector '/kubepods*/burstable/**' --oom-score-adj 900`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAgent(cmd, s, f) },
 	}
@@ -74,14 +83,18 @@ make and why, and writes nothing.`,
 	f.policy.register(fl, "oom_score_adj for every process of target containers")
 	fl.BoolVar(&f.once, "once", false, "make one pass and exit")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "print the changes a pass would make and write nothing (implies --once)")
-	fl.StringVarP(&f.output, "output", "o", "table", "--once output: table or json")
-	fl.BoolVar(&f.noCRI, "no-cri", false, "do not use a container runtime; choose targets with --cgroup-selector")
+	fl.StringVarP(&f.output, "output", "o", "table", "--once output: table, json or yaml")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "--once: list every container found and why it is or is not a target (default: a summary line)")
+	fl.BoolVar(&f.noHeaders, "no-headers", false, "--once table output: do not print the tables' header lines")
+	fl.BoolVar(&f.noCRI, "no-cri", false, "do not use a container runtime: every container cgroup the kubelet made is a target (narrow with --cgroup-selector)")
+	fl.StringVar(&f.podLogDir, "pod-log-dir", podname.DefaultLogDir, `the kubelet's pod log directories, which name pods with --no-cri ("" to leave them as UIDs)`)
 	fl.StringVar(&f.endpoint, "runtime-endpoint", "", "CRI socket (default: containerd, CRI-O, cri-dockerd in that order)")
-	fl.StringVar(&f.selector, "cgroup-selector", "", "cgroup path glob of target containers (* one segment, ** any), used with --no-cri")
+	fl.StringVar(&f.selector, "cgroup-selector", "", "only containers whose cgroup path matches this glob (* one segment, ** any) are targets (policy cgroupSelector)")
 	fl.DurationVar(&f.interval, "interval", 0, fmt.Sprintf("full reconcile period (policy interval, %v..%v)", policy.MinInterval, policy.MaxInterval))
 	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, fmt.Sprintf("cheap re-check period for flags, OOM counters and (without the process connector) new processes (%v..%v)", agent.MinFastInterval, agent.MaxFastInterval))
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
 	fl.StringVar(&f.webConfig, "web-config-file", "", "TLS and basic auth for --metrics-addr: a Prometheus exporter-toolkit web config file, as node_exporter's --web.config.file (docs/agent.md)")
+	fl.BoolVar(&f.pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr (for memory and CPU profiles; off by default)")
 	fl.StringVar(&f.kmsgPath, "kmsg-path", "/dev/kmsg", `kernel log device read for OOM reports ("" to use memory.events counters only)`)
 	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
@@ -110,13 +123,24 @@ func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("policy after flags: %w", err)
 	}
+	if f.noCRI {
+		if err := cfg.CheckRuntimeless(f.policy.namespace(fl)); err != nil {
+			file := "the built-in policy"
+			if f.policy.config != "" {
+				file = f.policy.config
+			}
+			return cfg, fmt.Errorf("--no-cri with %s:\n%w", file, err)
+		}
+	}
 	return cfg, nil
 }
 
 func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	ctx := cmd.Context()
-	if f.output != "table" && f.output != "json" {
-		return fmt.Errorf("--output %q: want table or json", f.output)
+	switch f.output {
+	case "table", "json", "yaml":
+	default:
+		return fmt.Errorf("--output %q: want table, json or yaml", f.output)
 	}
 	pol, err := f.loadPolicy(cmd)
 	if err != nil {
@@ -158,12 +182,10 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if !f.noCRI {
 		client, err := cri.Dial(ctx, f.endpoint)
 		if err != nil {
-			return fmt.Errorf("%w (use --no-cri with --cgroup-selector on hosts without a CRI runtime)", err)
+			return fmt.Errorf("%w (use --no-cri on hosts without a CRI runtime)", err)
 		}
 		defer client.Close()
 		rt = client
-	} else if pol.CgroupSelector == "" {
-		return errors.New("--no-cri needs --cgroup-selector (or cgroupSelector in the policy file)")
 	}
 	var reporter agent.Reporter
 	if f.kubeEvents && !f.once && !f.dryRun {
@@ -184,10 +206,11 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	agent.RegisterBuildInfo(reg, cli.Version())
 	a, err := agent.New(agent.Config{
 		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
 		Metrics: agent.NewMetrics(reg), FastInterval: f.fast, Reporter: reporter,
-		KmsgPath: f.kmsgPath, KernelLog: f.kernelLog, OwnNamespace: ownNS,
+		KmsgPath: f.kmsgPath, KernelLog: f.kernelLog, OwnNamespace: ownNS, PodLogDir: f.podLogDir,
 	})
 	if err != nil {
 		return err
@@ -197,10 +220,11 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		if err != nil {
 			return err
 		}
-		return writeChanges(s.Out, a.Targets(), changes, f.dryRun, f.output)
+		return writeOnce(s.Out, onceResult{DryRun: f.dryRun, Containers: a.Candidates(), Targets: a.Targets(), Changes: changeRows(changes)},
+			f.output, f.verbose, f.noHeaders)
 	}
 	if f.metricsAddr != "" {
-		srv, _, err := serveMetrics(ctx, f.metricsAddr, f.webConfig, reg, a, log)
+		srv, _, err := serveMetrics(ctx, f.metricsAddr, f.webConfig, f.pprof, reg, a, log)
 		if err != nil {
 			return err
 		}
@@ -213,11 +237,20 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 // and basic auth of exporter-toolkit web config file webConfig ("" for
 // plain HTTP), as node_exporter does.
 // It returns the server and the address it listens on.
-func serveMetrics(ctx context.Context, addr, webConfig string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, net.Addr, error) {
+func serveMetrics(ctx context.Context, addr, webConfig string, withPprof bool, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, net.Addr, error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Uncompressed: gzip costs about 1 MiB of flate state per scrape (and
+	// as much of heap the runtime then keeps) to save a few KiB on a
+	// node-local scrape of a page of about 10 KiB.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
 	mux.HandleFunc("/healthz", a.ServeHealth)
 	mux.HandleFunc("/readyz", a.ServeReady)
+	if withPprof {
+		// Behind the same TLS and auth as /metrics.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
@@ -230,58 +263,4 @@ func serveMetrics(ctx context.Context, addr, webConfig string, reg *prometheus.R
 		}
 	}()
 	return srv, ln.Addr(), nil
-}
-
-func writeChanges(w io.Writer, targets []agent.Target, changes []agent.Change, dryRun bool, output string) error {
-	if output == "json" {
-		type row struct {
-			agent.Change
-			Error string `json:"error,omitempty"`
-		}
-		rows := make([]row, 0, len(changes))
-		for _, c := range changes {
-			r := row{Change: c}
-			if c.Err != nil {
-				r.Error = c.Err.Error()
-			}
-			rows = append(rows, r)
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			DryRun  bool           `json:"dry_run"`
-			Targets []agent.Target `json:"targets"`
-			Changes []row          `json:"changes"`
-		}{dryRun, targets, rows})
-	}
-	fmt.Fprintf(w, "%d target containers\n", len(targets))
-	if len(changes) == 0 {
-		_, err := fmt.Fprintln(w, "nothing to change: the policy holds")
-		return err
-	}
-	verb := "CHANGED"
-	if dryRun {
-		verb = "WOULD CHANGE"
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s\tTARGET\tFROM\tTO\tPOD\tCONTAINER\tWHY\n", verb)
-	failed := 0
-	for _, c := range changes {
-		why := c.Reason
-		if c.Drift {
-			why += " (drift)"
-		}
-		if c.Err != nil {
-			why += ": FAILED: " + c.Err.Error()
-			failed++
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Kind, c.What(), c.From, c.To, dash(c.Pod), dash(c.Container), why)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d changes failed", failed, len(changes))
-	}
-	return nil
 }

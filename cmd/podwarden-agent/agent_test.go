@@ -23,8 +23,11 @@ func TestAgentCommandRefuses(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--output", "yaml"}, []string{`--output "yaml"`}},
-		{[]string{"--no-cri"}, []string{"--no-cri needs --cgroup-selector"}},
+		{[]string{"--output", "wide"}, []string{`--output "wide"`}},
+		// Labels and namespaces cannot select without a runtime: refused,
+		// naming the file and every key, not a silent "no targets".
+		{[]string{"--no-cri", "--once", "--dry-run", "--config", "../../deploy/examples/policy.yaml"},
+			[]string{"../../deploy/examples/policy.yaml", "selector.labels", "selector.excludeLabels", "selector.excludeNamespaces", "without a container runtime"}},
 		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events"}, []string{"--kube-events needs --node-name"}},
 		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--kube-events", "--node-name", "node-a"},
 			[]string{"--kube-events", "KUBERNETES_SERVICE_HOST"}},

@@ -62,7 +62,7 @@ func TestMetricsTLSAndAuth(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	agent.NewMetrics(reg)
-	srv, addr, err := serveMetrics(t.Context(), "127.0.0.1:0", cfg, reg, a, slog.New(slog.DiscardHandler))
+	srv, addr, err := serveMetrics(t.Context(), "127.0.0.1:0", cfg, false, reg, a, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,9 @@ type Config struct {
 	// (oom.group flags, new pids when the process connector is down,
 	// memory.events). Policy.Interval is the full reconcile. Zero means 2s.
 	FastInterval time.Duration
+	// PodLogDir is the kubelet's pod log directory (podname.DefaultLogDir),
+	// which names pods in runtime-less mode; "" leaves them as UIDs.
+	PodLogDir string
 	// OwnNamespace is the Kubernetes namespace the agent runs in. Its pods
 	// are never targets, whatever the policy selects: raising the agent's
 	// own pods to 900 would make them the OOM killer's first choice on the
@@ -90,6 +93,9 @@ type Agent struct {
 	// hostFixed are the host processes the agent lowered (pid -> start
 	// time), so a repeat is counted as drift and a recycled pid is not.
 	hostFixed map[int]uint64
+	// exported counts the targets behind each series of
+	// podwarden_protected_container_info.
+	exported map[[3]string]int
 	// pods is the runtime's last answer (container id -> pod), nil before
 	// the first one and in runtime-less mode.
 	pods map[string]*podInfo
@@ -110,16 +116,24 @@ type Agent struct {
 	// pending are new container-like cgroups in runtime mode that no
 	// runtime answer has named yet (cgroup -> when seen).
 	pending map[string]time.Time
-	lister  *lister
-	poster  *poster
-	health  health
-	ready   atomic.Bool
+	// podNames names runtime-less targets' pods.
+	podNames podNames
+	lister   *lister
+	poster   *poster
+	health   health
+	ready    atomic.Bool
+	// explain is set during a one-shot Reconcile, which collects
+	// candidates: every container considered and why it is a target or not.
+	explain    bool
+	candidates []Candidate
 }
 
 // New validates cfg and returns an agent.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Runtime == nil && cfg.Policy.CgroupSelector == "" {
-		return nil, errors.New("no container runtime and no cgroup selector: nothing selects the target containers")
+	if cfg.Runtime == nil {
+		if err := cfg.Policy.CheckRuntimeless(cfg.OwnNamespace); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -152,7 +166,8 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, proc: cfg.Proc, cg: cfg.Cgroups, rt: cfg.Runtime, log: cfg.Log, m: cfg.Metrics,
 		self: os.Getpid(), targets: map[string]*Target{}, byPID: map[int]*Target{}, hostFixed: map[int]uint64{},
-		pending: map[string]time.Time{}, kernelLog: SourceMemoryEvents,
+		exported: map[[3]string]int{},
+		pending:  map[string]time.Time{}, kernelLog: SourceMemoryEvents, podNames: newPodNames(cfg.PodLogDir),
 	}
 	a.health.init(cfg.FastInterval, cfg.Policy.Interval)
 	a.ns = a.resolver()
@@ -199,6 +214,10 @@ func (a *Agent) resolver() cgroup.Resolver {
 // own (--once), it asks the runtime and waits for the answer; inside Run
 // it uses the runtime's last answer and never waits.
 func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
+	// On its own, the pass also records why each container is or is not a
+	// target (Candidates).
+	a.explain, a.candidates = a.lister == nil, nil
+	defer func() { a.explain = false }()
 	if a.rt != nil && a.lister == nil {
 		pods, err := a.runtimePods(ctx)
 		if err != nil {
@@ -207,7 +226,11 @@ func (a *Agent) Reconcile(ctx context.Context) ([]Change, error) {
 		}
 		a.pods = pods
 	}
-	return a.reconcile(ctx), nil
+	changes := a.reconcile(ctx)
+	if a.explain {
+		a.explainTargets()
+	}
+	return changes, nil
 }
 
 // reconcile is a full pass with what the agent knows now.

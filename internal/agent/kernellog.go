@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/kmsg"
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/oomreport"
@@ -100,8 +101,12 @@ func followKernelLog(ctx context.Context, next func(context.Context) (kmsg.Recor
 }
 
 // onReport turns one kernel OOM report into metrics, log lines and, with a
-// reporter, Kubernetes Events on the pods and the node it hit. Events are
-// handed to the poster: nothing here waits for the API server.
+// reporter, Kubernetes Events on the pods and the node it hit. Only kills
+// in targets count as pod OOMs, and kills of host processes in a node OOM
+// as kind host; a kill anywhere else on the node (a pod the policy does
+// not select, a non-pod container, a host service at its own limit) is
+// logged at debug level and not counted. Events are handed to the poster:
+// nothing here waits for the API server.
 func (a *Agent) onReport(r oomreport.Report) {
 	group := 0
 	for _, v := range r.Victims {
@@ -109,24 +114,30 @@ func (a *Agent) onReport(r oomreport.Report) {
 			group++
 		}
 	}
+	kind := r.Kind
+	if kind != OOMKindCgroup && kind != OOMKindNode {
+		kind = OOMKindUnknown
+	}
 	var hostVictims []string
 	for _, v := range r.Victims {
-		if v.PodUID == "" {
-			hostVictims = append(hostVictims, v.Comm+" (pid "+strconv.Itoa(v.PID)+")")
-			a.m.OOMKills.WithLabelValues("", "", r.Kind+"_host").Inc()
-			a.log.Warn("oom kill of a host process", "kind", r.Kind, "comm", v.Comm, "pid", v.PID, "adj", v.OOMScoreAdj,
-				"anon_rss_kb", v.AnonRSSKB, "diagnosis", r.Diagnosis.Summary)
+		t := a.victimTarget(v)
+		if t == nil {
+			if kind == OOMKindNode && v.PodUID == "" && !cgroup.InContainer(v.Cgroup) {
+				hostVictims = append(hostVictims, v.Comm+" (pid "+strconv.Itoa(v.PID)+")")
+				a.m.OOMKills.WithLabelValues("", "", "", OOMKindHost).Inc()
+				a.log.Warn("oom kill of a host process", "kind", OOMKindHost, "comm", v.Comm, "pid", v.PID, "adj", v.OOMScoreAdj,
+					"anon_rss_kb", v.AnonRSSKB, "diagnosis", r.Diagnosis.Summary)
+				continue
+			}
+			a.log.Debug("oom kill outside the targets", "kind", kind, "cgroup", v.Cgroup, "pod_uid", v.PodUID,
+				"comm", v.Comm, "pid", v.PID)
 			continue
 		}
-		t := a.targetByContainer(v.PodUID, v.ContainerID)
-		pod, container := v.PodUID, shortContainer(v.ContainerID)
-		if t != nil {
-			pod, container = t.podName(), t.containerName()
-		}
-		a.m.OOMKills.WithLabelValues(pod, container, r.Kind).Inc()
-		a.log.Warn("oom kill in pod", "kind", r.Kind, "pod", pod, "container", container, "comm", v.Comm, "pid", v.PID,
+		l := t.labels()
+		a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], kind).Inc()
+		a.log.Warn("oom kill in pod", "kind", kind, "pod", t.podName(), "container", t.containerName(), "comm", v.Comm, "pid", v.PID,
 			"adj", v.OOMScoreAdj, "anon_rss_kb", v.AnonRSSKB, "group_member", v.GroupMember, "diagnosis", r.Diagnosis.Summary)
-		if a.poster == nil || v.GroupMember || t == nil || t.PodName == "" {
+		if a.poster == nil || v.GroupMember || t.PodName == "" {
 			continue // one Event per OOM, and only for pods the runtime named
 		}
 		a.poster.post(kubeevent.OOM{
@@ -135,9 +146,24 @@ func (a *Agent) onReport(r oomreport.Report) {
 			GroupKill: group > 0, Bystanders: group,
 		}, false)
 	}
-	if a.poster != nil && r.Kind == "node" && len(hostVictims) > 0 {
+	if a.poster != nil && kind == OOMKindNode && len(hostVictims) > 0 {
 		a.poster.post(kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}, true)
 	}
+}
+
+// victimTarget is the target an OOM victim was in: by its cgroup path
+// (the kernel prints the host path the targets are keyed by), else by the
+// pod and container the report attributed it to.
+func (a *Agent) victimTarget(v oomreport.Victim) *Target {
+	if v.Cgroup != "" {
+		if t := a.targetOf(v.Cgroup); t != nil {
+			return t
+		}
+	}
+	if v.PodUID == "" {
+		return nil
+	}
+	return a.targetByContainer(v.PodUID, v.ContainerID)
 }
 
 // watchOOM turns a rise of target t's oom_kill counter into a log line, a
@@ -155,7 +181,8 @@ func (a *Agent) watchOOM(t *Target) {
 		return
 	}
 	n := ev.OOMKill - prev
-	a.m.OOMKills.WithLabelValues(t.podName(), t.containerName(), SourceMemoryEvents).Add(float64(n))
+	l := t.labels()
+	a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], OOMKindUnknown).Add(float64(n))
 	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
 		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill, "source", SourceMemoryEvents)
 	if a.poster != nil && t.PodName != "" {

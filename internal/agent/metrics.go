@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"runtime"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -12,13 +14,15 @@ type Metrics struct {
 	Changes             *prometheus.CounterVec
 	DriftRepairs        *prometheus.CounterVec
 	OOMKills            *prometheus.CounterVec
-	Reconcile           *prometheus.HistogramVec
-	ProtectLatency      prometheus.Histogram
-	Errors              *prometheus.CounterVec
-	EventsLost          *prometheus.CounterVec
-	DependencyUp        *prometheus.GaugeVec
-	ReportsDropped      *prometheus.CounterVec
-	KernelLogSource     *prometheus.GaugeVec
+	// ProtectedInfo has one series (value 1) per target container.
+	ProtectedInfo   *prometheus.GaugeVec
+	Reconcile       *prometheus.HistogramVec
+	ProtectLatency  prometheus.Histogram
+	Errors          *prometheus.CounterVec
+	EventsLost      *prometheus.CounterVec
+	DependencyUp    *prometheus.GaugeVec
+	ReportsDropped  *prometheus.CounterVec
+	KernelLogSource *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
@@ -36,8 +40,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podwarden_drift_repairs_total", Help: "Writes that repaired a value something had put back after the agent fixed it."},
 			[]string{"kind"}),
 		OOMKills: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "podwarden_oom_kills_total", Help: "OOM kills seen in target containers, by pod, container and kind (cgroup or node)."},
-			[]string{"pod", "container", "kind"}),
+			Name: "podwarden_oom_kills_total", Help: "Processes the kernel OOM-killed in target containers (kind cgroup: a memory limit; node: the node ran out; unknown: seen only through memory.events) and host processes killed in node OOMs (kind host, no pod)."},
+			[]string{"namespace", "pod", "container", "kind"}),
+		ProtectedInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podwarden_protected_container_info", Help: "1 for each target container the agent protects now (pod is the pod's name, or its UID where the name is not known)."},
+			[]string{"namespace", "pod", "container"}),
 		Reconcile: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "podwarden_reconcile_duration_seconds", Help: "Time of one reconcile, by trigger.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"trigger"}),
@@ -59,8 +66,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.OOMKills,
+		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.OOMKills, m.ProtectedInfo,
 			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp, m.ReportsDropped, m.KernelLogSource)
 	}
 	return m
+}
+
+// The kind label of podwarden_oom_kills_total: a small fixed set, so
+// alerts and dashboards can name every value (docs/agent.md).
+const (
+	// OOMKindCgroup: a target's process killed because a memory cgroup
+	// limit (the container's or the pod's) was reached.
+	OOMKindCgroup = "cgroup"
+	// OOMKindNode: a target's process killed in a node-wide OOM.
+	OOMKindNode = "node"
+	// OOMKindHost: a host process (in no pod and no container) killed in
+	// a node-wide OOM; namespace, pod and container are empty.
+	OOMKindHost = "host"
+	// OOMKindUnknown: a kill in a target seen only through its
+	// memory.events counter (no kernel log), which does not say which
+	// limit was hit; also a kernel report that did not say.
+	OOMKindUnknown = "unknown"
+)
+
+// OOMKinds are all values of the kind label, in the order docs list them.
+var OOMKinds = []string{OOMKindCgroup, OOMKindNode, OOMKindHost, OOMKindUnknown}
+
+// RegisterBuildInfo registers podwarden_build_info{version,goversion} = 1
+// on reg, so dashboards and alerts can tell which agent runs where.
+func RegisterBuildInfo(reg prometheus.Registerer, version string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "podwarden_build_info", Help: "1, labelled with the agent's version and the Go version it was built with."},
+		[]string{"version", "goversion"})
+	g.WithLabelValues(version, runtime.Version()).Set(1)
+	reg.MustRegister(g)
 }

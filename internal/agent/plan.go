@@ -256,5 +256,20 @@ func (t *Target) containerName() string {
 	if t.Container != "" {
 		return t.Container
 	}
-	return shortContainer(t.ContainerID)
+	if t.ContainerID != "" {
+		return shortContainer(t.ContainerID)
+	}
+	// A cgroup a runtime-less selector chose that is not named for a
+	// container id (a systemd service, a test cgroup).
+	return t.Cgroup[strings.LastIndexByte(t.Cgroup, '/')+1:]
+}
+
+// labels are t's namespace, pod and container labels in metrics: the
+// pod's name where the runtime told it, else its UID.
+func (t *Target) labels() [3]string {
+	pod := t.PodName
+	if pod == "" {
+		pod = t.PodUID
+	}
+	return [3]string{t.Namespace, pod, t.containerName()}
 }

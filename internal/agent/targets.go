@@ -15,16 +15,16 @@ import (
 type Target struct {
 	// Cgroup is the container's memory cgroup path; everything below it
 	// belongs to the container.
-	Cgroup    string
-	PodCgroup string
-	PodUID    string
-	Namespace string
-	PodName   string
+	Cgroup    string `json:"cgroup"`
+	PodCgroup string `json:"pod_cgroup,omitempty"`
+	PodUID    string `json:"pod_uid,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	PodName   string `json:"pod,omitempty"`
 	// ContainerID is the runtime's id; Container its name when the runtime
 	// told us.
-	ContainerID string
-	Container   string
-	Decision    policy.Decision
+	ContainerID string          `json:"container_id,omitempty"`
+	Container   string          `json:"container,omitempty"`
+	Decision    policy.Decision `json:"decision"`
 
 	// st is what the agent remembers about the target; it goes when the
 	// target goes.
@@ -87,6 +87,8 @@ func (a *Agent) discover(ctx context.Context) (map[string]*Target, error) {
 		if t != nil {
 			targets[cg] = t
 			inside = cg
+		} else if a.explain && a.rt == nil {
+			a.explainCgroup(cg)
 		}
 		return nil
 	})
@@ -99,9 +101,11 @@ func (a *Agent) discover(ctx context.Context) (map[string]*Target, error) {
 // setTargets replaces the targets with a fresh discovery, keeping the state
 // of those that remain.
 func (a *Agent) setTargets(targets map[string]*Target) {
+	var kept []*Target
 	for cg, old := range a.targets {
 		if t, ok := targets[cg]; ok && t.ContainerID == old.ContainerID {
 			t.st = old.st
+			kept = append(kept, old)
 			continue
 		}
 		a.dropTarget(cg)
@@ -111,6 +115,11 @@ func (a *Agent) setTargets(targets map[string]*Target) {
 			t.st = newTargetState()
 		}
 		a.targets[cg] = t
+		a.export(t, +1)
+	}
+	// After the new ones are counted, so a series that stays never blinks.
+	for _, old := range kept {
+		a.export(old, -1)
 	}
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
 }
@@ -120,6 +129,7 @@ func (a *Agent) addTarget(t *Target) {
 	t.st = newTargetState()
 	a.targets[t.Cgroup] = t
 	delete(a.pending, t.Cgroup)
+	a.export(t, +1)
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
 }
 
@@ -135,7 +145,27 @@ func (a *Agent) dropTarget(cg string) {
 		}
 	}
 	delete(a.targets, cg)
+	a.export(t, -1)
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
+}
+
+// export counts target t in (+1) or out (-1) of
+// podwarden_protected_container_info. Two targets can share a series (a
+// restarted container is a new target under the same names before the
+// old cgroup is reported gone), so the series goes with the last of them.
+func (a *Agent) export(t *Target, d int) {
+	l := t.labels()
+	n := a.exported[l] + d
+	switch {
+	case n <= 0:
+		delete(a.exported, l)
+		a.m.ProtectedInfo.DeleteLabelValues(l[:]...)
+	case d > 0 && n == 1:
+		a.exported[l] = n
+		a.m.ProtectedInfo.WithLabelValues(l[:]...).Set(1)
+	default:
+		a.exported[l] = n
+	}
 }
 
 // match returns the target at container cgroup cg, or nil.
@@ -144,17 +174,11 @@ func (a *Agent) match(cg string) *Target {
 	if a.selfPod != "" && o.PodUID == a.selfPod {
 		return nil // the agent's own pod
 	}
+	if sel := a.cfg.Policy.CgroupSelector; sel != "" && !policy.MatchGlob(sel, cg) {
+		return nil
+	}
 	if a.rt == nil {
-		if a.cfg.Policy.CgroupSelector == "" || !policy.MatchGlob(a.cfg.Policy.CgroupSelector, cg) {
-			return nil
-		}
-		if o.Conmon {
-			return nil
-		}
-		return &Target{
-			Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: o.PodUID, ContainerID: o.ContainerID,
-			Decision: a.cfg.Policy.Decide(policy.Target{PodUID: o.PodUID}),
-		}
+		return a.matchRuntimeless(cg, o)
 	}
 	id, ok := containerID(cg, o)
 	if !ok {
@@ -168,6 +192,58 @@ func (a *Agent) match(cg string) *Target {
 		Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: p.pod.UID, Namespace: p.pod.Namespace, PodName: p.pod.Name,
 		ContainerID: id, Container: p.containers[id], Decision: p.decision,
 	}
+}
+
+// matchRuntimeless is match without a runtime: every container cgroup the
+// kubelet made (any driver, QoS level or runtime, as cgroup.ParsePath
+// reads them) is a target, narrowed by the cgroupSelector glob when there
+// is one. Inside a pod only the container cgroups themselves are: not the
+// pod cgroup, CRI-O's conmon scope or a runtime's sub-cgroup, even where
+// a glob matches them. Outside pods a glob alone chooses (a systemd
+// service, a plain Docker container).
+func (a *Agent) matchRuntimeless(cg string, o cgroup.Owner) *Target {
+	why := runtimelessWhy(cg, o, a.cfg.Policy.CgroupSelector)
+	if why == "" {
+		return nil
+	}
+	d := a.cfg.Policy.Decide(policy.Target{PodUID: o.PodUID})
+	if d.Target {
+		d.Reason = why + strings.TrimPrefix(d.Reason, "selected")
+	}
+	t := &Target{Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: o.PodUID, ContainerID: o.ContainerID, Decision: d}
+	if p, ok := a.podNames.lookup(o.PodUID); ok {
+		t.Namespace, t.PodName = p.Namespace, p.Name
+	}
+	return t
+}
+
+// runtimelessWhy says why cgroup cg (parsed as o) is a target without a
+// runtime, "" when it is not one.
+func runtimelessWhy(cg string, o cgroup.Owner, selector string) string {
+	kubelet := o.InPod() && !o.Conmon && (o.ContainerCgroup == cg ||
+		// A pod's child not named for a container id: a container only
+		// when a glob says so.
+		(o.ContainerCgroup == "" && selector != "" && parentCgroup(cg) == o.PodCgroup))
+	switch {
+	case kubelet && selector == "":
+		return "kubelet container cgroup"
+	case kubelet:
+		return "kubelet container cgroup, matches cgroupSelector"
+	case o.InPod() || selector == "" || inKubepods(cg):
+		return ""
+	}
+	return "matches cgroupSelector"
+}
+
+// inKubepods reports whether cg is in the kubelet's own hierarchy (its
+// kubepods root and QoS levels): never a container, whatever a glob says.
+func inKubepods(cg string) bool {
+	for seg := range strings.SplitSeq(cg, "/") {
+		if seg == "kubepods" || (strings.HasSuffix(seg, ".slice") && (strings.HasPrefix(seg, "kubepods") || strings.Contains(seg, "-kubepods"))) {
+			return true
+		}
+	}
+	return false
 }
 
 // containerID is the runtime id a container cgroup at cg is named for;
@@ -197,16 +273,26 @@ func (a *Agent) runtimePods(ctx context.Context) (map[string]*podInfo, error) {
 	}
 	out := make(map[string]*podInfo)
 	var want []*podInfo
+	// Why each pod that is not a target is not, for --once output.
+	var rejected map[string]string
+	if a.explain {
+		rejected = map[string]string{}
+	}
 	for _, p := range pods {
 		if (a.cfg.OwnNamespace != "" && p.Namespace == a.cfg.OwnNamespace) || (a.selfPod != "" && p.UID == a.selfPod) {
+			if rejected != nil {
+				rejected[p.ID] = "the agent's own namespace or pod"
+			}
 			continue
 		}
 		d := a.cfg.Policy.Decide(policy.Target{PodUID: p.UID, Namespace: p.Namespace, Name: p.Name, Labels: p.Labels, Annotations: p.Annotations})
 		if d.Target {
 			want = append(want, &podInfo{pod: p, decision: d, containers: map[string]string{}})
+		} else if rejected != nil {
+			rejected[p.ID] = d.Reason
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(rejected) == 0 {
 		return out, nil
 	}
 	// One call for every container, not one per pod: a node with 100
@@ -219,7 +305,16 @@ func (a *Agent) runtimePods(ctx context.Context) (map[string]*podInfo, error) {
 	for _, p := range want {
 		bySandbox[p.pod.ID] = p
 	}
+	byID := make(map[string]cri.Pod, len(pods))
+	for _, p := range pods {
+		byID[p.ID] = p
+	}
 	for _, c := range cs {
+		if why, ok := rejected[c.PodID]; ok && c.State != cri.StateExited {
+			p := byID[c.PodID]
+			a.candidates = append(a.candidates, Candidate{Namespace: p.Namespace, Pod: p.Name, PodUID: p.UID,
+				Container: c.Name, ContainerID: c.ID, Reason: why})
+		}
 		info := bySandbox[c.PodID]
 		if info == nil || c.State == cri.StateExited {
 			continue

@@ -261,3 +261,26 @@ func sortedKeys(m map[string]string) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// CheckRuntimeless reports the selector keys that cannot apply without a
+// container runtime (the agent's --no-cri mode): pod labels and
+// namespaces are known only to the runtime, and a cgroup path carries
+// neither, so such a policy would select nothing, silently. ownNamespace
+// (the agent's own, which the agent adds to excludeNamespaces) and the
+// default exclusion of kube-system are not errors: they are not what the
+// operator wrote, and the agent skips its own pod by its cgroup.
+func (c Config) CheckRuntimeless(ownNamespace string) error {
+	var errs []error
+	add := func(key string, set bool) {
+		if set {
+			errs = append(errs, fmt.Errorf("selector.%s: does not apply without a container runtime (--no-cri): pods' labels and namespaces are known only to the runtime; remove it, or run with the runtime", key))
+		}
+	}
+	s := c.Selector
+	add("namespaces", len(s.Namespaces) > 0)
+	add("labels", len(s.Labels) > 0)
+	add("excludeLabels", len(s.ExcludeLabels) > 0)
+	excl := slices.DeleteFunc(slices.Clone(s.ExcludeNamespaces), func(ns string) bool { return ns == ownNamespace })
+	add("excludeNamespaces", len(excl) > 0 && !slices.Equal(excl, Default().Selector.ExcludeNamespaces))
+	return errors.Join(errs...)
+}

@@ -19,11 +19,11 @@ type Target struct {
 // non-target OOMGroup is ModeLeave and AdjSet is false: nothing is written.
 // Reason is for people: the dry-run table and logs show it.
 type Decision struct {
-	Target   bool
-	OOMGroup Mode
-	Adj      int
-	AdjSet   bool
-	Reason   string
+	Target   bool   `json:"target"`
+	OOMGroup Mode   `json:"oom_group"`
+	Adj      int    `json:"adj"`
+	AdjSet   bool   `json:"adj_set"`
+	Reason   string `json:"reason"`
 }
 
 // Decide applies the selector and then the pod's podwarden.dev annotations
