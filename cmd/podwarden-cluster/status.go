@@ -139,7 +139,7 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 		}
 		for _, k := range a.Metrics.OOMKills {
 			if k.Count > 0 {
-				kills = append(kills, []string{a.Node, k.Pod, k.Container, k.Kind, num(k.Count)})
+				kills = append(kills, []string{a.Node, cli.Dash(status.PodRef(k.Namespace, k.Pod)), cli.Dash(k.Container), k.Kind, num(k.Count)})
 			}
 		}
 		if len(a.Metrics.ProtectedPods) > 0 {
@@ -156,7 +156,7 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 		tw.Flush()
 	}
 	if len(kills) > 0 {
-		fmt.Fprintln(w, "\nOOM kills in target pods (since each agent started):")
+		fmt.Fprintln(w, "\nOOM kills in target pods, and of host processes in node OOMs (since each agent started):")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		header(tw, "NODE\tPOD\tCONTAINER\tKIND\tKILLS")
 		for _, r := range kills {

@@ -26,7 +26,8 @@ func TestWriteStatusTable(t *testing.T) {
 		Agents: []status.Agent{
 			{Node: "node-a", Pod: "podwarden-x1", Ready: true, Metrics: &status.AgentMetrics{
 				ProtectedContainers: 3, ProtectedProcesses: 41, OOMKillsTotal: 4, DriftRepairsTotal: 5,
-				OOMKills:      []status.OOMKillCount{{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4}},
+				OOMKills: []status.OOMKillCount{{Namespace: "ml", Pod: "nb-0", Container: "notebook", Kind: "node", Count: 4},
+					{Kind: "host", Count: 1}},
 				ProtectedPods: []string{"ml/nb-0"},
 			}},
 			{Node: "node-b", Pod: "podwarden-x2", Restarts: 3, Error: "reading /metrics through the API server proxy: connection refused"},
@@ -45,9 +46,10 @@ Protected pods:
 NODE    PODS
 node-a  ml/nb-0
 
-OOM kills in target pods (since each agent started):
+OOM kills in target pods, and of host processes in node OOMs (since each agent started):
 NODE    POD      CONTAINER  KIND  KILLS
 node-a  ml/nb-0  notebook   node  4
+node-a  -        -          host  1
 
 Agents whose metrics could not be read:
   node-b (podwarden-x2): reading /metrics through the API server proxy: connection refused

@@ -27,14 +27,18 @@ const (
 	metricOOMKills            = "podwarden_oom_kills_total"
 	metricDriftRepairs        = "podwarden_drift_repairs_total"
 	metricErrors              = "podwarden_errors_total"
-	// Optional: one series per protected container, labels namespace, pod
-	// and container. Agents that do not export it show counts only.
+	// One series per protected container, labels namespace, pod and
+	// container. Agents before it show counts only.
 	metricProtectedInfo = "podwarden_protected_container_info"
+	metricBuildInfo     = "podwarden_build_info"
 )
 
 // AgentMetrics is what status shows from one agent's /metrics. Counters
 // count since the agent started.
 type AgentMetrics struct {
+	// Version is the agent's podwarden_build_info version ("" for agents
+	// before it).
+	Version             string             `json:"version,omitempty"`
 	ProtectedContainers float64            `json:"protectedContainers"`
 	ProtectedProcesses  float64            `json:"protectedProcesses"`
 	ProtectedPods       []string           `json:"protectedPods,omitempty"`
@@ -45,12 +49,23 @@ type AgentMetrics struct {
 	ErrorsTotal         float64            `json:"errorsTotal"`
 }
 
-// OOMKillCount is one series of podwarden_oom_kills_total.
+// OOMKillCount is one series of podwarden_oom_kills_total. Pod is the
+// pod's name (its UID where the agent did not know the name); kind host
+// (a host process killed in a node OOM) has no namespace, pod or container.
 type OOMKillCount struct {
+	Namespace string  `json:"namespace,omitempty"`
 	Pod       string  `json:"pod"`
 	Container string  `json:"container"`
 	Kind      string  `json:"kind"`
 	Count     float64 `json:"count"`
+}
+
+// PodRef is namespace/pod, or pod alone when the namespace is not known.
+func PodRef(namespace, pod string) string {
+	if namespace == "" {
+		return pod
+	}
+	return namespace + "/" + pod
 }
 
 // ParseMetrics reads the Prometheus text format an agent serves and picks
@@ -70,15 +85,21 @@ func ParseMetrics(r io.Reader) (AgentMetrics, error) {
 		m.DriftRepairs[label(s, "kind")] += v
 	})
 	m.OOMKillsTotal = sum(fams[metricOOMKills], func(s *dto.Metric, v float64) {
-		m.OOMKills = append(m.OOMKills, OOMKillCount{Pod: label(s, "pod"), Container: label(s, "container"), Kind: label(s, "kind"), Count: v})
+		m.OOMKills = append(m.OOMKills, OOMKillCount{Namespace: label(s, "namespace"), Pod: label(s, "pod"),
+			Container: label(s, "container"), Kind: label(s, "kind"), Count: v})
 	})
 	slices.SortFunc(m.OOMKills, func(a, b OOMKillCount) int {
-		return strings.Compare(a.Pod+"\x00"+a.Container+"\x00"+a.Kind, b.Pod+"\x00"+b.Container+"\x00"+b.Kind)
+		return strings.Compare(a.Namespace+"\x00"+a.Pod+"\x00"+a.Container+"\x00"+a.Kind, b.Namespace+"\x00"+b.Pod+"\x00"+b.Container+"\x00"+b.Kind)
+	})
+	sum(fams[metricBuildInfo], func(s *dto.Metric, v float64) {
+		if v > 0 {
+			m.Version = label(s, "version")
+		}
 	})
 	pods := map[string]bool{}
 	sum(fams[metricProtectedInfo], func(s *dto.Metric, v float64) {
 		if v > 0 {
-			pods[label(s, "namespace")+"/"+label(s, "pod")] = true
+			pods[PodRef(label(s, "namespace"), label(s, "pod"))] = true
 		}
 	})
 	for p := range pods {

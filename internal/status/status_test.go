@@ -33,12 +33,13 @@ func TestParseMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := status.AgentMetrics{
+		Version:             "v0.1.0",
 		ProtectedContainers: 3,
 		ProtectedProcesses:  41,
 		ProtectedPods:       []string{"batch/train-7", "ml/nb-0"},
 		OOMKills: []status.OOMKillCount{
-			{Pod: "batch/train-7", Container: "worker", Kind: "cgroup", Count: 1},
-			{Pod: "ml/nb-0", Container: "notebook", Kind: "node", Count: 4},
+			{Namespace: "batch", Pod: "train-7", Container: "worker", Kind: "cgroup", Count: 1},
+			{Namespace: "ml", Pod: "nb-0", Container: "notebook", Kind: "node", Count: 4},
 		},
 		OOMKillsTotal:     5,
 		DriftRepairs:      map[string]float64{"oom.group": 3, "oom_score_adj": 2},
