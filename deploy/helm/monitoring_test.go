@@ -35,7 +35,8 @@ func agentMetrics(t *testing.T) map[string]bool {
 		m := agent.NewMetrics(reg)
 		// Describe every collector the agent registered.
 		for _, c := range []prometheus.Collector{m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs,
-			m.OOMKills, m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost} {
+			m.OOMKills, m.ProtectedInfo, m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp,
+			m.ReportsDropped, m.KernelLogSource} {
 			c.Describe(ch)
 		}
 		close(ch)
@@ -66,6 +67,20 @@ func checkMetricNames(t *testing.T, where, expr string, known map[string]bool) {
 		base := strings.TrimSuffix(name, "_bucket")
 		if !known[name] && !known[base] {
 			t.Errorf("%s: %q reads %s, which the agent does not export", where, expr, name)
+		}
+	}
+}
+
+var oomKind = regexp.MustCompile(`podwarden_oom_kills_total\{[^}]*\bkind="([^"]*)"`)
+
+// checkOOMKinds fails for an expression that selects an OOM kind the
+// agent never exports (the rule that waited for kind="node_host" after the
+// agent's kinds became a fixed set could never fire).
+func checkOOMKinds(t *testing.T, where, expr string) {
+	t.Helper()
+	for _, m := range oomKind.FindAllStringSubmatch(expr, -1) {
+		if !slices.Contains(agent.OOMKinds, m[1]) {
+			t.Errorf("%s: %q selects kind %q; the agent's kinds are %v", where, expr, m[1], agent.OOMKinds)
 		}
 	}
 }
@@ -151,6 +166,7 @@ func TestChartAlertsAndDashboard(t *testing.T) {
 		for _, r := range g.Rules {
 			alerts = append(alerts, r.Alert)
 			checkMetricNames(t, "alert "+r.Alert, r.Expr, known)
+			checkOOMKinds(t, "alert "+r.Alert, r.Expr)
 			if r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 				t.Errorf("alert %s needs a severity, a summary and a description: %+v", r.Alert, r)
 			}
@@ -169,6 +185,7 @@ func TestChartAlertsAndDashboard(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			checkMetricNames(t, "panel "+p.Title, tg.Expr, known)
+			checkOOMKinds(t, "panel "+p.Title, tg.Expr)
 		}
 	}
 	for _, want := range []string{"OOM kills by pod and kind", "Protected containers per node", "Protected processes per node", "Protection latency", "Drift repairs by node and kind"} {
