@@ -22,6 +22,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
@@ -492,5 +493,80 @@ func TestChartEventsAndCapabilityReasons(t *testing.T) {
 				t.Errorf("capability %s is not commented with why: %q", c, prev)
 			}
 		}
+	}
+}
+
+func webConfigValues() map[string]any {
+	return map[string]any{
+		"secretName": "podwarden-web", "key": "web.yml", "tls": true,
+		"probeAuthorization": "Basic cHJvYmU6c2VjcmV0",
+		"monitorTLSConfig":   map[string]any{"insecureSkipVerify": true},
+		"monitorBasicAuth": map[string]any{
+			"username": map[string]any{"name": "podwarden-scrape", "key": "username"},
+			"password": map[string]any{"name": "podwarden-scrape", "key": "password"},
+		},
+	}
+}
+
+// metrics.webConfig mounts the Secret, passes --web-config-file at the
+// path it is mounted, and makes the probes and both monitors speak HTTPS
+// with credentials; off, none of it is rendered.
+func TestChartMetricsWebConfig(t *testing.T) {
+	out := render(t, map[string]any{"metrics": map[string]any{
+		"webConfig":      webConfigValues(),
+		"serviceMonitor": map[string]any{"enabled": true}, "podMonitor": map[string]any{"enabled": true},
+	}})
+	objs, err := kubetest.Decode([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds *appsv1.DaemonSet
+	monitors := 0
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "DaemonSet":
+			ds = &appsv1.DaemonSet{}
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, ds); err != nil {
+				t.Fatal(err)
+			}
+		case "ServiceMonitor", "PodMonitor":
+			monitors++
+			key := "endpoints"
+			if o.GetKind() == "PodMonitor" {
+				key = "podMetricsEndpoints"
+			}
+			eps, _, _ := unstructured.NestedSlice(o.Object, "spec", key)
+			ep := eps[0].(map[string]any)
+			if ep["scheme"] != "https" || ep["tlsConfig"] == nil || ep["basicAuth"] == nil {
+				t.Errorf("%s endpoint %v: want https, tlsConfig and basicAuth", o.GetKind(), ep)
+			}
+		}
+	}
+	if ds == nil || monitors != 2 {
+		t.Fatalf("daemonset %v, %d monitors", ds != nil, monitors)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	if !slices.Contains(c.Args, "--web-config-file=/etc/podwarden/web/web.yml") {
+		t.Errorf("args %v", c.Args)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == "/etc/podwarden/web" && m.ReadOnly {
+			for _, v := range ds.Spec.Template.Spec.Volumes {
+				mounted = mounted || (v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "podwarden-web")
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the Secret podwarden-web is not mounted read-only at /etc/podwarden/web: %+v", c.VolumeMounts)
+	}
+	for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+		g := p.HTTPGet
+		if g.Scheme != corev1.URISchemeHTTPS || len(g.HTTPHeaders) != 1 || g.HTTPHeaders[0].Name != "Authorization" || g.HTTPHeaders[0].Value != "Basic cHJvYmU6c2VjcmV0" {
+			t.Errorf("%s probe %+v: want HTTPS with the Authorization header", name, g)
+		}
+	}
+	if def := render(t, nil); strings.Contains(def, "web-config") || strings.Contains(def, "HTTPS") {
+		t.Error("web config rendered by default")
 	}
 }

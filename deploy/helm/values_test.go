@@ -26,6 +26,7 @@ func TestChartSchema(t *testing.T) {
 		"own image":  {"image": map[string]any{"repository": "registry.example.com/podwarden", "tag": "v0.1.0", "pullPolicy": "Always"}},
 		"no limits":  {"resources": map[string]any{"limits": nil}},
 		"unconfined": {"appArmorProfile": map[string]any{"type": "Unconfined"}},
+		"metrics web config": {"metrics": map[string]any{"webConfig": webConfigValues()}},
 	}
 	for name, values := range good {
 		t.Run("good/"+name, func(t *testing.T) {
@@ -53,6 +54,10 @@ func TestChartSchema(t *testing.T) {
 		"log level":         {map[string]any{"logLevel": "verbose"}, "logLevel"},
 		"capability":        {map[string]any{"capabilities": map[string]any{"add": []any{"cap_sys_admin"}}}, "add"},
 		"rule alert window": {map[string]any{"metrics": map[string]any{"prometheusRule": map[string]any{"agentDownMinutes": 0}}}, "agentDownMinutes"},
+		"web config typo":   {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secret": "x"}}}, "secret"},
+		"web config tls":    {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secretName": "x", "tls": "yes"}}}, "tls"},
+		"probe header":      {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"probeAuthorization": "prometheus:secret"}}}, "probeAuthorization"},
+		"web config key":    {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"key": "../web.yml"}}}, "key"},
 	}
 	for name, tc := range bad {
 		t.Run("bad/"+name, func(t *testing.T) {

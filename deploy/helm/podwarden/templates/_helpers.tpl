@@ -59,3 +59,38 @@ does the agent read /proc/PID/exe of host daemons, which needs SYS_PTRACE. */}}
 -}}
 {{- get $why . | default "added by capabilities.add in values" }}
 {{- end }}
+
+{{/*
+The probes' scheme and Authorization header for the metrics web config.
+*/}}
+{{- define "podwarden.probeWeb" -}}
+{{- with .Values.metrics.webConfig }}
+{{- if and .secretName .tls }}
+scheme: HTTPS
+{{- end }}
+{{- if and .secretName .probeAuthorization }}
+httpHeaders:
+  - name: Authorization
+    value: {{ .probeAuthorization | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A monitor endpoint's scheme, tlsConfig and basicAuth for the web config.
+*/}}
+{{- define "podwarden.monitorWeb" -}}
+{{- with .Values.metrics.webConfig }}
+{{- if and .secretName .tls }}
+scheme: https
+{{- end }}
+{{- with .monitorTLSConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .monitorBasicAuth }}
+basicAuth:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- end }}
