@@ -78,8 +78,10 @@ type Config struct {
 	AnnotationMinAdj int
 	Protected        []ProtectedRule
 	Interval         time.Duration // drift re-check period, default 10s
-	// CgroupSelector picks target container cgroups by path glob when no
-	// CRI runtime is used (plain Docker, systemd, tests). Empty: use CRI.
+	// CgroupSelector narrows the targets to containers whose cgroup path
+	// matches this glob ("" all). Without a CRI runtime it narrows the
+	// kubelet container cgroups the agent finds by itself, and outside
+	// pods it alone chooses (plain Docker, systemd services, tests).
 	CgroupSelector string
 }
 
