@@ -500,7 +500,7 @@ func scenarioContainerLimit(t *testing.T, c *cluster, n *Node) {
 	if err := poll(ctx, time.Minute, 2*time.Second, func(ctx context.Context) (bool, error) {
 		var err error
 		text, err = c.metrics(ctx, agent.Name)
-		v, ok := metricValue(text, "podwarden_oom_kills_total", `pod="users/lab"`)
+		v, ok := metricValue(text, "podwarden_oom_kills_total", `namespace="users"`, `pod="lab"`)
 		return ok && v >= 1, err
 	}); err != nil {
 		t.Errorf("podwarden_oom_kills_total for users/lab: %v\n%s", err, grepLines(text, "oom_kills"))
