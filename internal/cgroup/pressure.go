@@ -36,34 +36,49 @@ type Pressure struct {
 // cgroups made by the cgroupfs driver; that case, pure V1, and a kernel
 // without PSI give an error wrapping errors.ErrUnsupported.
 func (fs FS) Pressure(cg string) (Pressure, error) {
-	var file string
+	file, err := fs.PressureFile(cg)
+	if err != nil {
+		return Pressure{}, err
+	}
+	return ReadPressure(file)
+}
+
+// PressureFile is the path of cg's memory.pressure, for reading or for a
+// PSI trigger (OpenTrigger). Errors are those of Pressure.
+func (fs FS) PressureFile(cg string) (string, error) {
 	switch fs.version {
 	case V1:
-		return Pressure{}, fmt.Errorf("memory.pressure on cgroup v1: %w", errors.ErrUnsupported)
+		return "", fmt.Errorf("memory.pressure on cgroup v1: %w", errors.ErrUnsupported)
 	case Hybrid:
 		d, err := fs.dir(cg)
 		if err != nil {
-			return Pressure{}, err
+			return "", err
 		}
-		file = filepath.Join(fs.root, "unified", filepath.Clean("/"+cg), "memory.pressure")
+		file := filepath.Join(fs.root, "unified", filepath.Clean("/"+cg), "memory.pressure")
 		if !isDir(filepath.Dir(file)) {
 			if !isDir(d) {
-				return Pressure{}, opError("read", file, os.ErrNotExist)
+				return "", opError("read", file, os.ErrNotExist)
 			}
-			return Pressure{}, fmt.Errorf("read %s: not in the unified hierarchy: %w", file, errors.ErrUnsupported)
+			return "", fmt.Errorf("read %s: not in the unified hierarchy: %w", file, errors.ErrUnsupported)
 		}
-	default:
-		d, err := fs.dir(cg)
-		if err != nil {
-			return Pressure{}, err
-		}
-		file = filepath.Join(d, "memory.pressure")
+		return file, nil
 	}
+	d, err := fs.dir(cg)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "memory.pressure"), nil
+}
+
+// ReadPressure reads a PSI file: a cgroup's memory.pressure or the node's
+// /proc/pressure/memory. A file missing from a directory that exists (a
+// kernel booted with psi=0 or built without CONFIG_PSI) gives an error
+// wrapping errors.ErrUnsupported.
+func ReadPressure(file string) (Pressure, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		err = opError("read", file, err)
 		if errors.Is(err, os.ErrNotExist) && isDir(filepath.Dir(file)) {
-			// Booted with psi=0 or built without CONFIG_PSI.
 			err = fmt.Errorf("read %s: %w", file, errors.ErrUnsupported)
 		}
 		return Pressure{}, err
