@@ -54,8 +54,8 @@ const (
 	// FieldStat reads /proc/PID/stat: PID, PPID, Comm, State, Threads,
 	// StartTime and Kernel.
 	FieldStat Field = 1 << iota
-	// FieldStatus reads /proc/PID/status: UID (real) and the memory the OOM
-	// killer counts: RSSAnon, RSSFile, RSSShmem, Swap and PgTables.
+	// FieldStatus reads /proc/PID/status: UID (real), NSPID and the memory
+	// the OOM killer counts: RSSAnon, RSSFile, RSSShmem, Swap and PgTables.
 	FieldStatus
 	// FieldCmdline reads /proc/PID/cmdline into Cmdline.
 	FieldCmdline
@@ -75,8 +75,12 @@ type Proc struct {
 	PID, PPID int
 	Comm      string
 	// State is the one-letter state from stat (R, S, D, Z, I, ...).
-	State   byte
-	UID     int
+	State byte
+	UID   int
+	// NSPID is the process's pid in its own (innermost) PID namespace,
+	// from status: 1 for a container's init. 0 when status was not read
+	// or the kernel is older than 4.1.
+	NSPID   int
 	Cmdline []string
 	Threads int
 	// StartTime is when the process started, in clock ticks after boot

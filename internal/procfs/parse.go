@@ -114,6 +114,7 @@ type status struct {
 	havePPid                         bool
 	threads                          int
 	haveThreads                      bool
+	nspid                            int
 }
 
 // parseStatus reads /proc/PID/status. Memory lines are optional: kernel
@@ -156,6 +157,13 @@ func parseStatus(b []byte) (status, error) {
 			var k int
 			k, err = intField(val)
 			s.kthread, s.haveKthread = k != 0, err == nil
+		case "NSpid":
+			// One pid per nested PID namespace, outermost first: the
+			// last is what the process sees as its own pid.
+			if i := bytes.LastIndexAny(val, " \t"); i >= 0 {
+				val = val[i+1:]
+			}
+			s.nspid, err = intField(val)
 		case "Threads":
 			s.threads, err = intField(val)
 			s.haveThreads = err == nil
@@ -187,6 +195,7 @@ func (s status) apply(p *Proc, haveStat bool) {
 	p.UID = s.uid
 	p.RSSAnon, p.RSSFile, p.RSSShmem = s.rssAnon, s.rssFile, s.rssShmem
 	p.Swap, p.PgTables = s.swap, s.pgTables
+	p.NSPID = s.nspid
 	if s.haveKthread && s.kthread {
 		p.Kernel = true
 	}

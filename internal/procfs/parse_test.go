@@ -79,7 +79,7 @@ func TestParseStatus(t *testing.T) {
 		"live": {
 			in: liveStatus,
 			want: status{uid: 0, haveUID: true, state: 'S', ppid: 0, havePPid: true, haveKthread: true,
-				threads: 13, haveThreads: true,
+				threads: 13, haveThreads: true, nspid: 1,
 				rssAnon: 10472 << 10, rssFile: 8 << 10, rssShmem: 6364 << 10, pgTables: 132 << 10},
 		},
 		"kernel thread has no memory lines": {
@@ -90,6 +90,11 @@ func TestParseStatus(t *testing.T) {
 			in:   "Name:\tbash\nState:\tR (running)\nPPid:\t9\nUid:\t1000\t1000\t1000\t1000\nVmRSS:\t 100 kB\nVmPTE:\t 8 kB\nVmSwap:\t 4 kB\n",
 			want: status{uid: 1000, haveUID: true, state: 'R', ppid: 9, havePPid: true, pgTables: 8 << 10, swap: 4 << 10},
 		},
+		"nested pid namespaces: the last NSpid": {
+			in:   "Uid:\t0\nNSpid:\t4242\t17\t1\n",
+			want: status{haveUID: true, nspid: 1},
+		},
+		"bad NSpid": {in: "Uid:\t0\nNSpid:\t12 x\n", wantErr: `invalid integer "x"`},
 		"no trailing newline": {
 			in:   "Uid:\t7\t7\t7\t7\nRssAnon:\t1 kB",
 			want: status{uid: 7, haveUID: true, rssAnon: 1024},
