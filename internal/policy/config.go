@@ -83,6 +83,8 @@ type Config struct {
 	// kubelet container cgroups the agent finds by itself, and outside
 	// pods it alone chooses (plain Docker, systemd services, tests).
 	CgroupSelector string
+	// Preempt acts before the kernel OOM killer (off by default).
+	Preempt Preempt
 }
 
 // DefaultProtectedAdj is the adj of protected host processes unless a rule
@@ -132,6 +134,7 @@ func Default() Config {
 			{Comm: "nv-hostengine", Adj: DefaultProtectedAdj},
 		},
 		Interval: 10 * time.Second,
+		Preempt:  DefaultPreempt(),
 	}
 }
 
@@ -159,6 +162,7 @@ func (c Config) Validate() error {
 	}
 	add("interval", CheckInterval(c.Interval))
 	add("cgroupSelector", checkGlob(c.CgroupSelector))
+	c.Preempt.validate(func(f string, err error) { add("preempt."+f, err) })
 	return errors.Join(errs...)
 }
 

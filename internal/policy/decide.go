@@ -19,11 +19,13 @@ type Target struct {
 // non-target OOMGroup is ModeLeave and AdjSet is false: nothing is written.
 // Reason is for people: the dry-run table and logs show it.
 type Decision struct {
-	Target   bool   `json:"target"`
-	OOMGroup Mode   `json:"oom_group"`
-	Adj      int    `json:"adj"`
-	AdjSet   bool   `json:"adj_set"`
-	Reason   string `json:"reason"`
+	Target   bool `json:"target"`
+	OOMGroup Mode `json:"oom_group"`
+	Adj      int  `json:"adj"`
+	AdjSet   bool `json:"adj_set"`
+	// Preempt is what internal/preempt may do to the pod.
+	Preempt PreemptDecision `json:"preempt"`
+	Reason  string          `json:"reason"`
 }
 
 // Decide applies the selector and then the pod's podwarden.dev annotations
@@ -56,6 +58,7 @@ func (c Config) Decide(t Target) Decision {
 			reasons = append(reasons, fmt.Sprintf("%s=%d", key, adj))
 		}
 	}
+	d.Preempt = c.Preempt.decide(t.Annotations, &reasons)
 	d.Reason = strings.Join(reasons, "; ")
 	return d
 }

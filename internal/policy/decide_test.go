@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -134,7 +136,13 @@ func TestDecide(t *testing.T) {
 			got := tc.cfg.Decide(tc.t)
 			reason := got.Reason
 			got.Reason = ""
-			if got != tc.want {
+			// No preempt annotations here: targets get the policy's.
+			pre := got.Preempt
+			got.Preempt = PreemptDecision{}
+			if got.Target && (pre.Mode != PreemptOn || !slices.Equal(pre.Keep, tc.cfg.Preempt.Keep)) {
+				t.Errorf("Preempt = %+v, want on with the policy's keep list", pre)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Decide = %+v (%s), want %+v", got, reason, tc.want)
 			}
 			if reason == "" || !strings.Contains(reason, tc.wantReason) {
@@ -276,5 +284,37 @@ func TestHostComms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDecidePreempt(t *testing.T) {
+	cfg := Default()
+	cfg.Preempt.Keep = []string{"jupyter-lab"}
+	tests := map[string]struct {
+		ann        map[string]string
+		want       PreemptDecision
+		wantReason string
+	}{
+		"none":          {want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: "selected"},
+		"off":           {ann: map[string]string{AnnotationPreempt: "off"}, want: PreemptDecision{Mode: PreemptOff, Keep: []string{"jupyter-lab"}}, wantReason: "podwarden.io/preempt=off"},
+		"dry-run":       {ann: map[string]string{AnnotationPreempt: " dry-run "}, want: PreemptDecision{Mode: PreemptDryRun, Keep: []string{"jupyter-lab"}}, wantReason: "preempt=dry-run"},
+		"bad mode":      {ann: map[string]string{AnnotationPreempt: "never"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: `ignored podwarden.io/preempt: "never"`},
+		"keep adds":     {ann: map[string]string{AnnotationPreemptKeep: "code-server, rstudio*,"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab", "code-server", "rstudio*"}}, wantReason: "preempt-keep=code-server,rstudio*"},
+		"bad keep glob": {ann: map[string]string{AnnotationPreemptKeep: "ok,[x"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: "ignored podwarden.io/preempt-keep"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			d := cfg.Decide(Target{Namespace: "hub", Annotations: tc.ann})
+			if !reflect.DeepEqual(d.Preempt, tc.want) {
+				t.Errorf("Preempt = %+v, want %+v", d.Preempt, tc.want)
+			}
+			if !strings.Contains(d.Reason, tc.wantReason) {
+				t.Errorf("Reason %q does not contain %q", d.Reason, tc.wantReason)
+			}
+		})
+	}
+	// The policy's list is never changed by a pod's annotation.
+	if !slices.Equal(cfg.Preempt.Keep, []string{"jupyter-lab"}) {
+		t.Errorf("policy keep list changed: %v", cfg.Preempt.Keep)
 	}
 }

@@ -146,7 +146,7 @@ func (p *parser) mapping(n *yaml.Node, field string, known []string, fn func(key
 }
 
 func (p *parser) config(n *yaml.Node, c *Config) {
-	known := []string{"selector", "oomGroup", "podOOMScoreAdj", "annotationMinAdj", "protected", "interval", "cgroupSelector"}
+	known := []string{"selector", "oomGroup", "podOOMScoreAdj", "annotationMinAdj", "protected", "interval", "cgroupSelector", "preempt"}
 	p.mapping(n, "", known, func(key string, v *yaml.Node) {
 		switch key {
 		case "selector":
@@ -183,6 +183,8 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 				p.check(v, key, checkGlob(s))
 				c.CgroupSelector = s
 			}
+		case "preempt":
+			p.preempt(v, &c.Preempt)
 		}
 	})
 }
@@ -329,6 +331,31 @@ func (p *parser) adj(n *yaml.Node, field string, dst *int) {
 		return
 	}
 	*dst = v
+}
+
+func (p *parser) duration(n *yaml.Node, field string, check func(time.Duration) error, dst *time.Duration) {
+	s, ok := p.str(n, field)
+	if !ok {
+		return
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(n, field, "%q is not a duration like 10s or 1m", s)
+		return
+	}
+	if err := check(d); err != nil {
+		p.check(n, field, err)
+		return
+	}
+	*dst = d
+}
+
+func (p *parser) boolean(n *yaml.Node, field string, dst *bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.fail(n, field, "must be true or false, got %q", n.Value)
+		return
+	}
+	_ = n.Decode(dst)
 }
 
 func join(field, key string) string {

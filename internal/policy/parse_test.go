@@ -123,6 +123,27 @@ func TestParseValid(t *testing.T) {
 		},
 		"numeric comm":  {"protected:\n  - comm: 1234\n", mod(func(c *Config) { c.Protected = []ProtectedRule{{Comm: "1234", Adj: -900}} })},
 		"no protection": {"protected: []\n", mod(func(c *Config) { c.Protected = []ProtectedRule{} })},
+		"preempt, every key": {
+			"preempt:\n  enabled: true\n  dryRun: true\n  pressure: full 50ms 500ms\n" +
+				"  node: {minAvailable: 8%, criticalAvailable: 0, releaseAvailable: 12.5%}\n" +
+				"  container: {minAvailable: 3}\n" +
+				"  ladder:\n    - signal: SIGTERM\n      grace: 5s\n    - signal: SIGKILL\n" +
+				"  mrelease: false\n  cooldown: 1m\n  growthWindow: 10s\n  keepInit: false\n" +
+				"  keep: [code-server, 'rstudio*']\n  messageFile: /tmp/podwarden-oom.txt\n",
+			mod(func(c *Config) {
+				c.Preempt = Preempt{
+					Enabled: true, DryRun: true,
+					Pressure:  PSITrigger{Full: true, Stall: 50 * time.Millisecond, Window: 500 * time.Millisecond},
+					Node:      Thresholds{MinAvailable: 8, ReleaseAvailable: 12.5},
+					Container: Thresholds{MinAvailable: 3, CriticalAvailable: 2, ReleaseAvailable: 10},
+					Ladder:    []Step{{"SIGTERM", 5 * time.Second}, {"SIGKILL", 0}},
+					Cooldown:  time.Minute, GrowthWindow: 10 * time.Second,
+					Keep: []string{"code-server", "rstudio*"}, MessageFile: "/tmp/podwarden-oom.txt",
+				}
+			}),
+		},
+		"preempt, only enabled": {"preempt:\n  enabled: true\n", mod(func(c *Config) { c.Preempt.Enabled = true })},
+		"preempt, keep nothing": {"preempt:\n  keep: []\n", mod(func(c *Config) { c.Preempt.Keep = []string{} })},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -162,6 +183,48 @@ func TestExampleConfig(t *testing.T) {
 	}
 	if adj, ok := c.ProtectHost("rngd", "/usr/sbin/rngd", "/system.slice/rngd.service"); !ok || adj != -800 {
 		t.Errorf("rngd: %d, %v", adj, ok)
+	}
+}
+
+func TestValidatePreempt(t *testing.T) {
+	c := Default()
+	c.Preempt.Ladder = nil
+	c.Preempt.Node.ReleaseAvailable = 5
+	err := c.Validate()
+	for _, want := range []string{"preempt.ladder: has 0 steps", "preempt.node.releaseAvailable: 5% must be above minAvailable 10%"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to say %q", err, want)
+		}
+	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
+
+func TestParsePSITrigger(t *testing.T) {
+	for in, want := range map[string]string{
+		"some 100ms 1s":    "some 100ms 1s",
+		"full 150ms 2s":    "full 150ms 2s",
+		"some 1ms 10s":     "some 1ms 10s",
+		"some 2s 1s":       "error: stall 2s must be positive and at most the window 1s",
+		"some 0s 1s":       "error: stall 0s must be positive",
+		"some 100ms 499ms": "error: window 499ms is outside 500ms..10s",
+		"avg 100ms 1s":     "error: want \"some|full STALL WINDOW\"",
+		"some 100 1s":      "error: stall \"100\" is not a duration",
+		"some 100ms":       "error: want",
+	} {
+		got, err := ParsePSITrigger(in)
+		switch {
+		case strings.HasPrefix(want, "error: "):
+			if err == nil || !strings.Contains(err.Error(), strings.TrimPrefix(want, "error: ")) {
+				t.Errorf("%q: %v, want error %q", in, err, want)
+			}
+		case err != nil || got.String() != want:
+			t.Errorf("%q: %v, %v; want %s", in, got, err, want)
+		}
+	}
+	if s := (PSITrigger{Stall: 100 * time.Millisecond, Window: time.Second}).Share(); s != 0.1 {
+		t.Errorf("Share = %v", s)
 	}
 }
 
