@@ -128,6 +128,28 @@ func TestAPIServer(t *testing.T) {
 		if nev.InvolvedObject.Kind != "Node" || nev.InvolvedObject.Name != "node-a" || nev.InvolvedObject.UID != "node-a" {
 			t.Errorf("node event %+v", nev.InvolvedObject)
 		}
+		// internal/preempt's Event: a Warning naming process, size,
+		// pressure and why; a dry run is Normal.
+		k := kubeevent.PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Container: "notebook",
+			Comm: "python3", PID: 812, RSSBytes: 412 << 20, Signals: []string{"SIGINT", "SIGTERM"}, Scope: kubeevent.ScopeNode,
+			Available: 35 << 20, Total: 708 << 20, StallPct: 38, Why: "container notebook grew 380 MiB in 30s"}
+		if err := r.PodPressureKill(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		pev := waitEvents(ctx, t, admin, "ml", kubeevent.ReasonPressureKill, func(e []corev1.Event) bool { return len(e) == 1 })[0]
+		if pev.Message != kubeevent.PressureMessage(k) || pev.Type != corev1.EventTypeWarning || pev.InvolvedObject.UID != pod.UID ||
+			pev.InvolvedObject.FieldPath != "spec.containers{notebook}" {
+			t.Errorf("pressure event %+v", pev)
+		}
+		k.Outcome = kubeevent.OutcomeDryRun
+		if err := r.PodPressureKill(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		dev := waitEvents(ctx, t, admin, "ml", kubeevent.ReasonPressureKillDryRun, func(e []corev1.Event) bool { return len(e) == 1 })[0]
+		if dev.Type != corev1.EventTypeNormal {
+			t.Errorf("dry-run event type %q, want Normal", dev.Type)
+		}
+		t.Logf("pressure Event: %s", pev.Message)
 		if s := logs.String(); s != "" {
 			t.Logf("reporter log:\n%s", s)
 		}

@@ -1,6 +1,9 @@
 package kubeevent
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestPodMessage(t *testing.T) {
 	for name, tc := range map[string]struct {
@@ -52,5 +55,42 @@ func TestNodeMessage(t *testing.T) {
 		if got := NodeMessage(tc.o); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)
 		}
+	}
+}
+
+func TestPressureMessage(t *testing.T) {
+	base := PressureKill{Comm: "python3", PID: 812, Container: "notebook", RSSBytes: 412 << 20,
+		Signals: []string{"SIGINT", "SIGTERM"}, Scope: ScopeNode, Available: 35 << 20, Total: 708 << 20, StallPct: 38,
+		Why: "container notebook grew 380.0 MiB in 30s; largest process after keeping jupyter-lab (pid 7)"}
+	mod := func(f func(*PressureKill)) PressureKill { k := base; f(&k); return k }
+	for name, tc := range map[string]struct {
+		k    PressureKill
+		want string
+	}{
+		"killed": {base, "podwarden ended process python3 (pid 812) in container notebook with SIGINT, SIGTERM before the kernel's OOM killer had to: " +
+			"412.0 MiB resident; node memory low: 4% available (35.0 MiB of 708.0 MiB), tasks stalled on memory 38% of the time; " +
+			"why: container notebook grew 380.0 MiB in 30s; largest process after keeping jupyter-lab (pid 7)"},
+		"dry run": {mod(func(k *PressureKill) { k.Outcome, k.Signals, k.Why = OutcomeDryRun, []string{"SIGINT"}, "" }),
+			"podwarden would end process python3 (pid 812) in container notebook (dry run, nothing sent): 412.0 MiB resident; " +
+				"node memory low: 4% available (35.0 MiB of 708.0 MiB), tasks stalled on memory 38% of the time"},
+		"container limit, no PSI": {mod(func(k *PressureKill) {
+			k.Scope, k.Available, k.Total, k.StallPct, k.Why, k.Signals = ScopeContainer, 1<<20, 256<<20, -1, "", []string{"SIGKILL"}
+		}), "podwarden ended process python3 (pid 812) in container notebook with SIGKILL before the kernel's OOM killer had to: " +
+			"412.0 MiB resident; container memory low: 0% available (1.0 MiB of 256.0 MiB)"},
+		"nothing killable": {mod(func(k *PressureKill) {
+			k.Outcome, k.Comm, k.PID, k.Why = OutcomeNothingKillable, "", 0, "kept: jupyter-lab (pid 7)"
+		}),
+			"podwarden found nothing it may end in container notebook: every process is kept: node memory low: 4% available " +
+				"(35.0 MiB of 708.0 MiB), tasks stalled on memory 38% of the time; why: kept: jupyter-lab (pid 7)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := PressureMessage(tc.k); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+	long := mod(func(k *PressureKill) { k.Why = strings.Repeat("x", 2000) })
+	if m := PressureMessage(long); len(m) != maxMessage || !strings.HasSuffix(m, "...") {
+		t.Errorf("long message: %d bytes", len(m))
 	}
 }

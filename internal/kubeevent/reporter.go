@@ -141,7 +141,7 @@ func (r *Reporter) PodOOM(ctx context.Context, o OOM) error {
 	if err != nil {
 		return err
 	}
-	r.enqueue(ref, ReasonOOMKilledProcess, PodMessage(o))
+	r.enqueue(ref, "Warning", ReasonOOMKilledProcess, PodMessage(o))
 	return nil
 }
 
@@ -152,11 +152,11 @@ func (r *Reporter) NodeOOM(ctx context.Context, o OOM) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.enqueue(objectRef{Kind: "Node", APIVersion: "v1", Name: r.node, UID: r.node}, ReasonHostOOMKill, NodeMessage(o))
+	r.enqueue(objectRef{Kind: "Node", APIVersion: "v1", Name: r.node, UID: r.node}, "Warning", ReasonHostOOMKill, NodeMessage(o))
 	return nil
 }
 
-func (r *Reporter) enqueue(ref objectRef, reason, msg string) {
+func (r *Reporter) enqueue(ref objectRef, typ, reason, msg string) {
 	now := r.now()
 	ns := ref.Namespace
 	if ns == "" {
@@ -168,7 +168,7 @@ func (r *Reporter) enqueue(ref objectRef, reason, msg string) {
 		Metadata:       eventMeta{Name: fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()), Namespace: ns},
 		InvolvedObject: ref, Reason: reason, Message: msg,
 		Source:         source{Component: Component, Host: r.node},
-		FirstTimestamp: stamp(now), LastTimestamp: stamp(now), Count: 1, Type: "Warning",
+		FirstTimestamp: stamp(now), LastTimestamp: stamp(now), Count: 1, Type: typ,
 		ReportingController: Component, ReportingInstance: r.node,
 	}
 	select {

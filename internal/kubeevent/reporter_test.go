@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +268,39 @@ func TestConfigErrors(t *testing.T) {
 	cfg.Host = "http://10.96.0.1"
 	if _, err := NewReporter(context.Background(), cfg, "n", nil); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Errorf("plain http: %v", err)
+	}
+}
+
+func TestReporterPodPressureKill(t *testing.T) {
+	f := &fakeAPI{token: "tok-1"}
+	cfg := startFake(t, f)
+	r, err := NewReporter(t.Context(), cfg, "node-a", nil)
+	must(t, err)
+	defer r.Close()
+	ctx := t.Context()
+	k := PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-1", Container: "notebook", Comm: "python3", PID: 812,
+		Signals: []string{"SIGTERM"}, Scope: ScopeNode, Available: 1, Total: 10}
+	if err := r.PodPressureKill(ctx, PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-old"}); !errors.Is(err, ErrPodMismatch) {
+		t.Errorf("stale UID: %v, want ErrPodMismatch", err)
+	}
+	if err := r.PodPressureKill(ctx, PressureKill{Namespace: "ml", PodName: "nb-0"}); err == nil {
+		t.Error("no UID: want an error")
+	}
+	must(t, r.PodPressureKill(ctx, k))
+	k.Outcome = OutcomeNothingKillable
+	must(t, r.PodPressureKill(ctx, k))
+	k.Outcome = OutcomeDryRun
+	must(t, r.PodPressureKill(ctx, k))
+	evs := waitFor(t, f, func(m map[string]event) bool { return len(m) == 3 })
+	got := map[string]string{}
+	for _, e := range evs {
+		got[e.Reason] = e.Type
+		if e.InvolvedObject.UID != "uid-1" || e.InvolvedObject.FieldPath != "spec.containers{notebook}" {
+			t.Errorf("%s: involved object %+v", e.Reason, e.InvolvedObject)
+		}
+	}
+	want := map[string]string{ReasonPressureKill: "Warning", ReasonPressureNothingKillable: "Warning", ReasonPressureKillDryRun: "Normal"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("reasons and types %v, want %v", got, want)
 	}
 }

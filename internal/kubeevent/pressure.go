@@ -1,0 +1,143 @@
+package kubeevent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"podwarden/internal/oom"
+)
+
+// Reasons of the Events internal/preempt posts on a pod.
+const (
+	// ReasonPressureKill is a Warning: podwarden ended one process of the
+	// pod under memory pressure, before the kernel's OOM killer had to.
+	ReasonPressureKill = "MemoryPressureKill"
+	// ReasonPressureKillDryRun is Normal: what podwarden would have done
+	// (preempt.dryRun or the pod's podwarden.io/preempt: dry-run).
+	ReasonPressureKillDryRun = "MemoryPressureWouldKill"
+	// ReasonPressureNothingKillable is a Warning: the pod caused the
+	// pressure but every process in it is kept (keep patterns, its init),
+	// so podwarden left it to the kernel.
+	ReasonPressureNothingKillable = "MemoryPressureNothingKillable"
+)
+
+// Pressure scopes: what ran short.
+const (
+	ScopeNode      = "node"      // the node's MemAvailable
+	ScopeContainer = "container" // the container's memory.max
+	ScopePod       = "pod"       // the pod's memory.max
+)
+
+// PressureKill is one action of internal/preempt, as the user is told.
+type PressureKill struct {
+	PodUID, Namespace, PodName, Container string
+	Comm                                  string
+	PID                                   int
+	// RSSBytes is the victim's resident memory (anon + file + shmem).
+	RSSBytes uint64
+	// Signals are what was sent, in order; the last ended the process.
+	// In a dry run, what would be sent first.
+	Signals []string
+	// Scope is ScopeNode, ScopeContainer or ScopePod.
+	Scope string
+	// Available and Total describe the scope's memory: MemAvailable and
+	// MemTotal for the node, uncommitted memory and memory.max otherwise.
+	Available, Total uint64
+	// StallPct is the share of the last window in which tasks stalled on
+	// memory (PSI), in percent; negative when PSI is unavailable.
+	StallPct float64
+	// Why names why this pod or container and this process were chosen.
+	Why string
+	// Outcome: "" a process was ended; "dry-run"; "nothing-killable".
+	Outcome string
+}
+
+// Outcomes of a PressureKill other than a kill.
+const (
+	OutcomeDryRun          = "dry-run"
+	OutcomeNothingKillable = "nothing-killable"
+)
+
+// maxMessage is what the API server's events.k8s.io validation allows in a
+// note; core/v1 Events are kept to the same so both views show all of it.
+const maxMessage = 1024
+
+// PressureMessage is the text of a pressure Event (and of the message file
+// left in the container), e.g.
+//
+//	podwarden ended process python3 (pid 812) in container notebook with SIGINT, SIGTERM:
+//	412 MiB resident; node memory low: 5% available (35 MiB of 708 MiB), tasks
+//	stalled on memory 38% of the time; why: ...
+func PressureMessage(k PressureKill) string {
+	var b strings.Builder
+	proc := victim(k.Comm, k.PID)
+	where := ""
+	if k.Container != "" {
+		where = " in container " + k.Container
+	}
+	switch k.Outcome {
+	case OutcomeDryRun:
+		fmt.Fprintf(&b, "podwarden would end process %s%s (dry run, nothing sent)", proc, where)
+	case OutcomeNothingKillable:
+		fmt.Fprintf(&b, "podwarden found nothing it may end%s: every process is kept", where)
+	default:
+		fmt.Fprintf(&b, "podwarden ended process %s%s", proc, where)
+		if len(k.Signals) > 0 {
+			fmt.Fprintf(&b, " with %s", strings.Join(k.Signals, ", "))
+		}
+		b.WriteString(" before the kernel's OOM killer had to")
+	}
+	b.WriteString(": ")
+	if k.RSSBytes > 0 && k.Outcome != OutcomeNothingKillable {
+		fmt.Fprintf(&b, "%s resident; ", oom.HumanBytes(k.RSSBytes))
+	}
+	fmt.Fprintf(&b, "%s memory low: ", scopeName(k.Scope))
+	if k.Total > 0 {
+		fmt.Fprintf(&b, "%d%% available (%s of %s)", k.Available*100/k.Total, oom.HumanBytes(k.Available), oom.HumanBytes(k.Total))
+	}
+	if k.StallPct >= 0 {
+		fmt.Fprintf(&b, ", tasks stalled on memory %.0f%% of the time", k.StallPct)
+	}
+	if k.Why != "" {
+		b.WriteString("; why: ")
+		b.WriteString(k.Why)
+	}
+	msg := b.String()
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage-3] + "..."
+	}
+	return msg
+}
+
+func scopeName(s string) string {
+	switch s {
+	case ScopeContainer:
+		return "container"
+	case ScopePod:
+		return "pod"
+	}
+	return "node"
+}
+
+// PodPressureKill records what internal/preempt did (or would do) on the
+// pod, after the same UID check as PodOOM. Like PodOOM it may wait on the
+// API server for that check: call it off the protection path.
+func (r *Reporter) PodPressureKill(ctx context.Context, k PressureKill) error {
+	if k.PodUID == "" || k.Namespace == "" || k.PodName == "" {
+		return fmt.Errorf("pod pressure event: need namespace, name and UID, got %q/%q uid %q", k.Namespace, k.PodName, k.PodUID)
+	}
+	ref, err := r.podRef(ctx, OOM{PodUID: k.PodUID, Namespace: k.Namespace, PodName: k.PodName, Container: k.Container})
+	if err != nil {
+		return err
+	}
+	typ, reason := "Warning", ReasonPressureKill
+	switch k.Outcome {
+	case OutcomeDryRun:
+		typ, reason = "Normal", ReasonPressureKillDryRun
+	case OutcomeNothingKillable:
+		reason = ReasonPressureNothingKillable
+	}
+	r.enqueue(ref, typ, reason, PressureMessage(k))
+	return nil
+}
