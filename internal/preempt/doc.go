@@ -1,0 +1,24 @@
+// Package preempt acts before the kernel's OOM killer: when the node (or
+// one container or pod against its memory.max) runs short of memory while
+// tasks stall on it, it chooses the target container that caused it, the
+// one process in it that matters least to the user, and ends that process
+// with an escalating ladder of signals, then tells the user why (a
+// Kubernetes Event, a metric, a log line, optionally a file in the
+// container).
+//
+// It owns the pressure watch (PSI triggers on /proc/pressure/memory and on
+// every target's memory.pressure, MemAvailable headroom, usage against
+// memory.max), the episode state machine (hysteresis between minAvailable
+// and releaseAvailable, a cooldown between kills, so one episode ends with
+// one kill), the culprit and victim choice (growth, then size; keep
+// patterns and the container's init spared; the kernel's badness among
+// the rest, from internal/oom) and the action ladder (pidfd signals and
+// process_mrelease).
+//
+// It runs on its own goroutine, never on the agent's reconcile loop, and
+// never waits on the network: Events and message files go through a
+// bounded queue to a second goroutine. It learns the targets through a
+// function returning a snapshot, so it depends on no agent internals.
+// Every reader takes its root (procfs.FS, cgroup.FS), so the decisions are
+// tested on fixture trees; the signals on real child processes.
+package preempt

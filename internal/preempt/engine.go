@@ -1,0 +1,482 @@
+package preempt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"podwarden/internal/cgroup"
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
+)
+
+// Config is what an engine works on.
+type Config struct {
+	Policy  policy.Preempt
+	Proc    procfs.FS
+	Cgroups cgroup.FS
+	// Targets returns the current target containers. It is called from
+	// the engine's goroutine and must be safe for that (the agent hands
+	// out a snapshot).
+	Targets func() []Target
+	// Reporter posts Events; nil disables them.
+	Reporter Reporter
+	Log      *slog.Logger
+	Metrics  *Metrics
+	// DryRun reports and never signals, whatever the policy says.
+	DryRun bool
+	// LockMemory locks the agent's pages in memory once the engine is
+	// warm (mlockall), so its own code is not evicted and read back from
+	// disk in the middle of the thrashing it is there to stop.
+	LockMemory bool
+
+	// Now and Signaler replace the clock and the pidfd signaler in tests
+	// on fixture trees.
+	Now      func() time.Time
+	Signaler Signaler
+}
+
+// Engine watches memory pressure and acts. All state is owned by the Run
+// goroutine.
+type Engine struct {
+	cfg  Config
+	pol  policy.Preempt
+	log  *slog.Logger
+	m    *Metrics
+	now  func() time.Time
+	sig  Signaler
+	spec cgroup.Trigger
+
+	node      history
+	nodeH     health
+	swapTotal uint64
+	psiFile   string
+	nodeTrig  *cgroup.TriggerFD
+	// cgTriggers is false once arming a container trigger failed for a
+	// reason other than the cgroup being gone (cgroup v1, no PSI).
+	cgTriggers  bool
+	polled      bool // no node trigger: pressure is polled
+	nodeTrigErr error
+
+	targets  map[string]*targetState
+	episodes map[string]*episode
+	lastKill map[string]time.Time
+	settle   time.Time
+	lastFull time.Time
+
+	reports chan report
+}
+
+type targetState struct {
+	t    Target
+	h    history
+	trig *cgroup.TriggerFD
+	// gone is set when the cgroup has disappeared while the snapshot
+	// still lists it (the agent has not caught up): never a candidate.
+	gone bool
+}
+
+// Timing of the loop.
+const (
+	tick       = 100 * time.Millisecond // while an episode runs or memory is low
+	calmMax    = time.Second            // longest sleep while calm, with PSI triggers
+	pollMax    = 250 * time.Millisecond // longest sleep while calm, pressure polled
+	fullEvery  = 2 * time.Second        // every target's usage, for growth
+	settleGone = 2 * time.Second        // after a target vanished mid-episode
+	stuckAfter = 30 * time.Second       // a SIGKILLed victim that has not exited
+	// maxTriggers bounds the per-container PSI triggers: each costs the
+	// kernel a poll worker for that cgroup.
+	maxTriggers = 512
+	// assumedRate is how fast memory is assumed to fill when choosing the
+	// next sleep from the headroom left (a fast hog under TCG does
+	// ~200 MiB/s; hardware a few GiB/s).
+	assumedRate = 2 << 30
+)
+
+// New checks cfg and returns an engine; Run starts it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Targets == nil {
+		return nil, errors.New("preempt: no target source")
+	}
+	if cfg.Proc.Root() == "" {
+		return nil, errors.New("preempt: no proc filesystem")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Signaler == nil {
+		cfg.Signaler = pidfdSignaler{proc: cfg.Proc}
+	}
+	pol := cfg.Policy
+	if cfg.DryRun {
+		pol.DryRun = true
+	}
+	e := &Engine{
+		cfg: cfg, pol: pol, log: cfg.Log.With("component", "preempt"), m: cfg.Metrics, now: cfg.Now, sig: cfg.Signaler,
+		spec:     cgroup.Trigger{Full: pol.Pressure.Full, Stall: pol.Pressure.Stall, Window: pol.Pressure.Window},
+		psiFile:  filepath.Join(cfg.Proc.Root(), "pressure", "memory"),
+		targets:  map[string]*targetState{},
+		episodes: map[string]*episode{},
+		lastKill: map[string]time.Time{},
+		reports:  make(chan report, reportQueue),
+	}
+	e.cgTriggers = cfg.Cgroups.Version() == cgroup.V2
+	return e, nil
+}
+
+// Run watches and acts until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	go e.reportLoop(ctx, e.reports)
+	e.armNode()
+	defer e.closeAll()
+	// A pipe wakes poll(2) when ctx ends.
+	var wake [2]int
+	if err := unix.Pipe2(wake[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return fmt.Errorf("preempt: wake pipe: %w", err)
+	}
+	defer unix.Close(wake[0])
+	defer unix.Close(wake[1])
+	stop := context.AfterFunc(ctx, func() { unix.Write(wake[1], []byte{0}) })
+	defer stop()
+
+	e.step(nil)
+	e.warmUp()
+	if e.cfg.LockMemory {
+		// Pages touched so far (the whole engine path, warmed up above)
+		// are locked now, later ones as they are faulted in.
+		if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE | unix.MCL_ONFAULT); err != nil {
+			e.log.Warn("cannot lock the agent's pages in memory: under thrashing its own code may be read back from disk (needs CAP_IPC_LOCK)", "err", err)
+		}
+	}
+	e.logStart()
+
+	var fds []unix.PollFd
+	var owners []string // per fd: "" wake/node, "cg:"+cgroup, "ep:"+key
+	for {
+		fds, owners = e.pollSet(fds[:0], owners[:0], wake[0])
+		_, err := unix.Poll(fds, int(e.sleep()/time.Millisecond))
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("preempt: poll: %w", err)
+		}
+		fired := map[string]bool{}
+		for i, f := range fds {
+			if f.Revents == 0 || owners[i] == "" {
+				continue
+			}
+			if cg, ok := cutPrefix(owners[i], "cg:"); ok {
+				if f.Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+					// The cgroup was removed: its trigger is dead.
+					e.disarm(cg)
+				}
+				fired[cg] = true
+			}
+		}
+		e.step(fired)
+	}
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return "", false
+}
+
+// pollSet lists what wakes the loop: ctx, the node trigger, every target
+// trigger and every victim's pidfd (readable when it exits).
+func (e *Engine) pollSet(fds []unix.PollFd, owners []string, wake int) ([]unix.PollFd, []string) {
+	fds = append(fds, unix.PollFd{Fd: int32(wake), Events: unix.POLLIN})
+	owners = append(owners, "")
+	if e.nodeTrig != nil {
+		fds = append(fds, unix.PollFd{Fd: int32(e.nodeTrig.Fd()), Events: unix.POLLPRI})
+		owners = append(owners, "")
+	}
+	for cg, st := range e.targets {
+		if st.trig != nil {
+			fds = append(fds, unix.PollFd{Fd: int32(st.trig.Fd()), Events: unix.POLLPRI})
+			owners = append(owners, "cg:"+cg)
+		}
+	}
+	for k, ep := range e.episodes {
+		if ep.h != nil && ep.ended.IsZero() && ep.h.Fd() >= 0 {
+			fds = append(fds, unix.PollFd{Fd: int32(ep.h.Fd()), Events: unix.POLLIN})
+			owners = append(owners, "ep:"+k)
+		}
+	}
+	return fds, owners
+}
+
+// sleep is how long the loop may wait for a trigger: a tick while an
+// episode runs or memory is below releaseAvailable, otherwise the time
+// the headroom above minAvailable lasts at assumedRate.
+func (e *Engine) sleep() time.Duration {
+	if len(e.episodes) > 0 || e.nodeH.level != levelOK {
+		return tick
+	}
+	most := calmMax
+	if e.polled {
+		most = pollMax
+	}
+	floor := uint64(e.pol.Node.MinAvailable / 100 * float64(e.nodeH.total))
+	if e.nodeH.avail <= floor {
+		return tick
+	}
+	d := time.Duration(float64(e.nodeH.avail-floor) / assumedRate * float64(time.Second))
+	return max(tick, min(most, d))
+}
+
+// armNode opens the node's PSI trigger. Without CAP_SYS_RESOURCE, 6.5+
+// kernels accept only windows in multiples of 2 s, so the window (and the
+// stall, in proportion) is raised once before falling back to polling.
+func (e *Engine) armNode() {
+	t, err := cgroup.OpenTrigger(e.psiFile, e.spec)
+	if err != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM)) && e.spec.Window%cgroup.UnprivilegedWindow != 0 {
+		w := (e.spec.Window/cgroup.UnprivilegedWindow + 1) * cgroup.UnprivilegedWindow
+		wider := cgroup.Trigger{Full: e.spec.Full, Window: w, Stall: e.spec.Stall * w / e.spec.Window}
+		if t2, err2 := cgroup.OpenTrigger(e.psiFile, wider); err2 == nil {
+			e.log.Info("PSI trigger window raised: this process may only use multiples of 2s (no CAP_SYS_RESOURCE)", "trigger", wider.String(), "wanted", e.spec.String())
+			t, err, e.spec = t2, nil, wider
+		}
+	}
+	if err != nil {
+		e.polled = true
+		e.nodeTrigErr = err
+		return
+	}
+	e.nodeTrig = t
+}
+
+// logStart says, once, how pressure is being watched.
+func (e *Engine) logStart() {
+	node := "psi trigger " + e.spec.String() + " on " + e.psiFile
+	if e.polled {
+		if _, err := cgroup.ReadPressure(e.psiFile); err != nil {
+			node = "none (no PSI: " + err.Error() + "); available memory still falling stands in for pressure"
+		} else {
+			node = fmt.Sprintf("polling %s every %v-%v (PSI triggers unavailable: %v)", e.psiFile, tick, pollMax, e.nodeTrigErr)
+		}
+	}
+	containers := "psi triggers on each target's memory.pressure"
+	switch {
+	case e.cfg.Cgroups.Version() != cgroup.V2:
+		containers = "none (cgroup " + e.cfg.Cgroups.Version().String() + " has no memory.pressure); usage against the limit only"
+	case !e.cgTriggers:
+		containers = "polled with usage every " + fullEvery.String() + " (triggers unavailable)"
+	}
+	n := 0
+	if e.nodeTrig != nil {
+		n++
+	}
+	for _, st := range e.targets {
+		if st.trig != nil {
+			n++
+		}
+	}
+	e.m.Triggers.Set(float64(n))
+	e.log.Info("preempt engine running", "node_pressure", node, "container_pressure", containers,
+		"dry_run", e.pol.DryRun, "node_min_available_pct", e.pol.Node.MinAvailable,
+		"node_critical_available_pct", e.pol.Node.CriticalAvailable, "node_release_available_pct", e.pol.Node.ReleaseAvailable,
+		"ladder", ladderString(e.pol.Ladder), "cooldown", e.pol.Cooldown, "targets", len(e.targets))
+}
+
+func ladderString(l []policy.Step) string {
+	s := ""
+	for i, st := range l {
+		if i > 0 {
+			s += " > "
+		}
+		s += st.Signal
+		if st.Grace > 0 && i < len(l)-1 {
+			s += " " + st.Grace.String()
+		}
+	}
+	return s
+}
+
+// warmUp runs the code of an action once on the agent itself (a pidfd,
+// signal 0, a message) so those pages are resident before they are
+// locked and before they are first needed under thrashing.
+func (e *Engine) warmUp() {
+	if fd, err := unix.PidfdOpen(unix.Getpid(), 0); err == nil {
+		_ = unix.PidfdSendSignal(fd, 0, nil, 0)
+		unix.Close(fd)
+	}
+	_ = chooseVictim(nil, e.pol.Keep, e.pol.KeepInit, 1)
+	_ = ladderString(e.pol.Ladder)
+}
+
+func (e *Engine) closeAll() {
+	if e.nodeTrig != nil {
+		e.nodeTrig.Close()
+	}
+	for cg := range e.targets {
+		e.disarm(cg)
+	}
+	for _, ep := range e.episodes {
+		if ep.h != nil {
+			ep.h.Close()
+		}
+	}
+}
+
+func (e *Engine) disarm(cg string) {
+	if st := e.targets[cg]; st != nil && st.trig != nil {
+		st.trig.Close()
+		st.trig = nil
+	}
+}
+
+// syncTargets takes the agent's current snapshot: new targets are armed,
+// targets no longer listed are dropped with their history.
+func (e *Engine) syncTargets() {
+	seen := map[string]bool{}
+	for _, t := range e.cfg.Targets() {
+		seen[t.Cgroup] = true
+		st := e.targets[t.Cgroup]
+		if st == nil {
+			st = &targetState{}
+			e.targets[t.Cgroup] = st
+		}
+		st.t = t
+		if st.trig == nil && !st.gone && e.cgTriggers && e.armed() < maxTriggers {
+			e.arm(st)
+		}
+	}
+	for cg := range e.targets {
+		if !seen[cg] {
+			e.disarm(cg)
+			delete(e.targets, cg)
+		}
+	}
+}
+
+func (e *Engine) armed() int {
+	n := 0
+	for _, st := range e.targets {
+		if st.trig != nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (e *Engine) arm(st *targetState) {
+	t, err := e.cfg.Cgroups.OpenPressureTrigger(st.t.Cgroup, e.spec)
+	switch {
+	case err == nil:
+		st.trig = t
+	case errors.Is(err, fs.ErrNotExist):
+		st.gone = true
+	default:
+		// Not this cgroup's fault (no PSI, no permission): stop trying,
+		// and say so in the start-up line.
+		e.cgTriggers = false
+		e.log.Info("per-container PSI triggers unavailable: container pressure is read with usage", "cgroup", st.t.Cgroup, "err", err)
+	}
+}
+
+// step reads what changed and moves the episodes on. fired are the target
+// cgroups whose trigger woke the loop.
+func (e *Engine) step(fired map[string]bool) {
+	now := e.now()
+	e.syncTargets()
+	e.sampleNode(now)
+	e.nodeH = judge(&e.node, e.pol.Node, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
+	every := fullEvery
+	if e.nodeH.level != levelOK {
+		every = fullEvery / 2
+	}
+	all := now.Sub(e.lastFull) >= every
+	if all {
+		e.lastFull = now
+	}
+	for cg, st := range e.targets {
+		if all || fired[cg] || e.hot(st) || e.inEpisode(cg) {
+			e.sampleTarget(now, st)
+		}
+	}
+	e.advance(now)
+	e.startNode(now)
+	e.startContainers(now)
+}
+
+// hot targets are sampled every tick: near their limit, where a fast hog
+// crosses minAvailable between two full samples.
+func (e *Engine) hot(st *targetState) bool {
+	s, ok := st.h.last()
+	return ok && s.total > 0 && float64(s.avail) < float64(s.total)*2*e.pol.Container.ReleaseAvailable/100
+}
+
+func (e *Engine) inEpisode(cg string) bool {
+	for _, ep := range e.episodes {
+		if ep.cg == cg {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) keep() time.Duration {
+	return max(e.pol.GrowthWindow, 2*e.spec.Window) + fullEvery
+}
+
+func (e *Engine) sampleNode(now time.Time) {
+	mi, err := e.cfg.Proc.Meminfo()
+	if err != nil {
+		e.log.Warn("reading meminfo", "err", err)
+		return
+	}
+	e.swapTotal = mi.SwapTotal
+	s := sample{at: now, total: mi.MemTotal, avail: mi.MemAvailable}
+	if p, err := cgroup.ReadPressure(e.psiFile); err == nil {
+		s.some, s.full, s.psi = p.Some.Total, p.Full.Total, true
+	}
+	e.node.add(s, e.keep())
+}
+
+// sampleTarget reads a container's usage, limit and pressure. A cgroup
+// that is gone marks the target gone: it is never chosen, even while the
+// agent's snapshot still lists it.
+func (e *Engine) sampleTarget(now time.Time, st *targetState) {
+	cg := st.t.Cgroup
+	fsys := e.cfg.Cgroups
+	usage, err := fsys.Usage(cg)
+	if errors.Is(err, fs.ErrNotExist) {
+		st.gone = true
+		e.disarm(cg)
+		return
+	}
+	if err != nil {
+		return
+	}
+	st.gone = false
+	s := sample{at: now, usage: usage, committed: usage}
+	if ms, err := fsys.MemStat(cg); err == nil {
+		s.committed = ms.Committed(usage)
+	}
+	if l, err := fsys.Limit(cg); err == nil && !l.Unlimited {
+		s.total = l.Bytes
+		if s.committed < l.Bytes {
+			s.avail = l.Bytes - s.committed
+		}
+	}
+	if p, err := fsys.Pressure(cg); err == nil {
+		s.some, s.full, s.psi = p.Some.Total, p.Full.Total, true
+	}
+	st.h.add(s, e.keep())
+}

@@ -1,0 +1,328 @@
+package preempt
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"podwarden/internal/kubeevent"
+	"podwarden/internal/policy"
+)
+
+// jupyter builds the notebook pod: the container's init (a shell,
+// pid 1 inside), the server (python running jupyter-lab) and the kernel
+// (python -m ipykernel_launcher), plus a second, static pod.
+func jupyter(f *fixture) (nb, app string) {
+	nb = f.container("nb", "notebook", 0, 100, 0)
+	f.process(nb, 101, 1, "tini", 1, "/usr/bin/tini", "--", "start.sh")
+	f.process(nb, 102, 7, "jupyter-lab", 60, "/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab", "--ip=0.0.0.0")
+	f.process(nb, 103, 40, "python3", 30, "/opt/conda/bin/python3", "-m", "ipykernel_launcher", "-f", "/tmp/k.json")
+	app = f.container("web", "app", 0, 250, 0)
+	f.process(app, 201, 1, "app", 250, "/app")
+	return nb, app
+}
+
+// grow makes the notebook kernel grow to kernelMiB and the node's
+// MemAvailable fall with it.
+func grow(f *fixture, nb string, kernelMiB uint64) {
+	f.process(nb, 103, 40, "python3", kernelMiB, "/opt/conda/bin/python3", "-m", "ipykernel_launcher", "-f", "/tmp/k.json")
+	f.usage(nb, 0, 61+kernelMiB, 0)
+	f.availMiB = 600 - (kernelMiB - 30)
+}
+
+func TestNoActionWithHeadroomWhateverTheChurn(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	// Page cache churn: the notebook reads 300 MiB of files over and over,
+	// tasks stall on refaults 60% of the time, yet 40% of memory is
+	// available (cache counts: the kernel can drop it).
+	f.usage(nb, 0, 400, 300)
+	f.availMiB = 400
+	f.run(60*time.Second, 0.6)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Errorf("signals with 40%% available: %v", s)
+	}
+	if r := f.reports(); len(r) != 0 {
+		t.Errorf("reports with headroom: %+v", r)
+	}
+	// And at 12%: below releaseAvailable, above minAvailable, still
+	// nothing, however long it stalls.
+	f.availMiB = 120
+	f.run(30*time.Second, 0.9)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Errorf("signals at 12%% available: %v", s)
+	}
+}
+
+func TestJupyterKernelDiesServerLives(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.sig.exitOn[103] = []string{"SIGTERM"} // a busy cell ignores SIGINT
+	// The kernel grows 20 MiB/s; pressure appears late.
+	for mb := uint64(30); mb <= 560; mb += 20 {
+		grow(f, nb, mb)
+		stall := 0.0
+		if f.availMiB < 150 {
+			stall = 0.3
+		}
+		f.tick(time.Second, stall)
+		if len(f.sig.signals()) > 0 {
+			break
+		}
+	}
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Fatalf("first signals %v, want SIGINT to the kernel (103) only", got)
+	}
+	// The cell keeps allocating: after the grace, SIGTERM ends it.
+	f.run(2500*time.Millisecond, 0.4)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT", "103 SIGTERM"}) {
+		t.Fatalf("signals %v, want SIGINT then SIGTERM to 103", got)
+	}
+	// Memory comes back; the 10 s average of PSI would stay high for a
+	// while, the total keeps rising for a few seconds of refaults: no
+	// second kill.
+	f.availMiB = 560
+	f.usage(nb, 0, 61, 0)
+	f.run(5*time.Second, 0.3)
+	f.run(20*time.Second, 0)
+	if got := f.sig.signals(); len(got) != 2 {
+		t.Errorf("a second action after the episode: %v", got)
+	}
+	rs := f.reports()
+	if len(rs) != 1 {
+		t.Fatalf("%d reports, want 1: %+v", len(rs), rs)
+	}
+	k := rs[0]
+	if k.PID != 103 || k.Comm != "python3" || k.Container != "notebook" || k.Scope != kubeevent.ScopeNode || k.Outcome != "" ||
+		!slices.Equal(k.Signals, []string{"SIGINT", "SIGTERM"}) {
+		t.Errorf("report %+v", k)
+	}
+	for _, want := range []string{"container notebook grew", "python3 (pid 103) has the highest OOM badness", "jupyter-lab (pid 102, keep jupyter-lab)", "tini (pid 101, container init (pid 1))"} {
+		if !strings.Contains(k.Why, want) {
+			t.Errorf("why %q lacks %q", k.Why, want)
+		}
+	}
+	if k.Available*10 >= k.Total || k.StallPct < 10 {
+		t.Errorf("pressure in the report: %d of %d, stall %.0f%%", k.Available, k.Total, k.StallPct)
+	}
+	if !strings.Contains(f.logs.String(), "ended process under memory pressure") {
+		t.Errorf("no log line:\n%s", f.logs)
+	}
+}
+
+func TestCriticalSkipsGrace(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.sig.exitOn[103] = nil // ignores SIGINT and SIGTERM
+	grow(f, nb, 535)        // 9.5% available
+	f.run(1200*time.Millisecond, 0.5)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Fatalf("signals %v", got)
+	}
+	// A fast hog: under the critical level within the grace.
+	grow(f, nb, 595) // 3.5%
+	f.tick(100*time.Millisecond, 0.9)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT", "103 SIGKILL"}) {
+		t.Fatalf("signals %v, want SIGKILL at once below criticalAvailable", got)
+	}
+	if !slices.Equal(f.sig.mrel, []int{103}) {
+		t.Errorf("process_mrelease calls %v, want [103]", f.sig.mrel)
+	}
+}
+
+func TestDryRunReportsOnce(t *testing.T) {
+	f := newFixture(t)
+	f.pol.DryRun = true
+	nb, _ := jupyter(f)
+	grow(f, nb, 540)
+	f.run(8*time.Second, 0.5)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("dry run sent %v", s)
+	}
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeDryRun || rs[0].PID != 103 || rs[0].Signals[0] != "SIGINT" {
+		t.Fatalf("reports %+v, want one dry-run report naming 103", rs)
+	}
+	// Still in danger after the cooldown: one more report, not one a tick.
+	f.run(4*time.Second, 0.5)
+	if rs := f.reports(); len(rs) != 1 {
+		t.Errorf("%d more reports after the cooldown, want 1", len(rs))
+	}
+}
+
+func TestPodDeletedUnderPressure(t *testing.T) {
+	f := newFixture(t)
+	nb, app := jupyter(f)
+	grow(f, nb, 540)
+	f.run(1200*time.Millisecond, 0.5)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Fatalf("signals %v", got)
+	}
+	// The pod is deleted: processes and cgroup gone, but the agent's
+	// snapshot still lists it for a while; memory is on its way back but
+	// not yet.
+	for _, pid := range []int{101, 102, 103} {
+		f.exit(pid)
+	}
+	must(t, removeAll(f.cg+nb))
+	f.run(1500*time.Millisecond, 0.5)
+	if got := f.sig.signals(); len(got) != 1 {
+		t.Fatalf("signals after the pod was deleted: %v (never the deleted pod, nor another within the settle time)", got)
+	}
+	f.availMiB = 520
+	f.run(15*time.Second, 0.1)
+	if got := f.sig.signals(); len(got) != 1 {
+		t.Errorf("signals %v", got)
+	}
+	for _, r := range f.reports() {
+		t.Errorf("report for a deleted pod: %+v", r)
+	}
+	_ = app
+}
+
+func TestStaleSnapshotNeverChosen(t *testing.T) {
+	f := newFixture(t)
+	nb, app := jupyter(f)
+	grow(f, nb, 300)
+	f.run(3*time.Second, 0)
+	// The notebook pod is gone from the node, the snapshot lags.
+	for _, pid := range []int{101, 102, 103} {
+		f.exit(pid)
+	}
+	must(t, removeAll(f.cg+nb))
+	f.availMiB = 50
+	f.process(app, 202, 9, "worker", 400, "/worker")
+	f.run(3*time.Second, 0.5)
+	for _, s := range f.sig.signals() {
+		if strings.HasPrefix(s, "10") {
+			t.Errorf("signal %q to the deleted pod's pid", s)
+		}
+	}
+	if got := f.sig.signals(); len(got) == 0 || got[0] != "202 SIGINT" {
+		t.Errorf("signals %v, want the live pod's biggest non-init process (202)", got)
+	}
+}
+
+func TestOptedOutCulpritIsLeftToTheKernel(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.targets[0].Preempt.Mode = policy.PreemptOff
+	grow(f, nb, 540)
+	f.run(5*time.Second, 0.5)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Errorf("signals %v: the culprit opted out and no other pod may pay for it", s)
+	}
+	if !strings.Contains(f.logs.String(), "opted out") {
+		t.Errorf("no log line saying so:\n%s", f.logs)
+	}
+}
+
+func TestNothingKillable(t *testing.T) {
+	f := newFixture(t)
+	nb := f.container("nb", "notebook", 0, 100, 0)
+	f.process(nb, 101, 1, "tini", 1, "/usr/bin/tini")
+	f.process(nb, 102, 7, "jupyter-lab", 60, "/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab")
+	f.run(2*time.Second, 0)
+	f.process(nb, 102, 7, "jupyter-lab", 560, "/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab")
+	f.usage(nb, 0, 561, 0)
+	f.availMiB = 40
+	f.run(3*time.Second, 0.5)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Errorf("signals %v to kept processes", s)
+	}
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNothingKillable || !strings.Contains(rs[0].Why, "jupyter-lab (pid 102") {
+		t.Errorf("reports %+v, want one nothing-killable naming what was kept", rs)
+	}
+}
+
+func TestContainerLimit(t *testing.T) {
+	f := newFixture(t)
+	c := f.container("batch", "train", 256, 100, 0)
+	f.process(c, 301, 1, "sh", 1, "/bin/sh", "-c", "python train.py")
+	f.process(c, 302, 5, "python", 240, "python", "train.py")
+	f.process(c, 303, 6, "python", 10, "python", "loader.py")
+	f.run(time.Second, 0)
+	// Page cache up to the limit, with reclaim stalls: committed memory is
+	// low, so this is not a danger.
+	f.usage(c, 256, 254, 200)
+	for range 20 {
+		f.cgPSI[c] += 300_000
+		f.usage(c, 256, 254, 200)
+		f.tick(time.Second, 0)
+	}
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v for page cache at the limit", s)
+	}
+	// Anonymous memory at the limit, with the container's own pressure.
+	f.sig.exitOn[302] = []string{"SIGINT"}
+	for range 3 {
+		f.cgPSI[c] += 300_000
+		f.usage(c, 256, 250, 2)
+		f.tick(time.Second, 0)
+	}
+	if got := f.sig.signals(); !slices.Equal(got, []string{"302 SIGINT"}) {
+		t.Fatalf("signals %v, want SIGINT to the biggest process (302); node has headroom", got)
+	}
+	// The exit is noticed on the next step.
+	f.tick(100*time.Millisecond, 0)
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Scope != kubeevent.ScopeContainer || rs[0].Total != 256*mib {
+		t.Errorf("reports %+v", rs)
+	}
+}
+
+func TestCooldownStopsACascade(t *testing.T) {
+	f := newFixture(t)
+	nb, app := jupyter(f)
+	f.sig.exitOn[103] = []string{"SIGINT"}
+	grow(f, nb, 540)
+	f.run(1200*time.Millisecond, 0.5)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Fatalf("signals %v", got)
+	}
+	// Right after, another pod grows fast and the node is short again.
+	f.process(app, 202, 9, "worker", 500, "/worker")
+	f.usage(app, 0, 750, 0)
+	f.availMiB = 60
+	f.run(5*time.Second, 0.5)
+	if got := f.sig.signals(); len(got) != 1 {
+		t.Fatalf("signals %v within the cooldown: a cascade", got)
+	}
+	f.run(6*time.Second, 0.5)
+	if got := f.sig.signals(); len(got) != 2 || got[1] != "202 SIGINT" {
+		t.Errorf("signals %v, want one more after the cooldown, to 202", got)
+	}
+}
+
+func TestVictimVanishesBeforeOpen(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.process(nb, 104, 41, "python3", 20, "/opt/conda/bin/python3", "helper.py")
+	grow(f, nb, 540)
+	f.sig.vanish, f.sig.gone = map[int]bool{103: true}, f.exit
+	f.run(1200*time.Millisecond, 0.5)
+	// 103 exited between the scan and the pidfd: the choice is made again
+	// among what is left.
+	if got := f.sig.signals(); !slices.Equal(got, []string{"104 SIGINT"}) {
+		t.Errorf("signals %v, want SIGINT to 104 once 103 is gone", got)
+	}
+}
+
+func TestWithoutPSIFallingMemoryStandsIn(t *testing.T) {
+	f := newFixture(t)
+	f.psi = false
+	nb, _ := jupyter(f)
+	grow(f, nb, 540)
+	// Low but steady: no action.
+	f.run(10*time.Second, 0)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v with steady memory and no PSI", s)
+	}
+	grow(f, nb, 550)
+	f.tick(time.Second, 0)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Errorf("signals %v, want SIGINT once memory falls further", got)
+	}
+}

@@ -1,0 +1,399 @@
+package preempt
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"podwarden/internal/kubeevent"
+	"podwarden/internal/oom"
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
+)
+
+// episode is one spell of memory shortage in one scope: the node, or one
+// container against its memory.max. It ends with at most one process
+// ended; afterwards it waits, doing nothing, until memory is back above
+// releaseAvailable or the cooldown has passed.
+type episode struct {
+	key    string // "node" or "container:" + cgroup
+	scope  string // kubeevent.ScopeNode or ScopeContainer
+	cg     string // the target cgroup acted in
+	target Target
+	start  time.Time
+	// victim and its handle; nil h for episodes that send nothing (dry
+	// run, nothing killable, opted out).
+	victim procfs.Proc
+	h      Handle
+	step   int // index of the last ladder step sent
+	sentAt time.Time
+	sent   []string
+	why    string
+	root   int // a process of the container that lives on
+	at     health
+	// ended is when the victim exited (or the episode was settled without
+	// a signal): from then on nothing more is done in this episode.
+	ended time.Time
+}
+
+const nodeKey = "node"
+
+func containerKey(cg string) string { return "container:" + cg }
+
+// health of the scope ep watches, now.
+func (e *Engine) health(ep *episode) health {
+	if ep.scope == kubeevent.ScopeNode {
+		return e.nodeH
+	}
+	st := e.targets[ep.cg]
+	if st == nil {
+		return health{level: levelOK, stall: -1}
+	}
+	return judge(&st.h, e.pol.Container, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
+}
+
+// advance moves every episode on: an ended one waits for release or the
+// cooldown; a running one notices its victim's exit, its target vanishing,
+// memory coming back, or escalates when the grace is over and the scope is
+// still in danger (at once when it is critical).
+func (e *Engine) advance(now time.Time) {
+	ladder := e.pol.Ladder
+	last := len(ladder) - 1
+	for key, ep := range e.episodes {
+		h := e.health(ep)
+		if !ep.ended.IsZero() {
+			if h.level == levelOK || now.Sub(ep.ended) >= e.pol.Cooldown {
+				delete(e.episodes, key)
+			}
+			continue
+		}
+		switch {
+		case ep.h.Exited():
+			e.killed(ep, now)
+		case !e.present(ep.cg):
+			// Deleted under us (the pod went away): its memory is on its
+			// way back. Nothing else is chosen until it has had time to.
+			e.settle = now.Add(settleGone)
+			e.finish(ep, now, "target_gone")
+			e.log.Info("target vanished during the episode: no other process is chosen for it", "cgroup", ep.cg, "pid", ep.victim.PID)
+			delete(e.episodes, key)
+		case ep.step == last:
+			if now.Sub(ep.sentAt) > stuckAfter {
+				e.log.Error("victim did not exit after SIGKILL", "pid", ep.victim.PID, "comm", ep.victim.Comm, "after", now.Sub(ep.sentAt))
+				e.finish(ep, now, "stuck")
+			}
+		case h.level == levelCritical:
+			e.send(ep, last, now)
+		case h.level == levelOK:
+			e.log.Info("memory came back before the ladder ended: victim left alive", "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent)
+			e.finish(ep, now, "recovered")
+		case now.Sub(ep.sentAt) >= ladder[ep.step].Grace && h.level == levelDanger:
+			e.send(ep, ep.step+1, now)
+		case now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown):
+			// Out of danger but not back above releaseAvailable for a
+			// whole cooldown: the victim heeded the signal (an interrupted
+			// notebook cell). A new danger is a new episode, whose culprit
+			// is chosen afresh.
+			e.log.Info("victim heeded the signal: memory steady below releaseAvailable, episode closed", "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent)
+			e.finish(ep, now, "recovered")
+		}
+	}
+}
+
+// present reports whether the target cgroup is in the snapshot and exists.
+func (e *Engine) present(cg string) bool {
+	st := e.targets[cg]
+	return st != nil && !st.gone
+}
+
+// finish ends ep without a kill and counts its outcome.
+func (e *Engine) finish(ep *episode, now time.Time, outcome string) {
+	ep.ended = now
+	if ep.h != nil {
+		ep.h.Close()
+		ep.h = nil
+	}
+	e.m.Episodes.WithLabelValues(ep.scope, outcome).Inc()
+}
+
+// killed records that the victim exited after the signals sent: one kill,
+// told to the user, and the cooldown starts.
+func (e *Engine) killed(ep *episode, now time.Time) {
+	ep.h.Close()
+	ep.h = nil
+	ep.ended = now
+	e.lastKill[ep.key] = now
+	sig := "none"
+	if len(ep.sent) > 0 {
+		sig = ep.sent[len(ep.sent)-1]
+	}
+	e.m.Kills.WithLabelValues(podLabel(ep.target), ep.target.containerName(), ep.scope, sig).Inc()
+	e.m.Episodes.WithLabelValues(ep.scope, "killed").Inc()
+	e.tell(ep, "")
+}
+
+func podLabel(t Target) string {
+	if t.PodName != "" {
+		return t.Namespace + "/" + t.PodName
+	}
+	return t.PodUID
+}
+
+// tell logs what was done and queues the Event and message file.
+func (e *Engine) tell(ep *episode, outcome string) {
+	k := kubeevent.PressureKill{
+		PodUID: ep.target.PodUID, Namespace: ep.target.Namespace, PodName: ep.target.PodName, Container: ep.target.Container,
+		Comm: ep.victim.Comm, PID: ep.victim.PID, RSSBytes: ep.victim.RSS(), Signals: ep.sent, Scope: ep.scope,
+		Available: ep.at.avail, Total: ep.at.total, StallPct: ep.at.stall * 100, Why: ep.why, Outcome: outcome,
+	}
+	if ep.at.stall < 0 {
+		k.StallPct = -1
+	}
+	logKill(e.log, k, ep.target)
+	e.queue(report{k: k, root: ep.root})
+}
+
+// send sends ladder step i to the victim.
+func (e *Engine) send(ep *episode, i int, now time.Time) {
+	name := e.pol.Ladder[i].Signal
+	err := ep.h.Signal(signals[name])
+	ep.step, ep.sentAt = i, now
+	switch {
+	case errors.Is(err, errExited):
+		e.m.Signals.WithLabelValues(name, "exited").Inc()
+		if len(ep.sent) == 0 {
+			// Gone before anything was sent: not ours to count.
+			e.finish(ep, now, "recovered")
+			return
+		}
+		e.killed(ep, now)
+		return
+	case err != nil:
+		e.m.Signals.WithLabelValues(name, "error").Inc()
+		e.log.Error("signal failed", "signal", name, "pid", ep.victim.PID, "err", err)
+		return
+	}
+	e.m.Signals.WithLabelValues(name, "ok").Inc()
+	ep.sent = append(ep.sent, name)
+	e.log.Info("signal sent", "signal", name, "pid", ep.victim.PID, "comm", ep.victim.Comm, "target", ep.target.name(), "scope", ep.scope)
+	if name == "SIGKILL" && e.pol.Mrelease {
+		if err := ep.h.Mrelease(); err != nil {
+			e.log.Debug("process_mrelease", "pid", ep.victim.PID, "err", err)
+		}
+	}
+}
+
+// cooling reports whether a new episode in key must wait.
+func (e *Engine) cooling(key string, now time.Time) bool {
+	if now.Before(e.settle) {
+		return true
+	}
+	last, ok := e.lastKill[key]
+	if ok && now.Sub(last) >= e.pol.Cooldown {
+		delete(e.lastKill, key) // state dies when it stops mattering
+		return false
+	}
+	return ok
+}
+
+// startNode begins a node episode when the node is in danger: the culprit
+// is the target whose committed memory grew most (or, if none grew, the
+// largest), the victim the largest process in it that is not kept.
+func (e *Engine) startNode(now time.Time) {
+	if e.nodeH.level < levelDanger || e.episodes[nodeKey] != nil || e.cooling(nodeKey, now) {
+		return
+	}
+	// Rank on fresh numbers.
+	for _, st := range e.targets {
+		e.sampleTarget(now, st)
+	}
+	cands := e.rankNode()
+	if len(cands) > 0 && e.inEpisode(cands[0].st.t.Cgroup) {
+		return // the culprit's own episode is already acting in it
+	}
+	ep := &episode{key: nodeKey, scope: kubeevent.ScopeNode, start: now, at: e.nodeH}
+	e.episodes[nodeKey] = ep
+	if len(cands) == 0 {
+		e.log.Warn("node memory short but no target container to act in: leaving it to the kernel",
+			"available_bytes", e.nodeH.avail, "total_bytes", e.nodeH.total)
+		e.finish(ep, now, "no_target")
+		return
+	}
+	c := cands[0]
+	e.begin(ep, c.st, c.why, (e.nodeH.total+e.swapTotal)/oom.PageSize, now)
+}
+
+type candidate struct {
+	st  *targetState
+	why string
+}
+
+// rankNode orders the targets by how much they caused the shortage:
+// growth of committed memory over the growth window (at least 1% of RAM
+// or 16 MiB counts), then committed memory.
+func (e *Engine) rankNode() []candidate {
+	type ranked struct {
+		st                *targetState
+		growth, committed uint64
+	}
+	minGrowth := max(16<<20, e.nodeH.total/100)
+	var rs []ranked
+	for _, st := range e.targets {
+		s, ok := st.h.last()
+		if st.gone || !ok {
+			continue
+		}
+		rs = append(rs, ranked{st, st.h.growth(e.pol.GrowthWindow), s.committed})
+	}
+	grew := func(r ranked) bool { return r.growth >= minGrowth }
+	slices.SortFunc(rs, func(a, b ranked) int {
+		if ga, gb := grew(a), grew(b); ga != gb {
+			if ga {
+				return -1
+			}
+			return 1
+		} else if ga {
+			if c := cmp.Compare(b.growth, a.growth); c != 0 {
+				return c
+			}
+		}
+		if c := cmp.Compare(b.committed, a.committed); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.st.t.Cgroup, b.st.t.Cgroup)
+	})
+	out := make([]candidate, 0, len(rs))
+	for _, r := range rs {
+		why := fmt.Sprintf("container %s grew %s in the last %v (%s committed now)",
+			r.st.t.containerName(), oom.HumanBytes(r.growth), e.pol.GrowthWindow, oom.HumanBytes(r.committed))
+		if !grew(r) {
+			why = fmt.Sprintf("no target grew by %s in the last %v; container %s holds the most memory of the targets (%s committed)",
+				oom.HumanBytes(minGrowth), e.pol.GrowthWindow, r.st.t.containerName(), oom.HumanBytes(r.committed))
+		}
+		out = append(out, candidate{r.st, why})
+	}
+	return out
+}
+
+// startContainers begins an episode in every target that is in danger
+// against its own memory.max (its committed memory near the limit while
+// its own memory.pressure rises), unless an episode already acts in it.
+func (e *Engine) startContainers(now time.Time) {
+	for cg, st := range e.targets {
+		if st.gone {
+			continue
+		}
+		key := containerKey(cg)
+		if e.episodes[key] != nil || e.inEpisode(cg) || e.cooling(key, now) {
+			continue
+		}
+		h := judge(&st.h, e.pol.Container, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
+		if h.level < levelDanger {
+			continue
+		}
+		ep := &episode{key: key, scope: kubeevent.ScopeContainer, start: now, at: h}
+		e.episodes[key] = ep
+		why := fmt.Sprintf("container %s is at %.0f%% of its memory limit with its own memory pressure", st.t.containerName(), 100-h.pct)
+		e.begin(ep, st, why, h.total/oom.PageSize, now)
+	}
+}
+
+// begin chooses the victim in st and sends the first step (or, in a dry
+// run, only reports it).
+func (e *Engine) begin(ep *episode, st *targetState, why string, totalPages uint64, now time.Time) {
+	ep.cg, ep.target, ep.why = st.t.Cgroup, st.t, why
+	mode := st.t.Preempt.Mode
+	if mode == policy.PreemptOff {
+		e.log.Warn("culprit opted out (podwarden.io/preempt: off): leaving it to the kernel", "target", st.t.name(), "why", why)
+		e.finish(ep, now, "opted_out")
+		return
+	}
+	keep := st.t.Preempt.Keep
+	if keep == nil {
+		keep = e.pol.Keep
+	}
+	for try := 0; try < 3; try++ {
+		procs := e.procs(st.t.Cgroup)
+		c := chooseVictim(procs, keep, e.pol.KeepInit, totalPages)
+		ep.root = rootProc(procs, c.victim)
+		if c.victim == nil {
+			ep.why = why
+			if s := c.keptSummary(); s != "" {
+				ep.why += "; kept: " + s
+			}
+			e.tell(ep, kubeevent.OutcomeNothingKillable)
+			e.finish(ep, now, "nothing_killable")
+			return
+		}
+		ep.victim = *c.victim
+		ep.why = why + fmt.Sprintf("; %s (pid %d) has the highest OOM badness in it (%s resident)",
+			c.victim.Comm, c.victim.PID, oom.HumanBytes(c.victim.RSS()))
+		if s := c.keptSummary(); s != "" {
+			ep.why += " after keeping " + s
+		}
+		if e.pol.DryRun || mode == policy.PreemptDryRun {
+			ep.sent = []string{e.pol.Ladder[0].Signal}
+			e.tell(ep, kubeevent.OutcomeDryRun)
+			e.lastKill[ep.key] = now // one report per cooldown, as one kill
+			e.m.Kills.WithLabelValues(podLabel(st.t), st.t.containerName(), ep.scope, "dry-run").Inc()
+			e.finish(ep, now, "dry_run")
+			return
+		}
+		h, err := e.sig.Open(ep.victim)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited between the scan and the open: choose again
+		}
+		if err != nil {
+			e.log.Error("cannot open the victim", "pid", ep.victim.PID, "err", err)
+			e.finish(ep, now, "error")
+			return
+		}
+		// Never a process outside the target: the pid, now held, must
+		// still be in the container.
+		if pids, err := e.cfg.Cgroups.Procs(st.t.Cgroup, true); err != nil || !slices.Contains(pids, ep.victim.PID) {
+			h.Close()
+			continue
+		}
+		ep.h = h
+		e.send(ep, 0, now)
+		return
+	}
+	e.finish(ep, now, "recovered") // every choice vanished: memory is being freed anyway
+}
+
+// procs reads every process of cg and below.
+func (e *Engine) procs(cg string) []procfs.Proc {
+	pids, err := e.cfg.Cgroups.Procs(cg, true)
+	if err != nil {
+		return nil
+	}
+	out := make([]procfs.Proc, 0, len(pids))
+	for _, pid := range pids {
+		p, err := e.cfg.Proc.Read(pid, victimFields)
+		if err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// rootProc picks a process that lives on in the container, for the
+// message file: its init if it is there, else any other.
+func rootProc(procs []procfs.Proc, victim *procfs.Proc) int {
+	best := 0
+	for _, p := range procs {
+		if victim != nil && p.PID == victim.PID || p.State == 'Z' || p.Kernel {
+			continue
+		}
+		if p.NSPID == 1 {
+			return p.PID
+		}
+		if best == 0 {
+			best = p.PID
+		}
+	}
+	return best
+}

@@ -1,0 +1,120 @@
+package preempt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"podwarden/internal/kubeevent"
+)
+
+// Reporter posts the engine's actions as Kubernetes Events
+// (*kubeevent.Reporter). It may wait on the API server: the engine calls
+// it only from its report goroutine.
+type Reporter interface {
+	PodPressureKill(ctx context.Context, k kubeevent.PressureKill) error
+}
+
+// report is one action to tell the user about, off the protection path.
+type report struct {
+	k kubeevent.PressureKill
+	// root is a process of the container that lives on (its init or a
+	// kept process): the message file is written through its
+	// /proc/PID/root. 0 when there is none.
+	root int
+}
+
+const (
+	reportQueue   = 64
+	reportTimeout = 10 * time.Second
+)
+
+// reportLoop writes Events and message files until ctx ends.
+func (e *Engine) reportLoop(ctx context.Context, q <-chan report) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-q:
+			e.deliver(ctx, r)
+		}
+	}
+}
+
+func (e *Engine) deliver(ctx context.Context, r report) {
+	if e.cfg.Reporter != nil && r.k.PodName != "" {
+		rctx, cancel := context.WithTimeout(ctx, reportTimeout)
+		err := e.cfg.Reporter.PodPressureKill(rctx, r.k)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("pressure event not posted", "pod", r.k.Namespace+"/"+r.k.PodName, "err", err)
+		}
+	}
+	if e.cfg.Policy.MessageFile != "" && r.root > 0 {
+		msg := time.Now().UTC().Format(time.RFC3339) + " " + kubeevent.PressureMessage(r.k) + "\n"
+		if err := writeInRoot(e.cfg.Proc.Path(r.root, "root"), e.cfg.Policy.MessageFile, msg); err != nil {
+			e.log.Warn("message file not written", "pod", r.k.Namespace+"/"+r.k.PodName, "file", e.cfg.Policy.MessageFile, "err", err)
+		}
+	}
+}
+
+// queue hands r to the report goroutine without ever blocking: a full
+// queue drops it (the log line and the metric have been written already).
+func (e *Engine) queue(r report) {
+	select {
+	case e.reports <- r:
+	default:
+		e.m.Dropped.Inc()
+		e.log.Warn("report queue full: Event dropped", "pod", r.k.Namespace+"/"+r.k.PodName)
+	}
+}
+
+// writeInRoot writes data to name inside the file system rooted at root
+// (/proc/PID/root of a container process). openat2's RESOLVE_IN_ROOT keeps
+// every symlink inside that root, so a container cannot point the agent at
+// a host file; the parent directory must exist.
+func writeInRoot(root, name, data string) error {
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", root, err)
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat2(dir, strings.TrimPrefix(name, "/"), &unix.OpenHow{
+		Flags:   unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK,
+		Mode:    0o644,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOSYS) {
+		return fmt.Errorf("openat2 (Linux 5.6+) unavailable: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("open %s in %s: %w", name, root, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = f.WriteString(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// logKill is the log line of an action, written on the engine goroutine.
+func logKill(log *slog.Logger, k kubeevent.PressureKill, target Target) {
+	attrs := []any{"pod", target.Namespace + "/" + target.PodName, "container", target.containerName(), "cgroup", target.Cgroup,
+		"scope", k.Scope, "comm", k.Comm, "pid", k.PID, "rss_bytes", k.RSSBytes, "signals", strings.Join(k.Signals, ","),
+		"available_bytes", k.Available, "total_bytes", k.Total, "stall_pct", fmt.Sprintf("%.0f", k.StallPct), "why", k.Why}
+	switch k.Outcome {
+	case kubeevent.OutcomeDryRun:
+		log.Warn("would end process under memory pressure (dry run)", attrs...)
+	case kubeevent.OutcomeNothingKillable:
+		log.Warn("memory pressure in a target whose processes are all kept: leaving it to the kernel", attrs...)
+	default:
+		log.Warn("ended process under memory pressure", attrs...)
+	}
+}

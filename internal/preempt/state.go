@@ -1,0 +1,203 @@
+package preempt
+
+import (
+	"time"
+
+	"podwarden/internal/policy"
+)
+
+// Target is one container the engine may act in, as the agent knows it.
+type Target struct {
+	// Cgroup is the container's memory cgroup (host tree path).
+	Cgroup string
+	// PodCgroup is its pod's cgroup, "" when unknown.
+	PodCgroup string
+	PodUID    string
+	Namespace string
+	PodName   string
+	Container string
+	Preempt   policy.PreemptDecision
+}
+
+// name is how logs and messages call the target.
+func (t Target) name() string {
+	switch {
+	case t.PodName != "" && t.Container != "":
+		return t.Namespace + "/" + t.PodName + "/" + t.Container
+	case t.PodName != "":
+		return t.Namespace + "/" + t.PodName
+	}
+	return t.Cgroup
+}
+
+// containerName is the container's name, or its cgroup's last element.
+func (t Target) containerName() string {
+	if t.Container != "" {
+		return t.Container
+	}
+	return base(t.Cgroup)
+}
+
+// sample is one reading of a memory domain: the node, a container or a pod.
+type sample struct {
+	at time.Time
+	// total is MemTotal for the node, memory.max for a cgroup (0 when the
+	// cgroup has no limit).
+	total uint64
+	// avail is MemAvailable for the node, total minus committed for a
+	// cgroup with a limit.
+	avail uint64
+	// committed is usage minus reclaimable page cache (cgroups only).
+	committed uint64
+	usage     uint64
+	// some and full are the PSI stall totals in microseconds; psi is
+	// false when the domain has none (cgroup v1, psi=0).
+	some, full uint64
+	psi        bool
+}
+
+// history keeps the samples of one domain for as long as the longest
+// window asks: the growth window and the pressure window.
+type history struct {
+	s []sample
+}
+
+func (h *history) add(s sample, keep time.Duration) {
+	h.s = append(h.s, s)
+	cut := 0
+	for cut < len(h.s)-1 && s.at.Sub(h.s[cut].at) > keep {
+		cut++
+	}
+	if cut > 0 {
+		h.s = append(h.s[:0], h.s[cut:]...)
+	}
+}
+
+func (h *history) last() (sample, bool) {
+	if len(h.s) == 0 {
+		return sample{}, false
+	}
+	return h.s[len(h.s)-1], true
+}
+
+// stall is the share (0..1) of the last window in which tasks stalled on
+// memory, from the PSI totals: the newest sample against the newest one at
+// least window older (or, early on, the oldest if it spans half a window).
+// ok is false without PSI or without enough history.
+func (h *history) stall(window time.Duration, full bool) (float64, bool) {
+	cur, ok := h.last()
+	if !ok || !cur.psi {
+		return 0, false
+	}
+	var then *sample
+	for i := len(h.s) - 2; i >= 0; i-- {
+		if cur.at.Sub(h.s[i].at) >= window {
+			then = &h.s[i]
+			break
+		}
+	}
+	if then == nil && len(h.s) > 1 && cur.at.Sub(h.s[0].at) >= window/2 {
+		then = &h.s[0]
+	}
+	if then == nil || !then.psi {
+		return 0, false
+	}
+	span := cur.at.Sub(then.at).Microseconds()
+	a, b := then.some, cur.some
+	if full {
+		a, b = then.full, cur.full
+	}
+	if span <= 0 || b < a {
+		return 0, false // counters reset: the cgroup was recreated
+	}
+	return min(float64(b-a)/float64(span), 1), true
+}
+
+// growth is how much committed memory rose over the window: the newest
+// value minus the lowest within it.
+func (h *history) growth(window time.Duration) uint64 {
+	cur, ok := h.last()
+	if !ok {
+		return 0
+	}
+	low := cur.committed
+	for _, s := range h.s {
+		if cur.at.Sub(s.at) <= window && s.committed < low {
+			low = s.committed
+		}
+	}
+	return cur.committed - low
+}
+
+// falling reports whether available memory dropped over the window: the
+// pressure signal where PSI is missing.
+func (h *history) falling(window time.Duration) bool {
+	cur, ok := h.last()
+	if !ok {
+		return false
+	}
+	for _, s := range h.s {
+		if cur.at.Sub(s.at) <= window && s.avail > cur.avail {
+			return true
+		}
+	}
+	return false
+}
+
+// level is how short a domain is of memory.
+type level int
+
+const (
+	levelOK       level = iota // at or above releaseAvailable
+	levelLow                   // between minAvailable and releaseAvailable, or below without pressure
+	levelDanger                // below minAvailable and under pressure
+	levelCritical              // below criticalAvailable
+)
+
+func (l level) String() string {
+	return [...]string{"ok", "low", "danger", "critical"}[l]
+}
+
+// health is a domain judged against its thresholds.
+type health struct {
+	level        level
+	avail, total uint64
+	pct          float64 // avail in percent of total
+	stall        float64 // 0..1; -1 unknown
+}
+
+// judge applies th to the newest sample of h. A domain without a total
+// (an unlimited cgroup) is always ok. Pressure is PSI stall at least bar
+// over the window, or, without PSI, available memory still falling.
+func judge(h *history, th policy.Thresholds, window time.Duration, full bool, bar float64) health {
+	cur, ok := h.last()
+	if !ok || cur.total == 0 {
+		return health{level: levelOK, stall: -1}
+	}
+	hl := health{avail: cur.avail, total: cur.total, pct: 100 * float64(cur.avail) / float64(cur.total), stall: -1}
+	stall, psi := h.stall(window, full)
+	if psi {
+		hl.stall = stall
+	}
+	pressure := psi && stall >= bar || !cur.psi && h.falling(window)
+	switch {
+	case th.CriticalAvailable > 0 && hl.pct < th.CriticalAvailable:
+		hl.level = levelCritical
+	case hl.pct < th.MinAvailable && pressure:
+		hl.level = levelDanger
+	case hl.pct < th.ReleaseAvailable:
+		hl.level = levelLow
+	default:
+		hl.level = levelOK
+	}
+	return hl
+}
+
+func base(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return p[i+1:]
+		}
+	}
+	return p
+}

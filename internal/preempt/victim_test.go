@@ -1,0 +1,124 @@
+package preempt
+
+import (
+	"testing"
+	"time"
+
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
+)
+
+func TestKeepRule(t *testing.T) {
+	keep := policy.DefaultKeep
+	for name, tc := range map[string]struct {
+		p    procfs.Proc
+		want string
+	}{
+		"container init":             {procfs.Proc{PID: 50, NSPID: 1, Comm: "python"}, "container init (pid 1)"},
+		"jupyter-lab by comm":        {procfs.Proc{Comm: "jupyter-lab"}, "keep jupyter-lab"},
+		"jupyter-lab by script":      {procfs.Proc{Comm: "python3.11", Cmdline: []string{"/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab", "--ip=0.0.0.0"}}, "keep jupyter-lab"},
+		"singleuser, comm cut at 15": {procfs.Proc{Comm: "jupyterhub-sing"}, "keep jupyterhub-singleuser"},
+		"rsession":                   {procfs.Proc{Comm: "rsession", Cmdline: []string{"/usr/lib/rstudio-server/bin/rsession", "-u", "ada"}}, "keep rsession"},
+		"sshd session":               {procfs.Proc{Comm: "sshd", Cmdline: []string{"sshd: ada [priv]"}}, "keep sshd"},
+		"systemd --user":             {procfs.Proc{Comm: "systemd", Cmdline: []string{"/lib/systemd/systemd", "--user"}}, "keep systemd"},
+		"ipykernel dies":             {procfs.Proc{Comm: "python3", Cmdline: []string{"python3", "-m", "ipykernel_launcher", "-f", "k.json"}}, ""},
+		"R kernel dies":              {procfs.Proc{Comm: "R", Cmdline: []string{"/usr/lib/R/bin/exec/R", "--no-echo"}}, ""},
+		"flag is not a script":       {procfs.Proc{Comm: "python", Cmdline: []string{"python", "-c", "jupyter-lab"}}, ""},
+		"pid 1 kept only inside":     {procfs.Proc{PID: 1, NSPID: 0, Comm: "app"}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := keepRule(tc.p, keep, true); got != tc.want {
+				t.Errorf("keepRule = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := keepRule(procfs.Proc{NSPID: 1, Comm: "app"}, nil, false); got != "" {
+		t.Errorf("keepInit off: %q", got)
+	}
+	if got := keepRule(procfs.Proc{Comm: "code-server"}, []string{"code-*"}, false); got != "keep code-*" {
+		t.Errorf("glob: %q", got)
+	}
+}
+
+func TestChooseVictim(t *testing.T) {
+	mb := func(n uint64) uint64 { return n << 20 }
+	procs := []procfs.Proc{
+		{PID: 1, NSPID: 1, Comm: "tini", State: 'S', RSSAnon: mb(1), OOMScoreAdj: 900},
+		{PID: 2, NSPID: 7, Comm: "jupyter-lab", State: 'S', RSSAnon: mb(900), OOMScoreAdj: 900},
+		{PID: 3, NSPID: 8, Comm: "python3", State: 'S', RSSAnon: mb(300), OOMScoreAdj: 900},
+		{PID: 4, NSPID: 9, Comm: "python3", State: 'S', RSSAnon: mb(200), Swap: mb(150), OOMScoreAdj: 900},
+		{PID: 5, NSPID: 10, Comm: "defunct", State: 'Z', OOMScoreAdj: 900},
+		{PID: 6, NSPID: 11, Comm: "pinned", State: 'S', RSSAnon: mb(800), OOMScoreAdj: -1000},
+		{PID: 7, NSPID: 12, Comm: "lowadj", State: 'S', RSSAnon: mb(320), OOMScoreAdj: 0},
+	}
+	const total = 1 << 30 / 4096
+	c := chooseVictim(procs, policy.DefaultKeep, true, total)
+	// 4 has swap: 350 MiB of badness beats 3's 300 and 7's 320 at a
+	// lower adj; 2 is kept, 6 is unkillable, 5 has no memory.
+	if c.victim == nil || c.victim.PID != 4 {
+		t.Fatalf("victim %+v, want pid 4", c.victim)
+	}
+	if len(c.kept) != 2 || c.keptSummary() != "tini (pid 1, container init (pid 1)), jupyter-lab (pid 2, keep jupyter-lab)" {
+		t.Errorf("kept %q", c.keptSummary())
+	}
+	// adj weighs as in the kernel: at 1000, 7 goes before the bigger ones.
+	procs[6].OOMScoreAdj = 1000
+	if c := chooseVictim(procs, policy.DefaultKeep, true, total); c.victim.PID != 7 {
+		t.Errorf("victim %d, want 7 (adj 1000 goes first, as in the kernel)", c.victim.PID)
+	}
+	if c := chooseVictim(procs[:2], policy.DefaultKeep, true, total); c.victim != nil {
+		t.Errorf("only kept processes: victim %+v", c.victim)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	th := policy.Thresholds{MinAvailable: 10, CriticalAvailable: 4, ReleaseAvailable: 20}
+	t0 := time.Unix(0, 0)
+	mk := func(avail uint64, stall float64, psi bool) *history {
+		h := &history{}
+		for i := range 11 {
+			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000, avail: avail,
+				some: uint64(float64(i) * 100_000 * stall), psi: psi}, time.Minute)
+		}
+		return h
+	}
+	for name, tc := range map[string]struct {
+		h    *history
+		want level
+	}{
+		"plenty, stalled":           {mk(400, 0.9, true), levelOK},
+		"hysteresis band":           {mk(150, 0.9, true), levelLow},
+		"low without pressure":      {mk(90, 0.05, true), levelLow},
+		"low with pressure":         {mk(90, 0.1, true), levelDanger},
+		"critical without pressure": {mk(30, 0, true), levelCritical},
+		"no psi, steady":            {mk(90, 0, false), levelLow},
+		"unlimited cgroup":          {&history{s: []sample{{at: t0, avail: 0, total: 0}}}, levelOK},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := judge(tc.h, th, time.Second, false, 0.1).level; got != tc.want {
+				t.Errorf("level %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// Too little history for a window: no pressure yet.
+	h := &history{}
+	h.add(sample{at: t0, total: 1000, avail: 90, psi: true}, time.Minute)
+	h.add(sample{at: t0.Add(100 * time.Millisecond), total: 1000, avail: 90, some: 100_000, psi: true}, time.Minute)
+	if got := judge(h, th, time.Second, false, 0.1).level; got != levelLow {
+		t.Errorf("100 ms of history: %v, want low (no judgement on pressure yet)", got)
+	}
+}
+
+func TestHistoryGrowthAndPrune(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	h := &history{}
+	for i, c := range []uint64{500, 100, 200, 400, 450} {
+		h.add(sample{at: t0.Add(time.Duration(i) * 10 * time.Second), committed: c}, 25*time.Second)
+	}
+	if len(h.s) != 3 {
+		t.Errorf("kept %d samples, want the last 25 s (3)", len(h.s))
+	}
+	if g := h.growth(25 * time.Second); g != 250 {
+		t.Errorf("growth %d, want 450-200", g)
+	}
+}
