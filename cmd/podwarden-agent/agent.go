@@ -24,6 +24,7 @@ import (
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/podname"
 	"podwarden/internal/policy"
+	"podwarden/internal/preempt"
 	"podwarden/internal/procfs"
 )
 
@@ -50,6 +51,8 @@ type agentFlags struct {
 	nodeName    string
 	logFormat   string
 	logLevel    string
+	preempt     bool
+	preemptDry  bool
 }
 
 func newAgentCmd(s streams) *cobra.Command {
@@ -101,6 +104,8 @@ policy whose selector names labels or namespaces is refused.`,
 	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
 	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.BoolVar(&f.preempt, "preempt", false, "act before the kernel OOM killer: end one process of the target that causes memory pressure (policy preempt.enabled; docs/policy.md)")
+	fl.BoolVar(&f.preemptDry, "preempt-dry-run", false, "with --preempt: choose and report victims (log, metric, Event) but send no signal (policy preempt.dryRun)")
 	return cmd
 }
 
@@ -119,6 +124,12 @@ func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
 	}
 	if fl.Changed("cgroup-selector") {
 		cfg.CgroupSelector = f.selector
+	}
+	if fl.Changed("preempt") {
+		cfg.Preempt.Enabled = f.preempt
+	}
+	if fl.Changed("preempt-dry-run") {
+		cfg.Preempt.DryRun = f.preemptDry
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("policy after flags: %w", err)
@@ -187,7 +198,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		defer client.Close()
 		rt = client
 	}
-	var reporter agent.Reporter
+	var reporter *kubeevent.Reporter
 	if f.kubeEvents && !f.once && !f.dryRun {
 		if f.nodeName == "" {
 			return errors.New("--kube-events needs --node-name (or $NODE_NAME from the downward API)")
@@ -207,11 +218,15 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	agent.RegisterBuildInfo(reg, cli.Version())
-	a, err := agent.New(agent.Config{
+	acfg := agent.Config{
 		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
-		Metrics: agent.NewMetrics(reg), FastInterval: f.fast, Reporter: reporter,
+		Metrics: agent.NewMetrics(reg), FastInterval: f.fast,
 		KmsgPath: f.kmsgPath, KernelLog: f.kernelLog, OwnNamespace: ownNS, PodLogDir: f.podLogDir,
-	})
+	}
+	if reporter != nil {
+		acfg.Reporter = reporter // a nil *Reporter in the interface would not be nil
+	}
+	a, err := agent.New(acfg)
 	if err != nil {
 		return err
 	}
@@ -229,6 +244,15 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 			return err
 		}
 		defer srv.Close()
+	}
+	if pol.Preempt.Enabled {
+		var rep preempt.Reporter
+		if reporter != nil {
+			rep = reporter
+		}
+		if err := startPreempt(ctx, pol.Preempt, false, a, pfs, cfs, rep, reg, log); err != nil {
+			return err
+		}
 	}
 	return a.Run(ctx)
 }

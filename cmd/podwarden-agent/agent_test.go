@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"podwarden/internal/syncbuf"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -115,5 +119,41 @@ func TestPolicyExcludesOwnNamespace(t *testing.T) {
 	}
 	if d := cfg.Decide(policy.Target{Namespace: "hub", Name: "jupyter"}); !d.Target {
 		t.Errorf("namespace hub lost: %+v", d)
+	}
+}
+
+// TestAgentStartsPreempt: --preempt starts the pressure engine beside the
+// loop, and --preempt-dry-run reaches it.
+func TestAgentStartsPreempt(t *testing.T) {
+	cg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("cpu memory pids\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	errOut := &syncbuf.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.Run(ctx, []string{"agent", "--kmsg-path", "", "--cgroup-root", cg, "--no-cri", "--cgroup-selector", "/podwarden-none/*",
+			"--preempt", "--preempt-dry-run", "--log-format", "text"}, cli.Streams{Out: io.Discard, ErrOut: errOut}, commands...)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errOut.String(), "preempt engine running") {
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited %d:\n%s", code, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no engine start-up line:\n%s", errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(errOut.String(), "dry_run=true") {
+		t.Errorf("--preempt-dry-run not in the engine's start-up line:\n%s", errOut)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after cancel:\n%s", code, errOut)
 	}
 }

@@ -126,6 +126,8 @@ type Agent struct {
 	// candidates: every container considered and why it is a target or not.
 	explain    bool
 	candidates []Candidate
+	// snap is what TargetSnapshot hands to other goroutines.
+	snap atomic.Pointer[[]Target]
 }
 
 // New validates cfg and returns an agent.

@@ -122,6 +122,7 @@ func (a *Agent) setTargets(targets map[string]*Target) {
 		a.export(old, -1)
 	}
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
+	a.publishTargets()
 }
 
 // addTarget starts protecting t.
@@ -131,6 +132,7 @@ func (a *Agent) addTarget(t *Target) {
 	delete(a.pending, t.Cgroup)
 	a.export(t, +1)
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
+	a.publishTargets()
 }
 
 // dropTarget forgets the target at cg and everything about it.
@@ -147,6 +149,7 @@ func (a *Agent) dropTarget(cg string) {
 	delete(a.targets, cg)
 	a.export(t, -1)
 	a.m.ProtectedContainers.Set(float64(len(a.targets)))
+	a.publishTargets()
 }
 
 // export counts target t in (+1) or out (-1) of

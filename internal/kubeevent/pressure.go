@@ -26,7 +26,6 @@ const (
 const (
 	ScopeNode      = "node"      // the node's MemAvailable
 	ScopeContainer = "container" // the container's memory.max
-	ScopePod       = "pod"       // the pod's memory.max
 )
 
 // PressureKill is one action of internal/preempt, as the user is told.
@@ -39,7 +38,7 @@ type PressureKill struct {
 	// Signals are what was sent, in order; the last ended the process.
 	// In a dry run, what would be sent first.
 	Signals []string
-	// Scope is ScopeNode, ScopeContainer or ScopePod.
+	// Scope is ScopeNode or ScopeContainer.
 	Scope string
 	// Available and Total describe the scope's memory: MemAvailable and
 	// MemTotal for the node, uncommitted memory and memory.max otherwise.
@@ -111,11 +110,8 @@ func PressureMessage(k PressureKill) string {
 }
 
 func scopeName(s string) string {
-	switch s {
-	case ScopeContainer:
+	if s == ScopeContainer {
 		return "container"
-	case ScopePod:
-		return "pod"
 	}
 	return "node"
 }

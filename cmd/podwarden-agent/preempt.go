@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"podwarden/internal/agent"
+	"podwarden/internal/cgroup"
+	"podwarden/internal/policy"
+	"podwarden/internal/preempt"
+	"podwarden/internal/procfs"
+)
+
+// startPreempt runs the pressure engine beside the agent, on its own
+// goroutine, fed with the agent's target snapshot. It returns at once; the
+// engine stops with ctx.
+func startPreempt(ctx context.Context, pol policy.Preempt, dryRun bool, a *agent.Agent, pfs procfs.FS, cfs cgroup.FS,
+	rep preempt.Reporter, reg prometheus.Registerer, log *slog.Logger) error {
+	e, err := preempt.New(preempt.Config{
+		Policy: pol, DryRun: dryRun, Proc: pfs, Cgroups: cfs, Reporter: rep, Log: log,
+		Metrics: preempt.NewMetrics(reg), LockMemory: true,
+		Targets: func() []preempt.Target { return preemptTargets(a.TargetSnapshot()) },
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := e.Run(ctx); err != nil {
+			log.Error("preempt engine stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// preemptTargets is the narrow view the engine gets of the agent's targets.
+func preemptTargets(ts []agent.Target) []preempt.Target {
+	out := make([]preempt.Target, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, preempt.Target{
+			Cgroup: t.Cgroup, PodCgroup: t.PodCgroup, PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
+			Container: t.Container, Preempt: t.Decision.Preempt,
+		})
+	}
+	return out
+}
