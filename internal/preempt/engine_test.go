@@ -326,3 +326,30 @@ func TestWithoutPSIFallingMemoryStandsIn(t *testing.T) {
 		t.Errorf("signals %v, want SIGINT once memory falls further", got)
 	}
 }
+
+// TestExitSeenAfterMemoryIsBack: the victim frees its memory before its
+// pidfd says it exited; the episode still ends as a kill, not as memory
+// that came back by itself (the guest showed exactly this).
+func TestExitSeenAfterMemoryIsBack(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.sig.exitOn[103] = []string{"SIGINT"}
+	f.sig.lag = map[int]int{103: 5}
+	grow(f, nb, 540)
+	for i := 0; len(f.sig.signals()) == 0; i++ {
+		if i > 50 {
+			t.Fatal("no signal")
+		}
+		f.tick(100*time.Millisecond, 0.5)
+	}
+	// The SIGINT freed the memory at once; the exit shows 5 steps later.
+	f.availMiB = 560
+	f.run(3*time.Second, 0)
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Outcome != "" || rs[0].PID != 103 {
+		t.Fatalf("reports %+v, want one kill of 103", rs)
+	}
+	if strings.Contains(f.logs.String(), "victim left alive") {
+		t.Errorf("the exit was taken for memory coming back:\n%s", f.logs)
+	}
+}

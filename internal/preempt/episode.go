@@ -87,7 +87,10 @@ func (e *Engine) advance(now time.Time) {
 			}
 		case h.level == levelCritical:
 			e.send(ep, last, now)
-		case h.level == levelOK:
+		case h.level == levelOK && now.Sub(ep.sentAt) >= exitGrace:
+			// A victim frees its memory (exit_mm) before its pidfd polls
+			// readable (exit_notify): memory back right after a signal is
+			// usually the victim dying, so it is given exitGrace first.
 			e.log.Info("memory came back before the ladder ended: victim left alive", "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent)
 			e.finish(ep, now, "recovered")
 		case now.Sub(ep.sentAt) >= ladder[ep.step].Grace && h.level == levelDanger:

@@ -215,6 +215,9 @@ type fakeSignaler struct {
 	// called for them, so the fixture drops them as the kernel would.
 	vanish map[int]bool
 	gone   func(pid int)
+	// lag: how many more times Exited says no after a pid died (the
+	// kernel frees memory before the pidfd polls readable).
+	lag map[int]int
 }
 
 func (s *fakeSignaler) Open(p procfs.Proc) (Handle, error) {
@@ -267,6 +270,10 @@ func (h *fakeHandle) Signal(sig unix.Signal) error {
 func (h *fakeHandle) Exited() bool {
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
+	if h.s.dead[h.pid] && h.s.lag[h.pid] > 0 {
+		h.s.lag[h.pid]--
+		return false
+	}
 	return h.s.dead[h.pid]
 }
 

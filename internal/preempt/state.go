@@ -129,19 +129,20 @@ func (h *history) growth(window time.Duration) uint64 {
 	return cur.committed - low
 }
 
-// falling reports whether available memory dropped over the window: the
-// pressure signal where PSI is missing.
-func (h *history) falling(window time.Duration) bool {
+// drop is how much available memory fell over the window: the highest
+// value within it minus the newest.
+func (h *history) drop(window time.Duration) uint64 {
 	cur, ok := h.last()
 	if !ok {
-		return false
+		return 0
 	}
+	high := cur.avail
 	for _, s := range h.s {
-		if cur.at.Sub(s.at) <= window && s.avail > cur.avail {
-			return true
+		if cur.at.Sub(s.at) <= window && s.avail > high {
+			high = s.avail
 		}
 	}
-	return false
+	return high - cur.avail
 }
 
 // level is how short a domain is of memory.
@@ -166,9 +167,16 @@ type health struct {
 	stall        float64 // 0..1; -1 unknown
 }
 
+// fastDrop is the fall of available memory, in percent of the total per
+// window, that counts as pressure on its own: at that pace a domain below
+// minAvailable runs out within a few windows, whether or not tasks have
+// begun to stall (a fast hog outruns PSI).
+const fastDrop = 1.0
+
 // judge applies th to the newest sample of h. A domain without a total
 // (an unlimited cgroup) is always ok. Pressure is PSI stall at least bar
-// over the window, or, without PSI, available memory still falling.
+// over the window, or available memory falling by fastDrop percent of the
+// total within it; without PSI, any fall.
 func judge(h *history, th policy.Thresholds, window time.Duration, full bool, bar float64) health {
 	cur, ok := h.last()
 	if !ok || cur.total == 0 {
@@ -179,7 +187,8 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	if psi {
 		hl.stall = stall
 	}
-	pressure := psi && stall >= bar || !cur.psi && h.falling(window)
+	drop := h.drop(window)
+	pressure := psi && stall >= bar || float64(drop) >= fastDrop/100*float64(cur.total) || !cur.psi && drop > 0
 	switch {
 	case th.CriticalAvailable > 0 && hl.pct < th.CriticalAvailable:
 		hl.level = levelCritical

@@ -100,6 +100,21 @@ func TestJudge(t *testing.T) {
 			}
 		})
 	}
+	// A fast hog outruns PSI: memory falling 2% of the total within the
+	// window is pressure below minAvailable; 0.5% is not.
+	falling := func(per100ms uint64) *history {
+		h := &history{}
+		for i := range 11 {
+			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 10000,
+				avail: 950 + per100ms*uint64(10-i), psi: true}, time.Minute)
+		}
+		return h
+	}
+	for per100ms, want := range map[uint64]level{20: levelDanger, 5: levelLow, 0: levelLow} {
+		if got := judge(falling(per100ms), th, time.Second, false, 0.1).level; got != want {
+			t.Errorf("falling %.1f%% of the total per second without stall: %v, want %v", float64(per100ms)/10, got, want)
+		}
+	}
 	// Too little history for a window: no pressure yet.
 	h := &history{}
 	h.add(sample{at: t0, total: 1000, avail: 90, psi: true}, time.Minute)
