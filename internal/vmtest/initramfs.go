@@ -34,10 +34,17 @@ var Scenarios = []string{"container-limit", "late-arrivals", "drift", "nested", 
 
 // ImageConfig says what goes into one initramfs.
 type ImageConfig struct {
-	Busybox   string   // path of a static busybox
-	Podwarden string   // path of a static podwarden binary; may be empty in ModeK8s
-	Mode      Mode     // written to /pw/mode
-	Plan      []string // scenario names, run in order
+	Busybox   string // path of a static busybox
+	Podwarden string // path of a static podwarden binary; may be empty in ModeK8s
+	Mode      Mode   // written to /pw/mode
+	// Plan lists what to run, in order: scenario names, or "scenario/mode"
+	// cells that run a scenario in a mode of their own.
+	Plan []string
+	// Modules are kernel modules (.ko paths, dependencies first) that
+	// /init loads before the scenarios, e.g. for the virtio disk.
+	Modules []string
+	// Files maps paths in the image (no leading slash) to host files.
+	Files map[string]string
 }
 
 // WriteInitramfs writes an uncompressed newc initramfs to dst. Uncompressed
@@ -63,9 +70,30 @@ func WriteInitramfs(dst string, cfg ImageConfig) error {
 		im.add("pw/podwarden", 0o755, pw)
 	}
 	for _, s := range cfg.Plan {
-		if _, err := fs.Stat(guestFiles, "guest/scenarios/"+s+".sh"); err != nil {
+		scenario, _, _ := strings.Cut(s, "/")
+		if _, err := fs.Stat(guestFiles, "guest/scenarios/"+scenario+".sh"); err != nil {
 			return fmt.Errorf("scenario %q: %w", s, err)
 		}
+	}
+	var order []string
+	for i, m := range cfg.Modules {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			return fmt.Errorf("reading module: %w", err)
+		}
+		name := fmt.Sprintf("pw/modules/%02d-%s", i, path.Base(m))
+		im.add(name, 0o644, b)
+		order = append(order, "/"+name)
+	}
+	if len(order) > 0 {
+		im.add("pw/modules.order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	}
+	for _, name := range sortedNames(cfg.Files) {
+		b, err := os.ReadFile(cfg.Files[name])
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", cfg.Files[name], err)
+		}
+		im.add(name, 0o755, b)
 	}
 	err = fs.WalkDir(guestFiles, "guest", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

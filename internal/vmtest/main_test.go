@@ -77,6 +77,7 @@ func TestMain(m *testing.M) {
 	setup(work)
 	code := m.Run()
 	printTable(os.Stdout, time.Since(t0))
+	printPressureTable(os.Stdout)
 	saveRuns(filepath.Join(os.TempDir(), "podwarden-vmtest-runs.json"))
 	os.RemoveAll(work)
 	os.Exit(code)
@@ -217,6 +218,11 @@ func saveRuns(path string) {
 			continue
 		}
 		for _, r := range b.boot.Runs {
+			all = append(all, r)
+		}
+	}
+	for _, b := range pressure.boots {
+		for _, r := range b.Runs {
 			all = append(all, r)
 		}
 	}

@@ -34,27 +34,40 @@ func (s *Suite) BootMode(ctx context.Context, mode Mode) (*Boot, error) {
 	if mode == ModePodwarden {
 		img.Podwarden = s.Podwarden
 	}
-	initrd := filepath.Join(s.WorkDir, "initramfs-"+string(mode)+".cpio")
+	return s.boot(ctx, string(mode), s.Machine, img)
+}
+
+// BootCells boots m (typically with a Disk) with img, whose plan holds
+// "scenario/mode" cells; label names its console file and initramfs.
+func (s *Suite) BootCells(ctx context.Context, label string, m Machine, img ImageConfig) (*Boot, error) {
+	if img.Busybox == "" {
+		img.Busybox = s.Busybox
+	}
+	return s.boot(ctx, label, m, img)
+}
+
+func (s *Suite) boot(ctx context.Context, label string, m Machine, img ImageConfig) (*Boot, error) {
+	initrd := filepath.Join(s.WorkDir, "initramfs-"+label+".cpio")
 	if err := WriteInitramfs(initrd, img); err != nil {
 		return nil, err
 	}
-	con, err := os.Create(s.ConsolePath(mode))
+	con, err := os.Create(s.ConsolePath(Mode(label)))
 	if err != nil {
 		return nil, fmt.Errorf("console file: %w", err)
 	}
 	defer con.Close()
 	start := time.Now()
-	p := newParser(mode, start)
-	err = s.Machine.Boot(ctx, initrd, func(ts time.Time, l string) {
+	p := newParser(img.Mode, start)
+	err = m.Boot(ctx, initrd, func(ts time.Time, l string) {
 		fmt.Fprintln(con, l)
 		p.line(ts, l)
 	})
 	p.b.Total = time.Since(start)
 	if err != nil {
-		return p.b, fmt.Errorf("booting %s guest: %w", mode, err)
+		return p.b, fmt.Errorf("booting %s guest: %w", label, err)
 	}
 	if len(p.b.Fatal) > 0 {
-		return p.b, fmt.Errorf("%s guest setup failed: %v", mode, p.b.Fatal)
+		return p.b, fmt.Errorf("%s guest setup failed: %v", label, p.b.Fatal)
 	}
 	return p.b, nil
 }

@@ -181,7 +181,7 @@ cleanup() {
 	[ -f /run/agents ] && for p in $(cat /run/agents); do kill -9 "$p" 2>/dev/null; done
 	while read -r n pid role cg; do kill -9 "$pid" 2>/dev/null; done < /run/procs
 	wait
-	rm -f /run/agent.log /run/agents /run/go-* /run/cgroups
+	rm -f /run/agent.log /run/agents /run/go-* /run/cgroups /run/mark-* /run/mon /run/hb /run/hb-gaps
 	for top in kubepods system.slice; do
 		[ -d "$CG/$top" ] && find "$CG/$top" -depth -type d -exec rmdir {} \; 2>/dev/null
 	done

@@ -1,0 +1,159 @@
+# pressure.sh: helpers of the pressure scenarios (busybox ash), sourced by
+# them after lib.sh. A scenario is run as cells "scenario/mode" with MODE
+# kernel (nothing but the kernel, as Kubernetes ships), earlyoom (Debian's
+# package, its defaults) or podwarden (the agent with --preempt).
+#
+# Every process but the harness runs from the virtio disk (/disk/bin/NAME,
+# a hard link to pwload or the real binary), so its pages are page cache
+# the kernel can evict, as on a node. The monitor and the harness run from
+# the initramfs at -1000.
+#
+# Results, on top of lib.sh's: metrics onset-ms (pressure onset after the
+# workload started), death-NAME-ms (when a process was seen dead),
+# hb-maxgap-ms (longest kubelet heartbeat gap after the start), minavail-kb.
+# Kernel OOM kills come from the cell's kernel log, the tools' actions from
+# their logs (PWAGENT lines).
+
+# dspawn NAME ROLE CGROUP ADJ ARGS...: run /disk/bin/NAME ARGS inside
+# CGROUP at ADJ.
+dspawn() {
+	n=$1 role=$2 cg=$3 adj=$4
+	shift 4
+	sh -c 'echo $$ > "$1/cgroup.procs" || exit 111
+echo "$2" > /proc/self/oom_score_adj || exit 112
+n=$3; shift 3
+exec "/disk/bin/$n" "$@"' dspawn "$CG$cg" "$adj" "$n" "$@" &
+	LASTPID=$!
+	echo "$n $LASTPID $role $cg" >> /run/procs
+}
+
+# dhog NAME CGROUP ADJ HOGFLAGS...: a pwload hog waiting for go_pressure.
+dhog() {
+	n=$1 cg=$2 adj=$3
+	shift 3
+	mkfifo "/run/go-$n"
+	dspawn "$n" hog "$cg" "$adj" hog -go "/run/go-$n" -mark "/run/mark-$n" "$@"
+}
+
+# node_standins: the node's own daemons. sshd at 0 is what the kernel and
+# earlyoom pick while pods sit at -997; the kubelet stand-in at -999
+# beats every 100 ms and logs every gap longer than 200 ms.
+node_standins() {
+	mkcg /system.slice/sshd.service
+	dspawn sshd daemon /system.slice/sshd.service 0 idle -rss 4
+	mkcg /system.slice/kubelet.service
+	: > /run/hb-gaps
+	dspawn kubelet kubelet /system.slice/kubelet.service -999 heartbeat -every 100ms -out /run/hb -gaps /run/hb-gaps
+}
+
+# start_tool: what runs beside the kernel in this MODE, in its own service
+# cgroup, logging to /run/agent.log (printed as PWAGENT lines).
+start_tool() {
+	case "$MODE" in
+	earlyoom)
+		mkcg /system.slice/earlyoom.service
+		# Debian's /etc/default/earlyoom: EARLYOOM_ARGS="-r 3600".
+		sh -c 'echo $$ > /sys/fs/cgroup/system.slice/earlyoom.service/cgroup.procs
+exec /disk/bin/earlyoom -r 3600' >> /run/agent.log 2>&1 &
+		AGENTPID=$!
+		echo "earlyoom $AGENTPID tool /system.slice/earlyoom.service" >> /run/procs
+		;;
+	podwarden)
+		mkcg /system.slice/podwarden.service
+		sh -c 'echo $$ > /sys/fs/cgroup/system.slice/podwarden.service/cgroup.procs
+echo -998 > /proc/self/oom_score_adj
+exec /disk/bin/podwarden agent --no-cri --cgroup-root /sys/fs/cgroup --proc-root /proc \
+	--cgroup-selector "$0" --oom-score-adj 900 --interval 2s --log-format text --preempt' \
+			"$SELECTOR" >> /run/agent.log 2>&1 &
+		AGENTPID=$!
+		echo "podwarden $AGENTPID tool /system.slice/podwarden.service" >> /run/procs
+		;;
+	esac
+	[ -n "$AGENTPID" ] && echo "$AGENTPID" >> /run/agents
+}
+
+# protect_pods CGROUP...: in podwarden mode, wait until the agent has
+# protected every process of each pod (the agent's steady state before
+# the load starts); also wait for its pressure engine.
+protect_pods() {
+	[ "$MODE" = podwarden ] || return 0
+	for cg in "$@"; do
+		pids=$(awk -v c="$cg" '$4 == c {print $2}' /run/procs)
+		protect_wait "$cg" $pids
+	done
+	i=0
+	while ! grep -q "preempt engine running" /run/agent.log && [ $i -lt 300 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+}
+
+# settle: the same start for every cell: no page cache left from the one
+# before, then a few quiet seconds.
+settle() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+	sleep 2
+}
+
+# watch_start: the monitor, from the initramfs, watching every process of
+# the cell.
+watch_start() {
+	w=$(awk '{printf "%s%s=%s", (NR > 1 ? "," : ""), $1, $2}' /run/procs)
+	: > /run/mon
+	/pw/pwload monitor -out /run/mon -watch "$w" &
+	MONPID=$!
+	echo "$MONPID" >> /run/agents
+}
+
+# go_pressure HOG TIMEOUT_S [AFTER_S]: release HOG and wait until it is
+# dead or TIMEOUT_S have passed, then AFTER_S more (default 6) for anything
+# that dies after it: a cascade. Everything else runs meanwhile.
+go_pressure() {
+	hpid=$(pidof_name "$1")
+	T0=$(now_ms)
+	metric go-uptime-ms "$T0"
+	echo go > "/run/go-$1"
+	i=0
+	while alive "$hpid" && [ $i -lt $(($2 * 10)) ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	sleep "${3:-6}"
+}
+
+# hold S: let the cell run S seconds (benign load, deleted pod).
+hold() { sleep "$1"; }
+
+# finish: stop the monitor and turn what it, the heartbeat and the kernel
+# log saw into results, relative to the start (T0).
+finish() {
+	kill -TERM "$MONPID" 2>/dev/null
+	wait "$MONPID" 2>/dev/null
+	while read -r what a b c; do
+		case "$what" in
+		onset) metric onset-ms $((a - T0)) ;;
+		dead) metric "death-$a-ms" $((c - T0)) ;;
+		minavail_kb) metric minavail-kb "$a" ;;
+		esac
+	done < /run/mon
+	# The hogs' own notes: signals received, size reached and when.
+	for f in /run/mark-*; do
+		[ -f "$f" ] || continue
+		n=${f#/run/mark-}
+		awk -v n="$n" -v t0="$T0" -v s="$S" '
+			/^SIG/ && !seen[$1]++ { printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"signal-%s-%s-ms\",\"value\":%d}\n", s, n, $1, $2 - t0 }
+			/^held/ { printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"held-%s-ms\",\"value\":%d}\n", s, n, $2 - t0 }
+			/^grown/ { mib = $2; ms = $3 - t0 }
+			END { if (mib) printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-mib\",\"value\":%d}\nPWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-ms\",\"value\":%d}\n", s, n, mib, s, n, ms }
+		' "$f"
+	done
+	gap=0
+	while read -r len end; do
+		[ "$end" -gt "$T0" ] && [ "$len" -gt "$gap" ] && gap=$len
+	done < /run/hb-gaps
+	# Without a gap over 200 ms on file, the longest is at most that.
+	[ "$gap" -eq 0 ] && gap=$(sed -n 's/.*maxgap_ms=\([0-9]*\).*/\1/p' /run/hb | awk '{print ($1 < 200 ? $1 : 200)}')
+	metric hb-maxgap-ms "${gap:-0}"
+	if alive "$(pidof_name kubelet)"; then check "kubelet heartbeat" alive; else check "kubelet heartbeat" dead; fi
+}

@@ -1,0 +1,535 @@
+package vmtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+)
+
+// The pressure scenarios (docs/vmtest.md, "Pressure"): one process grows
+// until the node runs short, and three ways of dealing with it run side by
+// side in the same guest, one cell after the other: the kernel alone (as
+// Kubernetes ships), earlyoom (Debian's package, its defaults) and
+// podwarden (the agent with --preempt).
+
+// pressureModes is the order in which a boot runs a scenario's cells.
+var pressureModes = []string{"podwarden", "earlyoom", "kernel"}
+
+// pressureGuests are the scenarios of each of the two guests that boot at
+// once (one host core each), balanced by their length under TCG.
+var pressureGuests = [][]string{{"slow-hog", "benign"}, {"fast-hog", "jupyter", "deleted"}}
+
+// pressureNames are the process names on the disk that are pwload.
+var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3"}
+
+var pressure struct {
+	once  sync.Once
+	skip  string
+	runs  map[string]*Run // by cell, "scenario/mode"
+	errs  []string
+	boots []*Boot
+	noEO  string // why earlyoom cells cannot run
+}
+
+// prow is one line of the pressure table.
+type prow struct {
+	scenario, mode, startKill, onsetKill, gap, died, oom, verdict string
+}
+
+var prows struct {
+	sync.Mutex
+	list []prow
+}
+
+func TestPressureSlowHog(t *testing.T) { runPressure(t, "slow-hog") }
+func TestPressureFastHog(t *testing.T) { runPressure(t, "fast-hog") }
+func TestPressureJupyter(t *testing.T) { runPressure(t, "jupyter") }
+func TestPressureBenign(t *testing.T)  { runPressure(t, "benign") }
+func TestPressureDeleted(t *testing.T) { runPressure(t, "deleted") }
+
+// pressureRuns boots the pressure guests once, on first use, and returns
+// every cell's run.
+func pressureRuns(t *testing.T) map[string]*Run {
+	t.Helper()
+	if env.noVM != "" {
+		t.Skip("qemu guest unavailable: " + env.noVM)
+	}
+	if testing.Short() {
+		t.Skip("-short: the qemu guests take minutes under TCG")
+	}
+	if env.noAgent != "" {
+		t.Skip(env.noAgent)
+	}
+	pressure.once.Do(bootPressure)
+	if pressure.skip != "" {
+		t.Skip(pressure.skip)
+	}
+	for _, e := range pressure.errs {
+		t.Error(e)
+	}
+	return pressure.runs
+}
+
+// earlyoomBinary finds earlyoom: PWVM_EARLYOOM, the copy hack/install-deps.sh
+// extracts from Debian's package without installing it (an installed
+// earlyoom would start killing on the host), or an installed one.
+func earlyoomBinary() (string, error) {
+	for _, p := range []string{os.Getenv("PWVM_EARLYOOM"), "/var/cache/podwarden/earlyoom/usr/bin/earlyoom", "/usr/bin/earlyoom"} {
+		if p != "" && isExec(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no earlyoom (hack/install-deps.sh extracts Debian's package to /var/cache/podwarden/earlyoom; or set PWVM_EARLYOOM)")
+}
+
+func bootPressure() {
+	s := env.suite
+	work := filepath.Join(s.WorkDir, "pressure")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		pressure.skip = err.Error()
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	pwload := filepath.Join(work, "pwload")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", pwload, "podwarden/internal/vmtest/pwload")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		pressure.errs = append(pressure.errs, fmt.Sprintf("building pwload: %v: %s", err, out))
+		return
+	}
+	modDir, err := s.Machine.ModuleDir()
+	if err != nil {
+		pressure.skip = "guest kernel modules: " + err.Error()
+		return
+	}
+	mods, err := Modules(modDir, "virtio_pci", "virtio_blk", "crc32c_generic", "ext4")
+	if err != nil {
+		pressure.skip = "guest kernel modules: " + err.Error()
+		return
+	}
+	disk := Disk{
+		Files: map[string]string{"bin/pwload": pwload, "bin/busybox": s.Busybox, "bin/podwarden": s.Podwarden},
+		Links: map[string]string{"bin/tini": "bin/busybox"},
+		Data:  map[string]int64{},
+	}
+	for _, n := range pressureNames {
+		disk.Links["bin/"+n] = "bin/pwload"
+	}
+	for i := range 4 {
+		disk.Data[fmt.Sprintf("data/blob%d", i)] = 32 << 20 // the slow hog's reader: 128 MiB
+	}
+	for i := range 5 {
+		disk.Data[fmt.Sprintf("more/blob%d", i)] = 32 << 20 // the benign load reads these too
+	}
+	if eo, err := earlyoomBinary(); err != nil {
+		pressure.noEO = err.Error()
+	} else {
+		disk.Files["bin/earlyoom"] = eo
+		// Its loader and libc, from this host (Debian 12, the package's
+		// own distribution).
+		for img, host := range map[string]string{"lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
+			"lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"} {
+			real, err := filepath.EvalSymlinks(host)
+			if err != nil {
+				pressure.noEO = "earlyoom's libraries: " + err.Error()
+				delete(disk.Files, "bin/earlyoom")
+				break
+			}
+			disk.Files[img] = real
+		}
+	}
+	img := filepath.Join(work, "disk.img")
+	t0 := time.Now()
+	if err := disk.WriteImage(ctx, img); err != nil {
+		pressure.skip = "guest disk: " + err.Error()
+		return
+	}
+	fmt.Printf("PRESSURE disk image %s in %s\n", img, time.Since(t0).Round(100*time.Millisecond))
+	m := s.Machine
+	m.MemMiB = 708
+	// Read-only: both guests share the image.
+	m.Extra = append(slices.Clone(m.Extra), "-drive", "file="+img+",if=virtio,format=raw,readonly=on")
+	if v := os.Getenv("PWVM_PRESSURE_MEM"); v != "" {
+		fmt.Sscan(v, &m.MemMiB)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	pressure.runs = map[string]*Run{}
+	for i, scenarios := range pressureGuests {
+		var plan []string
+		for _, sc := range scenarios {
+			if !planned(sc) {
+				continue
+			}
+			for _, mode := range pressureModes {
+				if mode == "earlyoom" && pressure.noEO != "" {
+					continue
+				}
+				plan = append(plan, sc+"/"+mode)
+			}
+		}
+		if len(plan) == 0 {
+			continue
+		}
+		label := fmt.Sprintf("pressure%d", i+1)
+		run := func() {
+			defer wg.Done()
+			b, err := s.BootCells(ctx, label, m, ImageConfig{Mode: "pressure", Plan: plan, Modules: mods,
+				Files: map[string]string{"pw/pwload": pwload}})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				pressure.errs = append(pressure.errs, fmt.Sprintf("%s guest: %v (console: %s)", label, err, s.ConsolePath(Mode(label))))
+			}
+			if b == nil {
+				return
+			}
+			pressure.boots = append(pressure.boots, b)
+			fmt.Printf("BOOT %s boot=%s total=%s\n", label, b.BootTime.Round(100*time.Millisecond), b.Total.Round(100*time.Millisecond))
+			for k, r := range b.Runs {
+				pressure.runs[k] = r
+			}
+		}
+		wg.Add(1)
+		if env.parallel {
+			go run()
+		} else {
+			run()
+		}
+	}
+	wg.Wait()
+}
+
+// planned reports whether PWVM_SCENARIOS (when set) names the scenario.
+func planned(sc string) bool {
+	p := os.Getenv("PWVM_SCENARIOS")
+	return p == "" || slices.Contains(strings.Split(p, ","), sc)
+}
+
+// deletedPod is the cgroup prefix of the pod scenarios/deleted.sh deletes.
+const deletedPod = "/kubepods/pod9e5c"
+
+// cell is what one run says once read: who died, when and by whose hand.
+type cell struct {
+	r         *Run
+	onset     int64 // ms after the start; -1 none
+	deaths    map[string]int64
+	by        map[string]string // name -> kernel, podwarden, earlyoom, deleted
+	gap       int64             // longest heartbeat gap, ms
+	kernelOOM bool
+	pwKills   int            // "ended process" lines of the agent
+	signaled  map[int]string // pid -> first signal the tool sent it
+}
+
+var (
+	// podwarden's "signal sent" and earlyoom 1.7's "sending SIGTERM to
+	// process 123 uid 0 "sshd": ..." lines.
+	pwSignalRe = regexp.MustCompile(`msg="signal sent".* signal=(\w+) pid=(\d+)`)
+	eoSignalRe = regexp.MustCompile(`sending (SIG\w+) to process (\d+)`)
+)
+
+func readCell(r *Run) cell {
+	c := cell{r: r, onset: -1, deaths: map[string]int64{}, by: map[string]string{}, signaled: map[int]string{}}
+	for k, v := range r.Metrics {
+		if len(v) == 0 {
+			continue
+		}
+		switch {
+		case k == "onset-ms":
+			c.onset = v[0]
+		case k == "hb-maxgap-ms":
+			c.gap = v[0]
+		case strings.HasPrefix(k, "death-") && strings.HasSuffix(k, "-ms"):
+			c.deaths[strings.TrimSuffix(strings.TrimPrefix(k, "death-"), "-ms")] = v[0]
+		}
+	}
+	for _, rec := range r.Kmsg {
+		if strings.Contains(rec, "invoked oom-killer") {
+			c.kernelOOM = true
+		}
+	}
+	for _, l := range r.AgentLog {
+		for _, re := range []*regexp.Regexp{pwSignalRe, eoSignalRe} {
+			if m := re.FindStringSubmatch(l); m != nil {
+				pid, _ := strconv.Atoi(m[2])
+				if _, ok := c.signaled[pid]; !ok {
+					c.signaled[pid] = m[1]
+				}
+			}
+		}
+		if strings.Contains(l, `msg="ended process under memory pressure"`) {
+			c.pwKills++
+		}
+	}
+	killedByKernel := map[int]bool{}
+	for _, k := range r.Kills {
+		killedByKernel[k.PID] = true
+	}
+	_, mode, _ := strings.Cut(r.Scenario, "/")
+	for _, p := range r.Procs {
+		if p.Alive {
+			continue
+		}
+		if _, ok := c.deaths[p.Name]; !ok {
+			c.deaths[p.Name] = -1 // dead at the end, not seen by the monitor
+		}
+		deleted := r.Checks["pod deleted"] == "yes" && strings.HasPrefix(p.Cgroup, deletedPod)
+		if del := r.Metrics["delete-ms"]; deleted && len(del) > 0 && c.deaths[p.Name] >= 0 && c.deaths[p.Name] < del[0] {
+			deleted = false // died before the pod was deleted
+		}
+		switch {
+		case killedByKernel[p.PID]:
+			c.by[p.Name] = "kernel"
+		case deleted:
+			c.by[p.Name] = "deleted"
+		case c.signaled[p.PID] != "":
+			c.by[p.Name] = mode
+		default:
+			c.by[p.Name] = "?"
+		}
+	}
+	return c
+}
+
+// dead lists who died in death order, with who killed them.
+func (c cell) dead() []string {
+	names := make([]string, 0, len(c.deaths))
+	for n := range c.deaths {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if c.deaths[names[i]] != c.deaths[names[j]] {
+			return c.deaths[names[i]] < c.deaths[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+func (c cell) deadString() string {
+	var out []string
+	for _, n := range c.dead() {
+		out = append(out, n+"("+c.by[n]+")")
+	}
+	return list(out)
+}
+
+// firstDeath is when the first process died, in ms after the start; -1
+// when none did.
+func (c cell) firstDeath() int64 {
+	first := int64(-1)
+	for _, ms := range c.deaths {
+		if ms >= 0 && (first < 0 || ms < first) {
+			first = ms
+		}
+	}
+	return first
+}
+
+// sinceStart and sinceOnset format the first death after the start of
+// the load and after the pressure onset (tasks stalled 10% of a second).
+func (c cell) sinceStart() string {
+	if f := c.firstDeath(); f >= 0 {
+		return fmt.Sprintf("%.1fs", float64(f)/1000)
+	}
+	return "-"
+}
+
+func (c cell) sinceOnset() string {
+	f := c.firstDeath()
+	switch {
+	case f < 0:
+		return "-"
+	case c.onset < 0:
+		return "no onset"
+	}
+	return fmt.Sprintf("%+.1fs", float64(f-c.onset)/1000)
+}
+
+// maxGapMS is the heartbeat bound the issue sets (no gap over 1 s);
+// PWVM_MAX_HB_GAP_MS overrides it, 0 turns it off.
+func maxGapMS() int64 {
+	if s := os.Getenv("PWVM_MAX_HB_GAP_MS"); s != "" {
+		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return v
+		}
+	}
+	return 1000
+}
+
+func runPressure(t *testing.T, scenario string) {
+	if !planned(scenario) {
+		t.Skipf("%s not in PWVM_SCENARIOS", scenario)
+	}
+	runs := pressureRuns(t)
+	for _, mode := range pressureModes {
+		t.Run(mode, func(t *testing.T) {
+			v := prow{scenario: scenario, mode: mode, verdict: "SKIP"}
+			var reasons []string
+			fail := func(why, format string, a ...any) {
+				t.Helper()
+				t.Errorf(format, a...)
+				if !slices.Contains(reasons, why) {
+					reasons = append(reasons, why)
+				}
+			}
+			defer func() {
+				switch {
+				case t.Failed():
+					v.verdict = "FAIL(" + strings.Join(reasons, "; ") + ")"
+				case !t.Skipped():
+					v.verdict = "pass"
+				}
+				prows.Lock()
+				prows.list = append(prows.list, v)
+				prows.Unlock()
+			}()
+			if mode == "earlyoom" && pressure.noEO != "" {
+				t.Skip(pressure.noEO)
+			}
+			r := runs[scenario+"/"+mode]
+			if r == nil || !r.Complete {
+				t.Fatalf("%s/%s: the guest did not finish the cell (see the console file)", scenario, mode)
+			}
+			c := readCell(r)
+			v.startKill, v.onsetKill, v.gap, v.died = c.sinceStart(), c.sinceOnset(), fmt.Sprintf("%.2fs", float64(c.gap)/1000), c.deadString()
+			v.oom = map[bool]string{true: "yes", false: "no"}[c.kernelOOM]
+			t.Logf("guest time %s; onset %d ms; died %s; heartbeat gap %d ms; kernel OOM %v; signaled %v",
+				r.Duration, c.onset, c.deadString(), c.gap, c.kernelOOM, c.signaled)
+			for k, val := range r.Checks {
+				t.Logf("check %s = %s", k, val)
+			}
+			for k, val := range r.Metrics {
+				t.Logf("metric %s = %v", k, val)
+			}
+			if _, ok := r.Metrics["hb-maxgap-ms"]; !ok {
+				fail("no measurements", "the cell reported no heartbeat measurement")
+			}
+			if t.Failed() || testing.Verbose() {
+				for _, l := range r.AgentLog {
+					t.Logf("tool: %s", l)
+				}
+				for _, k := range r.Kills {
+					t.Logf("kernel: %s", k.Record)
+				}
+			}
+			checkPressure(t, scenario, mode, c, fail)
+		})
+	}
+}
+
+// checkPressure asserts outcomes: who died, whether the kernel had to act,
+// one kill per episode, the heartbeat bound. Nothing about speed beyond
+// the issue's bound on the heartbeat. earlyoom is measured, not judged.
+func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, format string, a ...any)) {
+	t.Helper()
+	alive := func(n string) bool { _, dead := c.deaths[n]; return !dead }
+	switch {
+	case scenario == "benign":
+		if len(c.deaths) > 0 || c.kernelOOM {
+			fail("false kill", "benign load: died %s, kernel OOM %v; want nothing", c.deadString(), c.kernelOOM)
+		}
+		return
+	case mode == "kernel" && (scenario == "slow-hog" || scenario == "fast-hog" || scenario == "jupyter"):
+		// The scenario must be the danger the issue describes, or the
+		// other cells prove nothing.
+		if !c.kernelOOM {
+			fail("no danger", "kernel alone: no kernel OOM; the scenario did not reproduce the node running out")
+		}
+		return
+	case mode != "podwarden":
+		return
+	}
+	if c.kernelOOM {
+		fail("kernel OOM", "the kernel's OOM killer fired: podwarden acted too late")
+	}
+	for _, n := range []string{"sshd", "kubelet", "podwarden"} {
+		if !alive(n) {
+			fail("wrong victims", "%s died (%s)", n, c.by[n])
+		}
+	}
+	if bound := maxGapMS(); bound > 0 && c.gap > bound {
+		fail("heartbeat gap", "longest heartbeat gap %d ms, want at most %d ms (PWVM_MAX_HB_GAP_MS)", c.gap, bound)
+	}
+	switch scenario {
+	case "slow-hog", "fast-hog", "jupyter":
+		hog := map[string]string{"jupyter": "python3"}[scenario]
+		if hog == "" {
+			hog = "tail"
+		}
+		if got := c.dead(); !slices.Equal(got, []string{hog}) || c.by[hog] != "podwarden" {
+			fail("wrong victims", "died %s, want only %s, by podwarden", c.deadString(), hog)
+		}
+		if c.pwKills != 1 {
+			fail("not one kill", "podwarden ended %d processes, want exactly 1 (one episode)", c.pwKills)
+		}
+		if scenario == "jupyter" && (!alive("jupyter-lab") || !alive("tini")) {
+			fail("wrong victims", "the notebook server or the pod's init died: %s", c.deadString())
+		}
+	case "deleted":
+		if !alive("app") {
+			fail("wrong victims", "the other pod's app died (%s)", c.by["app"])
+		}
+		podA := map[int]bool{}
+		for _, p := range c.r.Procs {
+			if strings.HasPrefix(p.Cgroup, deletedPod) {
+				podA[p.PID] = true
+			}
+		}
+		for pid, sig := range c.signaled {
+			if !podA[pid] {
+				fail("outside the culprit", "podwarden sent %s to pid %d, outside the pod that caused the pressure", sig, pid)
+			}
+		}
+		if c.pwKills > 1 {
+			fail("not one kill", "podwarden ended %d processes, want at most 1", c.pwKills)
+		}
+		if c.r.Checks["pod deleted"] != "yes" {
+			fail("setup", "the pod was not deleted: %q", c.r.Checks["pod deleted"])
+		}
+	}
+}
+
+func printPressureTable(w *os.File) {
+	prows.Lock()
+	defer prows.Unlock()
+	if len(prows.list) == 0 {
+		return
+	}
+	order := map[string]int{}
+	for i, m := range pressureModes {
+		order[m] = i
+	}
+	sort.SliceStable(prows.list, func(i, j int) bool {
+		a, b := prows.list[i], prows.list[j]
+		if a.scenario != b.scenario {
+			return a.scenario < b.scenario
+		}
+		return order[a.mode] > order[b.mode] // kernel, earlyoom, podwarden
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "pressure\tscenario\tmode\tfirst death (after start)\t(after onset)\tlongest heartbeat gap\tdied (by)\tkernel OOM\tverdict")
+	for _, r := range prows.list {
+		fmt.Fprintf(tw, "PRESSURE\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.mode, dash(r.startKill), dash(r.onsetKill), dash(r.gap), dash(r.died), dash(r.oom), r.verdict)
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
