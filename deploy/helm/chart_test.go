@@ -188,6 +188,11 @@ func TestChartSecurity(t *testing.T) {
 			hostPath: []string{"/dev/kmsg", "/sys/fs/cgroup", "/var/run/crio", "/var/run/nri"},
 			nri:      true,
 		},
+		"preempt": {
+			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"enabled": true}}},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			objs := decodeAll(t, render(t, tc.values))

@@ -23,10 +23,15 @@ func TestChartSchema(t *testing.T) {
 			"oomGroup": "group", "podOOMScoreAdj": 500, "interval": "1m30s",
 			"protected": []any{map[string]any{"comm": "sshd"}, map[string]any{"exe": "/usr/bin/node_exporter", "adj": -500}},
 		}},
-		"own image":  {"image": map[string]any{"repository": "registry.example.com/podwarden", "tag": "v0.1.0", "pullPolicy": "Always"}},
-		"no limits":  {"resources": map[string]any{"limits": nil}},
-		"unconfined": {"appArmorProfile": map[string]any{"type": "Unconfined"}},
+		"own image":          {"image": map[string]any{"repository": "registry.example.com/podwarden", "tag": "v0.1.0", "pullPolicy": "Always"}},
+		"no limits":          {"resources": map[string]any{"limits": nil}},
+		"unconfined":         {"appArmorProfile": map[string]any{"type": "Unconfined"}},
 		"metrics web config": {"metrics": map[string]any{"webConfig": webConfigValues()}},
+		"preempt": {"policy": map[string]any{"preempt": map[string]any{
+			"enabled": true, "pressure": "full 50ms 500ms", "node": map[string]any{"minAvailable": "8%", "releaseAvailable": 15},
+			"ladder": []any{map[string]any{"signal": "SIGTERM", "grace": "5s"}, map[string]any{"signal": "SIGKILL"}},
+			"keep":   []any{"code-server"}, "messageFile": "/tmp/podwarden-oom.txt",
+		}}},
 	}
 	for name, values := range good {
 		t.Run("good/"+name, func(t *testing.T) {
@@ -53,6 +58,9 @@ func TestChartSchema(t *testing.T) {
 		"endpoint":          {map[string]any{"runtime": map[string]any{"endpoint": "tcp://10.0.0.1:1234"}}, "endpoint"},
 		"log level":         {map[string]any{"logLevel": "verbose"}, "logLevel"},
 		"capability":        {map[string]any{"capabilities": map[string]any{"add": []any{"cap_sys_admin"}}}, "add"},
+		"preempt typo":      {map[string]any{"policy": map[string]any{"preempt": map[string]any{"enable": true}}}, "enable"},
+		"preempt signal":    {map[string]any{"policy": map[string]any{"preempt": map[string]any{"ladder": []any{map[string]any{"signal": "SIGSEGV"}}}}}, "signal"},
+		"preempt percent":   {map[string]any{"policy": map[string]any{"preempt": map[string]any{"node": map[string]any{"minAvailable": "ten"}}}}, "minAvailable"},
 		"rule alert window": {map[string]any{"metrics": map[string]any{"prometheusRule": map[string]any{"agentDownMinutes": 0}}}, "agentDownMinutes"},
 		"web config typo":   {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secret": "x"}}}, "secret"},
 		"web config tls":    {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secretName": "x", "tls": "yes"}}}, "tls"},

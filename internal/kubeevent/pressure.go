@@ -14,7 +14,7 @@ const (
 	// pod under memory pressure, before the kernel's OOM killer had to.
 	ReasonPressureKill = "MemoryPressureKill"
 	// ReasonPressureKillDryRun is Normal: what podwarden would have done
-	// (preempt.dryRun or the pod's podwarden.io/preempt: dry-run).
+	// (preempt.dryRun or the pod's podwarden.dev/preempt: dry-run).
 	ReasonPressureKillDryRun = "MemoryPressureWouldKill"
 	// ReasonPressureNothingKillable is a Warning: the pod caused the
 	// pressure but every process in it is kept (keep patterns, its init),

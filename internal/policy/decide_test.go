@@ -296,11 +296,11 @@ func TestDecidePreempt(t *testing.T) {
 		wantReason string
 	}{
 		"none":          {want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: "selected"},
-		"off":           {ann: map[string]string{AnnotationPreempt: "off"}, want: PreemptDecision{Mode: PreemptOff, Keep: []string{"jupyter-lab"}}, wantReason: "podwarden.io/preempt=off"},
+		"off":           {ann: map[string]string{AnnotationPreempt: "off"}, want: PreemptDecision{Mode: PreemptOff, Keep: []string{"jupyter-lab"}}, wantReason: "podwarden.dev/preempt=off"},
 		"dry-run":       {ann: map[string]string{AnnotationPreempt: " dry-run "}, want: PreemptDecision{Mode: PreemptDryRun, Keep: []string{"jupyter-lab"}}, wantReason: "preempt=dry-run"},
-		"bad mode":      {ann: map[string]string{AnnotationPreempt: "never"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: `ignored podwarden.io/preempt: "never"`},
+		"bad mode":      {ann: map[string]string{AnnotationPreempt: "never"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: `ignored podwarden.dev/preempt: "never"`},
 		"keep adds":     {ann: map[string]string{AnnotationPreemptKeep: "code-server, rstudio*,"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab", "code-server", "rstudio*"}}, wantReason: "preempt-keep=code-server,rstudio*"},
-		"bad keep glob": {ann: map[string]string{AnnotationPreemptKeep: "ok,[x"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: "ignored podwarden.io/preempt-keep"},
+		"bad keep glob": {ann: map[string]string{AnnotationPreemptKeep: "ok,[x"}, want: PreemptDecision{Mode: PreemptOn, Keep: []string{"jupyter-lab"}}, wantReason: "ignored podwarden.dev/preempt-keep"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

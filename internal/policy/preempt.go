@@ -83,9 +83,9 @@ var ladderSignals = []string{"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1"
 const (
 	// AnnotationPreempt: "off" never acts on the pod, "dry-run" only
 	// reports what it would do, "on" is the default.
-	AnnotationPreempt = "podwarden.io/preempt"
+	AnnotationPreempt = "podwarden.dev/preempt"
 	// AnnotationPreemptKeep: comma-separated globs added to keep.
-	AnnotationPreemptKeep = "podwarden.io/preempt-keep"
+	AnnotationPreemptKeep = "podwarden.dev/preempt-keep"
 )
 
 // PreemptMode is what the engine may do to one pod.
@@ -278,16 +278,16 @@ func (p Preempt) validate(add func(field string, err error)) {
 // values are ignored (the policy stands) and said in reasons.
 func (p Preempt) decide(annotations map[string]string, reasons *[]string) PreemptDecision {
 	d := PreemptDecision{Mode: PreemptOn, Keep: p.Keep}
-	if v, ok := annotations[AnnotationPreempt]; ok {
+	if key, v, ok := annotation(annotations, AnnotationPreempt); ok {
 		switch m := PreemptMode(strings.TrimSpace(v)); m {
 		case PreemptOn, PreemptOff, PreemptDryRun:
 			d.Mode = m
-			*reasons = append(*reasons, fmt.Sprintf("%s=%s", AnnotationPreempt, m))
+			*reasons = append(*reasons, fmt.Sprintf("%s=%s", key, m))
 		default:
-			*reasons = append(*reasons, fmt.Sprintf("ignored %s: %q is not one of on, off, dry-run", AnnotationPreempt, v))
+			*reasons = append(*reasons, fmt.Sprintf("ignored %s: %q is not one of on, off, dry-run", key, v))
 		}
 	}
-	if v, ok := annotations[AnnotationPreemptKeep]; ok {
+	if key, v, ok := annotation(annotations, AnnotationPreemptKeep); ok {
 		var extra []string
 		for _, k := range strings.Split(v, ",") {
 			k = strings.TrimSpace(k)
@@ -295,7 +295,7 @@ func (p Preempt) decide(annotations map[string]string, reasons *[]string) Preemp
 				continue
 			}
 			if err := checkKeep(k); err != nil {
-				*reasons = append(*reasons, fmt.Sprintf("ignored %s: %v", AnnotationPreemptKeep, err))
+				*reasons = append(*reasons, fmt.Sprintf("ignored %s: %v", key, err))
 				extra = nil
 				break
 			}
@@ -303,7 +303,7 @@ func (p Preempt) decide(annotations map[string]string, reasons *[]string) Preemp
 		}
 		if len(extra) > 0 {
 			d.Keep = slices.Concat(p.Keep, extra)
-			*reasons = append(*reasons, fmt.Sprintf("%s=%s", AnnotationPreemptKeep, strings.Join(extra, ",")))
+			*reasons = append(*reasons, fmt.Sprintf("%s=%s", key, strings.Join(extra, ",")))
 		}
 	}
 	return d

@@ -1,6 +1,7 @@
 package preempt
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -351,5 +352,40 @@ func TestExitSeenAfterMemoryIsBack(t *testing.T) {
 	}
 	if strings.Contains(f.logs.String(), "victim left alive") {
 		t.Errorf("the exit was taken for memory coming back:\n%s", f.logs)
+	}
+}
+
+// TestMessageFile: the reason is left in the container, through the root
+// of a process that lives on (the pod's init), for kills only.
+func TestMessageFile(t *testing.T) {
+	f := newFixture(t)
+	f.pol.MessageFile = "/tmp/podwarden-oom.txt"
+	nb, _ := jupyter(f)
+	root := f.proc + "/101/root" // tini, pid 1 in the pod
+	must(t, os.MkdirAll(root+"/tmp", 0o755))
+	f.sig.exitOn[103] = []string{"SIGINT"}
+	grow(f, nb, 540)
+	f.run(1500*time.Millisecond, 0.5)
+	e := f.engine()
+	var n int
+	for {
+		select {
+		case r := <-e.reports:
+			e.deliver(t.Context(), r)
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	if n != 1 || len(f.rep.ks) != 1 {
+		t.Fatalf("%d reports delivered, %d Events; want 1", n, len(f.rep.ks))
+	}
+	b, err := os.ReadFile(root + "/tmp/podwarden-oom.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "podwarden ended process python3 (pid 103) in container notebook") {
+		t.Errorf("message file: %q", b)
 	}
 }

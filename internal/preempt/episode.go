@@ -310,7 +310,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, totalPages uint
 	ep.cg, ep.target, ep.why = st.t.Cgroup, st.t, why
 	mode := st.t.Preempt.Mode
 	if mode == policy.PreemptOff {
-		e.log.Warn("culprit opted out (podwarden.io/preempt: off): leaving it to the kernel", "target", st.t.name(), "why", why)
+		e.log.Warn("culprit opted out (podwarden.dev/preempt: off): leaving it to the kernel", "target", st.t.name(), "why", why)
 		e.finish(ep, now, "opted_out")
 		return
 	}

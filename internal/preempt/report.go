@@ -56,7 +56,8 @@ func (e *Engine) deliver(ctx context.Context, r report) {
 			e.log.Warn("pressure event not posted", "pod", r.k.Namespace+"/"+r.k.PodName, "err", err)
 		}
 	}
-	if e.cfg.Policy.MessageFile != "" && r.root > 0 {
+	// Kills only: a dry run writes nothing into containers.
+	if e.cfg.Policy.MessageFile != "" && r.root > 0 && r.k.Outcome == "" {
 		msg := time.Now().UTC().Format(time.RFC3339) + " " + kubeevent.PressureMessage(r.k) + "\n"
 		if err := writeInRoot(e.cfg.Proc.Path(r.root, "root"), e.cfg.Policy.MessageFile, msg); err != nil {
 			e.log.Warn("message file not written", "pod", r.k.Namespace+"/"+r.k.PodName, "file", e.cfg.Policy.MessageFile, "err", err)
