@@ -90,7 +90,7 @@ const (
 	fullEvery  = 2 * time.Second        // every target's usage, for growth
 	settleGone = 2 * time.Second        // after a target vanished mid-episode
 	stuckAfter = 30 * time.Second       // a SIGKILLed victim that has not exited
-	exitGrace  = time.Second            // memory back after a signal: the victim may be exiting
+	exitGrace  = 3 * time.Second        // memory back after a signal: the victim may be exiting
 	// maxTriggers bounds the per-container PSI triggers: each costs the
 	// kernel a poll worker for that cgroup.
 	maxTriggers = 512

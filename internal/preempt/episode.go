@@ -163,7 +163,9 @@ func (e *Engine) tell(ep *episode, outcome string) {
 func (e *Engine) send(ep *episode, i int, now time.Time) {
 	name := e.pol.Ladder[i].Signal
 	err := ep.h.Signal(signals[name])
-	ep.step, ep.sentAt = i, now
+	// The grace runs from the signal, not from the start of the step:
+	// under thrashing a step can take seconds.
+	ep.step, ep.sentAt = i, e.now()
 	switch {
 	case errors.Is(err, errExited):
 		e.m.Signals.WithLabelValues(name, "exited").Inc()
@@ -376,9 +378,11 @@ func (e *Engine) procs(cg string) []procfs.Proc {
 	out := make([]procfs.Proc, 0, len(pids))
 	for _, pid := range pids {
 		p, err := e.cfg.Proc.Read(pid, victimFields)
-		if err == nil {
-			out = append(out, p)
+		if err != nil {
+			continue
 		}
+		p.Cmdline = cmdlineWithin(e.cfg.Proc, pid, cmdlineWait)
+		out = append(out, p)
 	}
 	return out
 }

@@ -4,15 +4,47 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"podwarden/internal/oom"
 	"podwarden/internal/procfs"
 )
 
 // victimFields are what the choice reads of each process: identity
-// (stat: comm, state, start time), memory and namespace pid (status), the
-// command line for keep patterns and the adj the kernel would weigh.
-const victimFields = procfs.FieldStat | procfs.FieldStatus | procfs.FieldCmdline | procfs.FieldOOMScoreAdj
+// (stat: comm, state, start time), memory and namespace pid (status) and
+// the adj the kernel would weigh. None of these files takes the process's
+// mmap_lock; the command line (for keep patterns) does, and is read apart
+// with a deadline (cmdlineWithin).
+const victimFields = procfs.FieldStat | procfs.FieldStatus | procfs.FieldOOMScoreAdj
+
+// cmdlineWait bounds the wait for a command line. Reading
+// /proc/PID/cmdline takes the process's mmap_lock, which a hog in direct
+// reclaim can hold, behind a queued mmap, for seconds: exactly when the
+// engine must not wait.
+const cmdlineWait = 200 * time.Millisecond
+
+// cmdlineWithin reads pid's command line, or gives up after d (nil): the
+// keep patterns then see only its name. A read that gave up finishes in
+// its goroutine when the lock is free.
+func cmdlineWithin(proc procfs.FS, pid int, d time.Duration) []string {
+	ch := make(chan []string, 1)
+	go func() {
+		p, err := proc.Read(pid, procfs.FieldCmdline)
+		if err != nil {
+			ch <- nil
+			return
+		}
+		ch <- p.Cmdline
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case c := <-ch:
+		return c
+	case <-t.C:
+		return nil
+	}
+}
 
 // choice is the outcome of choosing a victim among a container's
 // processes.

@@ -1,8 +1,12 @@
 package preempt
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
@@ -135,5 +139,32 @@ func TestHistoryGrowthAndPrune(t *testing.T) {
 	}
 	if g := h.growth(25 * time.Second); g != 250 {
 		t.Errorf("growth %d, want 450-200", g)
+	}
+}
+
+// TestCmdlineWithinGivesUp: a command line that does not come (here a FIFO
+// nobody writes; on a node, a hog holding its mmap_lock in direct reclaim)
+// costs the choice its deadline, not the wait.
+func TestCmdlineWithinGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, "42"), 0o755))
+	must(t, unix.Mkfifo(filepath.Join(dir, "42", "cmdline"), 0o644))
+	must(t, os.MkdirAll(filepath.Join(dir, "44"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "44", "cmdline"), []byte("python3\x00jupyter-lab\x00"), 0o644))
+	pfs, err := procfs.NewFS(dir)
+	must(t, err)
+	start := time.Now()
+	if got := cmdlineWithin(pfs, 42, 50*time.Millisecond); got != nil {
+		t.Errorf("blocked read: %q", got)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+	if got := cmdlineWithin(pfs, 44, 10*time.Second); len(got) != 2 || got[1] != "jupyter-lab" {
+		t.Errorf("cmdline %q", got)
+	}
+	// Unblock the reader left behind.
+	if f, err := os.OpenFile(filepath.Join(dir, "42", "cmdline"), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+		f.Close()
 	}
 }

@@ -14,6 +14,8 @@
 # Kernel OOM kills come from the cell's kernel log, the tools' actions from
 # their logs (PWAGENT lines).
 
+CELL0=$(now_ms)
+
 # dspawn NAME ROLE CGROUP ADJ ARGS...: run /disk/bin/NAME ARGS inside
 # CGROUP at ADJ.
 dspawn() {
@@ -89,11 +91,13 @@ protect_pods() {
 }
 
 # settle: the same start for every cell: no page cache left from the one
-# before, then a few quiet seconds.
+# before, then a few quiet seconds, whose longest heartbeat gap is the
+# control (hb-control-ms): what the busy host alone costs the guest.
 settle() {
 	sync
 	echo 3 > /proc/sys/vm/drop_caches
-	sleep 2
+	CTRL0=$(now_ms)
+	sleep 3
 }
 
 # watch_start: the monitor, from the initramfs, watching every process of
@@ -107,19 +111,25 @@ watch_start() {
 }
 
 # go_pressure HOG TIMEOUT_S [AFTER_S]: release HOG and wait until it is
-# dead or TIMEOUT_S have passed, then AFTER_S more (default 6) for anything
+# dead or TIMEOUT_S have passed, then AFTER_S more (default 5) for anything
 # that dies after it: a cascade. Everything else runs meanwhile.
 go_pressure() {
 	hpid=$(pidof_name "$1")
-	T0=$(now_ms)
-	metric go-uptime-ms "$T0"
+	start_clock
 	echo go > "/run/go-$1"
 	i=0
 	while alive "$hpid" && [ $i -lt $(($2 * 10)) ]; do
 		usleep 100000
 		i=$((i + 1))
 	done
-	sleep "${3:-6}"
+	sleep "${3:-5}"
+}
+
+# start_clock: the load starts now (T0): every result is relative to it.
+start_clock() {
+	T0=$(now_ms)
+	metric go-uptime-ms "$T0"
+	metric setup-ms $((T0 - CELL0))
 }
 
 # hold S: let the cell run S seconds (benign load, deleted pod).
@@ -148,10 +158,12 @@ finish() {
 			END { if (mib) printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-mib\",\"value\":%d}\nPWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-ms\",\"value\":%d}\n", s, n, mib, s, n, ms }
 		' "$f"
 	done
-	gap=0
+	gap=0 ctrl=0
 	while read -r len end; do
 		[ "$end" -gt "$T0" ] && [ "$len" -gt "$gap" ] && gap=$len
+		[ "$end" -gt "${CTRL0:-$T0}" ] && [ "$end" -le "$T0" ] && [ "$len" -gt "$ctrl" ] && ctrl=$len
 	done < /run/hb-gaps
+	metric hb-control-ms "$ctrl"
 	# Without a gap over 200 ms on file, the longest is at most that.
 	[ "$gap" -eq 0 ] && gap=$(sed -n 's/.*maxgap_ms=\([0-9]*\).*/\1/p' /run/hb | awk '{print ($1 < 200 ? $1 : 200)}')
 	metric hb-maxgap-ms "${gap:-0}"

@@ -13,8 +13,7 @@ start_tool
 protect_pods "$POD"
 settle
 watch_start
-T0=$(now_ms)
-metric go-uptime-ms "$T0"
+start_clock
 echo go > /run/go-app
-hold 40
+hold 30
 finish

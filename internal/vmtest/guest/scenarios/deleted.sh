@@ -17,8 +17,7 @@ start_tool
 protect_pods "$A" "$B"
 settle
 watch_start
-T0=$(now_ms)
-metric go-uptime-ms "$T0"
+start_clock
 echo go > /run/go-tail
 i=0
 while [ $i -lt 1800 ]; do
@@ -37,5 +36,5 @@ j=0
 while ! rmdir "$CG$A" 2>/dev/null && [ $j -lt 100 ]; do usleep 50000; j=$((j + 1)); done
 rmdir "$CG${A%/*}" 2>/dev/null
 [ -d "$CG$A" ] && check "pod deleted" no || check "pod deleted" yes
-hold 12
+hold 8
 finish
