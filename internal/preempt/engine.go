@@ -91,6 +91,7 @@ const (
 	settleGone = 2 * time.Second        // after a target vanished mid-episode
 	stuckAfter = 30 * time.Second       // a SIGKILLed victim that has not exited
 	exitGrace  = 3 * time.Second        // memory back after a signal: the victim may be exiting
+	exitSettle = 2 * time.Second        // a container emptied at once: is its cgroup going too?
 	// maxTriggers bounds the per-container PSI triggers: each costs the
 	// kernel a poll worker for that cgroup.
 	maxTriggers = 512

@@ -389,3 +389,55 @@ func TestMessageFile(t *testing.T) {
 		t.Errorf("message file: %q", b)
 	}
 }
+
+// TestDeletionIsNotOurKill: the pod is deleted right after the first
+// signal (every process SIGKILLed, then its cgroup removed): the victim's
+// exit is kubelet's doing, and no Event may claim it.
+func TestDeletionIsNotOurKill(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	grow(f, nb, 540)
+	for i := 0; len(f.sig.signals()) == 0; i++ {
+		if i > 50 {
+			t.Fatal("no signal")
+		}
+		f.tick(100*time.Millisecond, 0.5)
+	}
+	f.sig.mu.Lock()
+	f.sig.dead = map[int]bool{101: true, 102: true, 103: true}
+	f.sig.mu.Unlock()
+	for _, pid := range []int{101, 102, 103} {
+		f.exit(pid)
+	}
+	f.tick(100*time.Millisecond, 0.5)
+	must(t, removeAll(f.cg+nb))
+	f.availMiB = 560
+	f.run(5*time.Second, 0)
+	if rs := f.reports(); len(rs) != 0 {
+		t.Errorf("reports %+v for a pod that was deleted", rs)
+	}
+	if !strings.Contains(f.logs.String(), "target vanished") {
+		t.Errorf("no log line for the deletion:\n%s", f.logs)
+	}
+}
+
+// TestLastProcessKilled: a container whose only process is the victim
+// (keepInit off) is empty after the kill but its cgroup stays: a kill.
+func TestLastProcessKilled(t *testing.T) {
+	f := newFixture(t)
+	f.pol.KeepInit = false
+	c := f.container("batch", "train", 0, 100, 0)
+	f.process(c, 301, 1, "python", 80, "python", "train.py")
+	f.sig.exitOn[301] = []string{"SIGINT"}
+	f.run(2*time.Second, 0)
+	f.process(c, 301, 1, "python", 560, "python", "train.py")
+	f.usage(c, 0, 560, 0)
+	f.availMiB = 40
+	f.run(1500*time.Millisecond, 0.5)
+	f.availMiB = 560
+	f.run(3*time.Second, 0)
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].PID != 301 || rs[0].Outcome != "" {
+		t.Errorf("reports %+v, want the kill of 301", rs)
+	}
+}

@@ -37,6 +37,10 @@ type episode struct {
 	// ended is when the victim exited (or the episode was settled without
 	// a signal): from then on nothing more is done in this episode.
 	ended time.Time
+	// exitSeen is when the victim was seen gone together with every other
+	// process of its container: a pod being deleted, unless its cgroup
+	// outlives exitSettle.
+	exitSeen time.Time
 }
 
 const nodeKey = "node"
@@ -71,14 +75,20 @@ func (e *Engine) advance(now time.Time) {
 			continue
 		}
 		switch {
-		case ep.h.Exited():
+		case ep.h.Exited() && !e.present(ep.cg):
+			e.deleted(ep, now)
+			delete(e.episodes, key)
+		case ep.h.Exited() && ep.exitSeen.IsZero() && e.emptied(ep.cg):
+			// The whole container went at once: kubelet deleting the pod
+			// looks like this, and its Event must not say podwarden did it.
+			// Wait for the cgroup to go too.
+			ep.exitSeen = now
+		case ep.h.Exited() && (ep.exitSeen.IsZero() || now.Sub(ep.exitSeen) >= exitSettle):
 			e.killed(ep, now)
+		case ep.h.Exited():
+			// waiting for the cgroup to go (deleted) or stay (our kill)
 		case !e.present(ep.cg):
-			// Deleted under us (the pod went away): its memory is on its
-			// way back. Nothing else is chosen until it has had time to.
-			e.settle = now.Add(settleGone)
-			e.finish(ep, now, "target_gone")
-			e.log.Info("target vanished during the episode: no other process is chosen for it", "cgroup", ep.cg, "pid", ep.victim.PID)
+			e.deleted(ep, now)
 			delete(e.episodes, key)
 		case ep.step == last:
 			if now.Sub(ep.sentAt) > stuckAfter {
@@ -104,6 +114,21 @@ func (e *Engine) advance(now time.Time) {
 			e.finish(ep, now, "recovered")
 		}
 	}
+}
+
+// deleted ends an episode whose target went away under it (the pod was
+// deleted): its memory is on its way back, and nothing else is chosen until
+// it has had time to come.
+func (e *Engine) deleted(ep *episode, now time.Time) {
+	e.settle = now.Add(settleGone)
+	e.finish(ep, now, "target_gone")
+	e.log.Info("target vanished during the episode: no other process is chosen for it", "cgroup", ep.cg, "pid", ep.victim.PID, "signals", ep.sent)
+}
+
+// emptied reports whether cg has no process left (or is gone).
+func (e *Engine) emptied(cg string) bool {
+	pids, err := e.cfg.Cgroups.Procs(cg, true)
+	return err != nil || len(pids) == 0
 }
 
 // present reports whether the target cgroup is in the snapshot and exists.

@@ -10,7 +10,7 @@ mkfifo /run/go-python3
 # Each process of the pod writes its own line to /run/procs: inside the
 # PID namespace $! would be the pod's pid, and /proc (the node's) tells
 # each one its node pid.
-POD="$CG$POD" CGP="$POD" sh -c 'echo $$ > "$POD/cgroup.procs"; echo -997 > /proc/self/oom_score_adj
+PODDIR="$CG$POD" CGP="$POD" sh -c 'echo $$ > "$PODDIR/cgroup.procs"; echo -997 > /proc/self/oom_score_adj
 exec unshare -p -f sh -c "exec -a sh /disk/bin/tini /pw/jupyter-pod.sh"' &
 i=0
 while [ "$(grep -c " $POD\$" /run/procs)" -lt 3 ] && [ $i -lt 300 ]; do usleep 100000; i=$((i + 1)); done
