@@ -250,7 +250,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		if reporter != nil {
 			rep = reporter
 		}
-		if err := startPreempt(ctx, pol.Preempt, false, a, pfs, cfs, rep, reg, log); err != nil {
+		if err := startPreempt(ctx, pol.Preempt, a, pfs, cfs, rep, reg, log); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"podwarden/internal/syncbuf"
@@ -131,11 +133,18 @@ func TestAgentStartsPreempt(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	// A free port for /metrics.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	errOut := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- cli.Run(ctx, []string{"agent", "--kmsg-path", "", "--cgroup-root", cg, "--no-cri", "--cgroup-selector", "/podwarden-none/*",
-			"--preempt", "--preempt-dry-run", "--log-format", "text"}, cli.Streams{Out: io.Discard, ErrOut: errOut}, commands...)
+			"--preempt", "--preempt-dry-run", "--log-format", "text", "--metrics-addr", addr}, cli.Streams{Out: io.Discard, ErrOut: errOut}, commands...)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(errOut.String(), "preempt engine running") {
@@ -151,6 +160,18 @@ func TestAgentStartsPreempt(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "dry_run=true") {
 		t.Errorf("--preempt-dry-run not in the engine's start-up line:\n%s", errOut)
+	}
+	// The engine's series are served with the agent's.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"podwarden_preempt_psi_triggers", "podwarden_protected_containers"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 	cancel()
 	if code := <-done; code != 0 {

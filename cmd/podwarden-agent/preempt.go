@@ -16,10 +16,10 @@ import (
 // startPreempt runs the pressure engine beside the agent, on its own
 // goroutine, fed with the agent's target snapshot. It returns at once; the
 // engine stops with ctx.
-func startPreempt(ctx context.Context, pol policy.Preempt, dryRun bool, a *agent.Agent, pfs procfs.FS, cfs cgroup.FS,
+func startPreempt(ctx context.Context, pol policy.Preempt, a *agent.Agent, pfs procfs.FS, cfs cgroup.FS,
 	rep preempt.Reporter, reg prometheus.Registerer, log *slog.Logger) error {
 	e, err := preempt.New(preempt.Config{
-		Policy: pol, DryRun: dryRun, Proc: pfs, Cgroups: cfs, Reporter: rep, Log: log,
+		Policy: pol, Proc: pfs, Cgroups: cfs, Reporter: rep, Log: log,
 		Metrics: preempt.NewMetrics(reg), LockMemory: true,
 		Targets: func() []preempt.Target { return preemptTargets(a.TargetSnapshot()) },
 	})

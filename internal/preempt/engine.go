@@ -280,16 +280,6 @@ func (e *Engine) logStart() {
 	case !e.cgTriggers:
 		containers = "polled with usage every " + fullEvery.String() + " (triggers unavailable)"
 	}
-	n := 0
-	if e.nodeTrig != nil {
-		n++
-	}
-	for _, st := range e.targets {
-		if st.trig != nil {
-			n++
-		}
-	}
-	e.m.Triggers.Set(float64(n))
 	e.log.Info("preempt engine running", "node_pressure", node, "container_pressure", containers,
 		"dry_run", e.pol.DryRun, "node_min_available_pct", e.pol.Node.MinAvailable,
 		"node_critical_available_pct", e.pol.Node.CriticalAvailable, "node_release_available_pct", e.pol.Node.ReleaseAvailable,
@@ -365,6 +355,11 @@ func (e *Engine) syncTargets() {
 			delete(e.targets, cg)
 		}
 	}
+	n := e.armed()
+	if e.nodeTrig != nil {
+		n++
+	}
+	e.m.Triggers.Set(float64(n))
 }
 
 func (e *Engine) armed() int {
