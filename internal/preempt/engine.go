@@ -84,7 +84,8 @@ type targetState struct {
 
 // Timing of the loop.
 const (
-	tick       = 100 * time.Millisecond // while an episode runs or memory is low
+	tick       = 100 * time.Millisecond // while an episode runs or a scope is in danger
+	lowTick    = 250 * time.Millisecond // below releaseAvailable, not in danger
 	calmMax    = time.Second            // longest sleep while calm, with PSI triggers
 	pollMax    = 250 * time.Millisecond // longest sleep while calm, pressure polled
 	fullEvery  = 2 * time.Second        // every target's usage, for growth
@@ -227,8 +228,11 @@ func (e *Engine) pollSet(fds []unix.PollFd, owners []string, wake int) ([]unix.P
 // episode runs or memory is below releaseAvailable, otherwise the time
 // the headroom above minAvailable lasts at assumedRate.
 func (e *Engine) sleep() time.Duration {
-	if len(e.episodes) > 0 || e.nodeH.level != levelOK {
+	switch {
+	case e.acting() || e.nodeH.level >= levelDanger:
 		return tick
+	case len(e.episodes) > 0 || e.nodeH.level == levelLow:
+		return lowTick
 	}
 	most := calmMax
 	if e.polled {
@@ -236,7 +240,7 @@ func (e *Engine) sleep() time.Duration {
 	}
 	floor := uint64(e.pol.Node.MinAvailable / 100 * float64(e.nodeH.total))
 	if e.nodeH.avail <= floor {
-		return tick
+		return lowTick
 	}
 	d := time.Duration(float64(e.nodeH.avail-floor) / assumedRate * float64(time.Second))
 	return max(tick, min(most, d))
@@ -417,6 +421,17 @@ func (e *Engine) step(fired map[string]bool) {
 func (e *Engine) hot(st *targetState) bool {
 	s, ok := st.h.last()
 	return ok && s.total > 0 && float64(s.avail) < float64(s.total)*2*e.pol.Container.ReleaseAvailable/100
+}
+
+// acting reports whether an episode is between its first signal and its
+// victim's exit.
+func (e *Engine) acting() bool {
+	for _, ep := range e.episodes {
+		if ep.ended.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Engine) inEpisode(cg string) bool {

@@ -74,18 +74,19 @@ func (e *Engine) advance(now time.Time) {
 			}
 			continue
 		}
+		exited := ep.h.Exited()
 		switch {
-		case ep.h.Exited() && !e.present(ep.cg):
+		case exited && !e.present(ep.cg):
 			e.deleted(ep, now)
 			delete(e.episodes, key)
-		case ep.h.Exited() && ep.exitSeen.IsZero() && e.emptied(ep.cg):
+		case exited && ep.exitSeen.IsZero() && e.emptied(ep.cg):
 			// The whole container went at once: kubelet deleting the pod
 			// looks like this, and its Event must not say podwarden did it.
 			// Wait for the cgroup to go too.
 			ep.exitSeen = now
-		case ep.h.Exited() && (ep.exitSeen.IsZero() || now.Sub(ep.exitSeen) >= exitSettle):
+		case exited && (ep.exitSeen.IsZero() || now.Sub(ep.exitSeen) >= exitSettle):
 			e.killed(ep, now)
-		case ep.h.Exited():
+		case exited:
 			// waiting for the cgroup to go (deleted) or stay (our kill)
 		case !e.present(ep.cg):
 			e.deleted(ep, now)
@@ -403,11 +404,13 @@ func (e *Engine) procs(cg string) []procfs.Proc {
 	out := make([]procfs.Proc, 0, len(pids))
 	for _, pid := range pids {
 		p, err := e.cfg.Proc.Read(pid, victimFields)
-		if err != nil {
-			continue
+		if err == nil {
+			out = append(out, p)
 		}
-		p.Cmdline = cmdlineWithin(e.cfg.Proc, pid, cmdlineWait)
-		out = append(out, p)
+	}
+	cmds := cmdlinesWithin(e.cfg.Proc, pids, cmdlineWait)
+	for i := range out {
+		out[i].Cmdline = cmds[out[i].PID]
 	}
 	return out
 }

@@ -14,7 +14,7 @@ import (
 // (stat: comm, state, start time), memory and namespace pid (status) and
 // the adj the kernel would weigh. None of these files takes the process's
 // mmap_lock; the command line (for keep patterns) does, and is read apart
-// with a deadline (cmdlineWithin).
+// with a deadline (cmdlinesWithin).
 const victimFields = procfs.FieldStat | procfs.FieldStatus | procfs.FieldOOMScoreAdj
 
 // cmdlineWait bounds the wait for a command line. Reading
@@ -23,27 +23,38 @@ const victimFields = procfs.FieldStat | procfs.FieldStatus | procfs.FieldOOMScor
 // engine must not wait.
 const cmdlineWait = 200 * time.Millisecond
 
-// cmdlineWithin reads pid's command line, or gives up after d (nil): the
-// keep patterns then see only its name. A read that gave up finishes in
-// its goroutine when the lock is free.
-func cmdlineWithin(proc procfs.FS, pid int, d time.Duration) []string {
-	ch := make(chan []string, 1)
-	go func() {
-		p, err := proc.Read(pid, procfs.FieldCmdline)
-		if err != nil {
-			ch <- nil
-			return
-		}
-		ch <- p.Cmdline
-	}()
+// cmdlinesWithin reads the command lines of pids at once and returns what
+// came within d; a pid whose read did not come maps to nil, and the keep
+// patterns then see only its name. A read that gave up finishes in its
+// goroutine when the lock is free.
+func cmdlinesWithin(proc procfs.FS, pids []int, d time.Duration) map[int][]string {
+	type res struct {
+		pid int
+		c   []string
+	}
+	ch := make(chan res, len(pids))
+	for _, pid := range pids {
+		go func() {
+			p, err := proc.Read(pid, procfs.FieldCmdline)
+			if err != nil {
+				ch <- res{pid, nil}
+				return
+			}
+			ch <- res{pid, p.Cmdline}
+		}()
+	}
+	out := make(map[int][]string, len(pids))
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case c := <-ch:
-		return c
-	case <-t.C:
-		return nil
+	for range pids {
+		select {
+		case r := <-ch:
+			out[r.pid] = r.c
+		case <-t.C:
+			return out
+		}
 	}
+	return out
 }
 
 // choice is the outcome of choosing a victim among a container's

@@ -23,12 +23,20 @@ import (
 // Kubernetes ships), earlyoom (Debian's package, its defaults) and
 // podwarden (the agent with --preempt).
 
-// pressureModes is the order in which a boot runs a scenario's cells.
-var pressureModes = []string{"podwarden", "earlyoom", "kernel"}
+// pressureModes is the order in which a boot runs a scenario's cells
+// (PWVM_PRESSURE_MODES, a comma list, changes it).
+var pressureModes = modesFromEnv("podwarden", "earlyoom", "kernel")
+
+func modesFromEnv(def ...string) []string {
+	if v := os.Getenv("PWVM_PRESSURE_MODES"); v != "" {
+		return strings.Split(v, ",")
+	}
+	return def
+}
 
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
-var pressureGuests = [][]string{{"slow-hog", "benign", "deleted"}, {"fast-hog", "jupyter"}}
+var pressureGuests = [][]string{{"slow-hog", "benign"}, {"fast-hog", "jupyter", "deleted"}}
 
 // pressureNames are the process names on the disk that are pwload.
 var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3"}

@@ -158,14 +158,23 @@ finish() {
 			END { if (mib) printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-mib\",\"value\":%d}\nPWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-ms\",\"value\":%d}\n", s, n, mib, s, n, ms }
 		' "$f"
 	done
-	gap=0 ctrl=0
+	gap=0 ctrl=0 gapend=0
 	while read -r len end; do
-		[ "$end" -gt "$T0" ] && [ "$len" -gt "$gap" ] && gap=$len
+		[ "$end" -gt "$T0" ] && [ "$len" -gt "$gap" ] && gap=$len gapend=$((end - T0))
 		[ "$end" -gt "${CTRL0:-$T0}" ] && [ "$end" -le "$T0" ] && [ "$len" -gt "$ctrl" ] && ctrl=$len
 	done < /run/hb-gaps
 	metric hb-control-ms "$ctrl"
+	# CPU the tool and the monitor used over the cell (ticks of 10 ms):
+	# on a one-vCPU guest, what the tool takes the load does not get.
+	for pair in "tool:$AGENTPID" "monitor:$MONPID"; do
+		n=${pair%%:*} p=${pair#*:}
+		[ -n "$p" ] && [ -r "/proc/$p/stat" ] || continue
+		t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print ($12 + $13) * 10}')
+		metric "cpu-$n-ms" "$t"
+	done
 	# Without a gap over 200 ms on file, the longest is at most that.
 	[ "$gap" -eq 0 ] && gap=$(sed -n 's/.*maxgap_ms=\([0-9]*\).*/\1/p' /run/hb | awk '{print ($1 < 200 ? $1 : 200)}')
 	metric hb-maxgap-ms "${gap:-0}"
+	[ "$gapend" -gt 0 ] && metric hb-maxgap-end-ms "$gapend"
 	if alive "$(pidof_name kubelet)"; then check "kubelet heartbeat" alive; else check "kubelet heartbeat" dead; fi
 }
