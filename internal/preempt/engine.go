@@ -231,7 +231,7 @@ func (e *Engine) sleep() time.Duration {
 	switch {
 	case e.acting() || e.nodeH.level >= levelDanger:
 		return tick
-	case len(e.episodes) > 0 || e.nodeH.level == levelLow:
+	case e.nodeH.level == levelLow:
 		return lowTick
 	}
 	most := calmMax

@@ -236,6 +236,7 @@ type cell struct {
 	deaths    map[string]int64
 	by        map[string]string // name -> kernel, podwarden, earlyoom, deleted
 	gap       int64             // longest heartbeat gap, ms
+	short     int64             // longest gap once memory was short (-1: never short)
 	control   int64             // longest gap in the quiet seconds before the start
 	kernelOOM bool
 	pwKills   int            // "ended process" lines of the agent
@@ -250,7 +251,7 @@ var (
 )
 
 func readCell(r *Run) cell {
-	c := cell{r: r, onset: -1, deaths: map[string]int64{}, by: map[string]string{}, signaled: map[int]string{}}
+	c := cell{r: r, onset: -1, short: -1, deaths: map[string]int64{}, by: map[string]string{}, signaled: map[int]string{}}
 	for k, v := range r.Metrics {
 		if len(v) == 0 {
 			continue
@@ -262,6 +263,8 @@ func readCell(r *Run) cell {
 			c.gap = v[0]
 		case k == "hb-control-ms":
 			c.control = v[0]
+		case k == "hb-short-maxgap-ms":
+			c.short = v[0]
 		case strings.HasPrefix(k, "death-") && strings.HasSuffix(k, "-ms"):
 			c.deaths[strings.TrimSuffix(strings.TrimPrefix(k, "death-"), "-ms")] = v[0]
 		}
@@ -419,7 +422,7 @@ func runPressure(t *testing.T, scenario string) {
 			}
 			c := readCell(r)
 			v.startKill, v.onsetKill, v.died = c.sinceStart(), c.sinceOnset(), c.deadString()
-			v.gap = fmt.Sprintf("%.2fs (%.2fs)", float64(c.gap)/1000, float64(c.control)/1000)
+			v.gap = fmt.Sprintf("%.2fs %.2fs (%.2fs)", float64(c.gap)/1000, float64(max(c.short, 0))/1000, float64(c.control)/1000)
 			v.oom = map[bool]string{true: "yes", false: "no"}[c.kernelOOM]
 			t.Logf("guest time %s; onset %d ms; died %s; heartbeat gap %d ms; kernel OOM %v; signaled %v",
 				r.Duration, c.onset, c.deadString(), c.gap, c.kernelOOM, c.signaled)
@@ -475,8 +478,10 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 			fail("wrong victims", "%s died (%s)", n, c.by[n])
 		}
 	}
-	if bound := maxGapMS(); bound > 0 && c.gap > bound+c.control {
-		fail("heartbeat gap", "longest heartbeat gap %d ms, want at most %d ms (PWVM_MAX_HB_GAP_MS) over the %d ms the busy host alone cost before the start", c.gap, bound, c.control)
+	// Gaps while memory is plentiful are the busy host's (the control
+	// shows their size); the bound is on gaps once memory is short.
+	if bound := maxGapMS(); bound > 0 && c.short > bound+c.control {
+		fail("heartbeat gap", "longest heartbeat gap while memory was short %d ms, want at most %d ms (PWVM_MAX_HB_GAP_MS) over the %d ms the busy host alone cost before the start", c.short, bound, c.control)
 	}
 	switch scenario {
 	case "slow-hog", "fast-hog", "jupyter":
@@ -535,7 +540,7 @@ func printPressureTable(w *os.File) {
 		return order[a.mode] > order[b.mode] // kernel, earlyoom, podwarden
 	})
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "pressure\tscenario\tmode\tfirst death (after start)\t(after onset)\tlongest heartbeat gap (control)\tdied (by)\tkernel OOM\tverdict")
+	fmt.Fprintln(tw, "pressure\tscenario\tmode\tfirst death (after start)\t(after onset)\theartbeat gap: all, short (control)\tdied (by)\tkernel OOM\tverdict")
 	for _, r := range prows.list {
 		fmt.Fprintf(tw, "PRESSURE\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.mode, dash(r.startKill), dash(r.onsetKill), dash(r.gap), dash(r.died), dash(r.oom), r.verdict)
 	}

@@ -8,9 +8,11 @@
 # the kernel can evict, as on a node. The monitor and the harness run from
 # the initramfs at -1000.
 #
-# Results, on top of lib.sh's: metrics onset-ms (pressure onset after the
-# workload started), death-NAME-ms (when a process was seen dead),
-# hb-maxgap-ms (longest kubelet heartbeat gap after the start), minavail-kb.
+# Results, on top of lib.sh's: metrics low-ms (MemAvailable first below
+# 20%), onset-ms (pressure onset), death-NAME-ms (when a process was seen
+# dead), all after the workload started; hb-maxgap-ms (longest kubelet
+# heartbeat gap after the start), hb-short-maxgap-ms (after low-ms),
+# hb-control-ms (before the start), minavail-kb.
 # Kernel OOM kills come from the cell's kernel log, the tools' actions from
 # their logs (PWAGENT lines).
 
@@ -130,7 +132,11 @@ start_clock() {
 	T0=$(now_ms)
 	metric go-uptime-ms "$T0"
 	metric setup-ms $((T0 - CELL0))
+	[ -n "$AGENTPID" ] && metric cpu-tool-at-start-ms "$(cpu_ms "$AGENTPID")"
 }
+
+# cpu_ms PID: user+system time of PID so far, in ms (10 ms ticks).
+cpu_ms() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print ($12 + $13) * 10}'; }
 
 # hold S: let the cell run S seconds (benign load, deleted pod).
 hold() { sleep "$1"; }
@@ -140,8 +146,10 @@ hold() { sleep "$1"; }
 finish() {
 	kill -TERM "$MONPID" 2>/dev/null
 	wait "$MONPID" 2>/dev/null
+	LOW=""
 	while read -r what a b c; do
 		case "$what" in
+		low) LOW=$a; metric low-ms $((a - T0)) ;;
 		onset) metric onset-ms $((a - T0)) ;;
 		dead) metric "death-$a-ms" $((c - T0)) ;;
 		minavail_kb) metric minavail-kb "$a" ;;
@@ -158,9 +166,10 @@ finish() {
 			END { if (mib) printf "PWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-mib\",\"value\":%d}\nPWRESULT {\"scenario\":\"%s\",\"kind\":\"metric\",\"name\":\"grown-%s-ms\",\"value\":%d}\n", s, n, mib, s, n, ms }
 		' "$f"
 	done
-	gap=0 ctrl=0 gapend=0
+	gap=0 ctrl=0 gapend=0 short=0
 	while read -r len end; do
 		[ "$end" -gt "$T0" ] && [ "$len" -gt "$gap" ] && gap=$len gapend=$((end - T0))
+		[ -n "$LOW" ] && [ "$end" -gt "$LOW" ] && [ "$len" -gt "$short" ] && short=$len
 		[ "$end" -gt "${CTRL0:-$T0}" ] && [ "$end" -le "$T0" ] && [ "$len" -gt "$ctrl" ] && ctrl=$len
 	done < /run/hb-gaps
 	metric hb-control-ms "$ctrl"
@@ -169,12 +178,14 @@ finish() {
 	for pair in "tool:$AGENTPID" "monitor:$MONPID"; do
 		n=${pair%%:*} p=${pair#*:}
 		[ -n "$p" ] && [ -r "/proc/$p/stat" ] || continue
-		t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print ($12 + $13) * 10}')
-		metric "cpu-$n-ms" "$t"
+		metric "cpu-$n-ms" "$(cpu_ms "$p")"
 	done
 	# Without a gap over 200 ms on file, the longest is at most that.
 	[ "$gap" -eq 0 ] && gap=$(sed -n 's/.*maxgap_ms=\([0-9]*\).*/\1/p' /run/hb | awk '{print ($1 < 200 ? $1 : 200)}')
 	metric hb-maxgap-ms "${gap:-0}"
+	# The longest gap while memory was short (below 20% available): what
+	# thrashing, not the busy host, costs kubelet.
+	[ -n "$LOW" ] && metric hb-short-maxgap-ms "$short"
 	[ "$gapend" -gt 0 ] && metric hb-maxgap-end-ms "$gapend"
 	if alive "$(pidof_name kubelet)"; then check "kubelet heartbeat" alive; else check "kubelet heartbeat" dead; fi
 }

@@ -266,15 +266,17 @@ func heartbeat(args []string) error {
 
 // monitor samples every -period: the node's PSI memory stall and
 // MemAvailable, and whether each watched process (-watch name=pid,...) is
-// still alive. It appends to -out, as they happen: "onset MS" (the first
-// moment tasks stalled on memory -onset of the preceding second), "dead
-// NAME PID MS" and, when stopped with SIGTERM, "minavail_kb N".
+// still alive. It appends to -out, as they happen: "low MS" (the first
+// moment MemAvailable was below -low percent), "onset MS" (the first moment
+// tasks stalled on memory -onset of the preceding second), "dead NAME PID
+// MS" and, when stopped with SIGTERM, "minavail_kb N".
 func monitor(args []string) error {
 	fl := flag.NewFlagSet("monitor", flag.ContinueOnError)
 	out := fl.String("out", "", "events file")
 	watch := fl.String("watch", "", "name=pid,... to watch")
 	period := fl.Duration("period", 50*time.Millisecond, "sampling period")
 	onset := fl.Float64("onset", 10, "stall percent over one second that counts as pressure")
+	low := fl.Float64("low", 20, "MemAvailable percent below which memory counts as short")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -304,7 +306,7 @@ func monitor(args []string) error {
 		total uint64
 	}
 	var hist []psi
-	sawOnset := false
+	sawOnset, sawLow := false, false
 	minAvail := uint64(1 << 62)
 	tk := time.NewTicker(*period)
 	defer tk.Stop()
@@ -316,8 +318,13 @@ func monitor(args []string) error {
 		case <-tk.C:
 		}
 		now := nowMS()
-		if a, _ := memAvailable(); a > 0 && a < minAvail {
+		a, total := memAvailable()
+		if a > 0 && a < minAvail {
 			minAvail = a
+		}
+		if !sawLow && total > 0 && float64(a) < float64(total)**low/100 {
+			sawLow = true
+			emit("low %d", now)
 		}
 		if t, ok := someTotal(); ok {
 			hist = append(hist, psi{now, t})
