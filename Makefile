@@ -80,14 +80,15 @@ test-short:
 STRESS_PKGS := ./internal/procevent ./internal/cgwatch ./internal/procfs \
 	./internal/cgroup ./internal/snapshot ./internal/agent ./internal/nri \
 	./internal/cri ./internal/kmsg ./internal/oomreport ./internal/kubeevent \
-	./internal/cli ./internal/image/webhook ./cmd/...
+	./internal/cli ./internal/image/webhook ./internal/preempt ./cmd/...
 test-stress:
 	hack/load.sh $(GO) test -count=3 -timeout 60m $(STRESS_PKGS)
 
-# The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1).
+# The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1),
+# and the pressure scenarios (kernel alone, earlyoom, podwarden --preempt).
 test-vm: static
-	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 30m -v -run 'TestScenario' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
-	@grep -E '^(SCENARIO|scenario)' /tmp/podwarden-vmtest.log || true
+	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 40m -v -run 'TestScenario|TestPressure' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
+	@grep -E '^(SCENARIO|scenario|PRESSURE|pressure)' /tmp/podwarden-vmtest.log || true
 
 # What the node test adds to deps: kubelet, kube-controller-manager and
 # kube-scheduler (hack/kube-bins.sh, one at a time: 2-3 GB of RAM each),

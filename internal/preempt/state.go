@@ -113,36 +113,35 @@ func (h *history) stall(window time.Duration, full bool) (float64, bool) {
 	return min(float64(b-a)/float64(span), 1), true
 }
 
+// span returns, for one field of the samples, the newest value and the
+// lowest and highest within the window before it.
+func (h *history) span(window time.Duration, field func(sample) uint64) (cur, lo, hi uint64) {
+	last, ok := h.last()
+	if !ok {
+		return 0, 0, 0
+	}
+	cur = field(last)
+	lo, hi = cur, cur
+	for _, s := range h.s {
+		if last.at.Sub(s.at) <= window {
+			lo, hi = min(lo, field(s)), max(hi, field(s))
+		}
+	}
+	return cur, lo, hi
+}
+
 // growth is how much committed memory rose over the window: the newest
 // value minus the lowest within it.
 func (h *history) growth(window time.Duration) uint64 {
-	cur, ok := h.last()
-	if !ok {
-		return 0
-	}
-	low := cur.committed
-	for _, s := range h.s {
-		if cur.at.Sub(s.at) <= window && s.committed < low {
-			low = s.committed
-		}
-	}
-	return cur.committed - low
+	cur, lo, _ := h.span(window, func(s sample) uint64 { return s.committed })
+	return cur - lo
 }
 
 // drop is how much available memory fell over the window: the highest
 // value within it minus the newest.
 func (h *history) drop(window time.Duration) uint64 {
-	cur, ok := h.last()
-	if !ok {
-		return 0
-	}
-	high := cur.avail
-	for _, s := range h.s {
-		if cur.at.Sub(s.at) <= window && s.avail > high {
-			high = s.avail
-		}
-	}
-	return high - cur.avail
+	cur, _, hi := h.span(window, func(s sample) uint64 { return s.avail })
+	return hi - cur
 }
 
 // level is how short a domain is of memory.
