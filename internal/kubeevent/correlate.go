@@ -7,7 +7,9 @@ import (
 )
 
 // Limits of the correlator, those podwarden used with client-go's
-// EventRecorder. Bursts are per involved object (a pod or the node).
+// EventRecorder. Bursts are per involved object (a pod or the node) and
+// reason, unlike client-go's: a storm of OOM kills in a pod must not
+// silence the one Event saying podwarden ended a process there.
 const (
 	eventBurst      = 10
 	eventRefill     = time.Minute // one more Event per object per minute after a burst
@@ -26,7 +28,7 @@ const combinedPrefix = "(combined from similar events): "
 // costs the API server a handful of writes, not one per kill, and a user
 // still sees how many there were.
 type correlator struct {
-	buckets map[string]*bucket     // object -> rate limit
+	buckets map[string]*bucket     // object+reason -> rate limit
 	similar map[string]*similarSet // object+reason -> distinct messages in the window
 	posted  map[string]*event      // dedupe key -> the Event posted for it
 }
@@ -54,14 +56,13 @@ func objectKey(r objectRef) string {
 // The returned Event is the correlator's own record: the caller must not
 // keep it past the next call.
 func (c *correlator) correlate(e *event, now time.Time) (out *event, repeat, ok bool) {
-	obj := objectKey(e.InvolvedObject)
-	if !c.allow(obj, now) {
+	simKey := objectKey(e.InvolvedObject) + "\x00" + e.Type + "\x00" + e.Reason
+	if !c.allow(simKey, now) {
 		return nil, false, false
 	}
 
 	// More than aggregateAfter different messages on one object and
 	// reason within the window: combine the rest into one Event.
-	simKey := obj + "\x00" + e.Type + "\x00" + e.Reason
 	set := c.similar[simKey]
 	if set == nil || now.Sub(set.start) > aggregateWindow {
 		if len(c.similar) >= maxKeys {
@@ -101,15 +102,15 @@ func (c *correlator) forget(e *event) {
 	}
 }
 
-// allow takes a token from obj's bucket.
-func (c *correlator) allow(obj string, now time.Time) bool {
-	b := c.buckets[obj]
+// allow takes a token from key's bucket.
+func (c *correlator) allow(key string, now time.Time) bool {
+	b := c.buckets[key]
 	if b == nil {
 		if len(c.buckets) >= maxKeys {
 			clear(c.buckets)
 		}
 		b = &bucket{tokens: eventBurst, at: now}
-		c.buckets[obj] = b
+		c.buckets[key] = b
 	}
 	b.tokens = math.Min(eventBurst, b.tokens+float64(now.Sub(b.at))/float64(eventRefill))
 	b.at = now

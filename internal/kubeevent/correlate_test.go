@@ -74,7 +74,7 @@ func TestCorrelator(t *testing.T) {
 			}
 		}
 	})
-	t.Run("rate limit is per object and refills", func(t *testing.T) {
+	t.Run("rate limit is per object and reason and refills", func(t *testing.T) {
 		c := newCorrelator()
 		for i := range eventBurst {
 			run(c, t0, testEvent("a", fmt.Sprint(i%3)))
@@ -84,6 +84,11 @@ func TestCorrelator(t *testing.T) {
 		}
 		if o := run(c, t0, testEvent("b", "x")); o.dropped {
 			t.Error("another object shares a's limit")
+		}
+		kill := testEvent("a", "ended python3")
+		kill.Reason = ReasonPressureKill
+		if o := run(c, t0, kill); o.dropped {
+			t.Error("a's OOM storm silenced its MemoryPressureKill Event")
 		}
 		if o := run(c, t0.Add(eventRefill), testEvent("a", "0")); o.dropped || !o.repeat {
 			t.Errorf("a minute later: %+v, want a repeat", o)
