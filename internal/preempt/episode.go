@@ -159,12 +159,22 @@ func (e *Engine) killed(ep *episode, now time.Time) {
 	if len(ep.sent) > 0 {
 		sig = ep.sent[len(ep.sent)-1]
 	}
-	e.m.Kills.WithLabelValues(podLabel(ep.target), ep.target.containerName(), ep.scope, sig).Inc()
+	e.m.Kills.WithLabelValues(ep.target.Namespace, podLabel(ep.target), ep.target.containerName(), ep.scope, sig).Inc()
 	e.m.Episodes.WithLabelValues(ep.scope, "killed").Inc()
 	e.tell(ep, "")
 }
 
+// podLabel is the metric's pod label, as the agent's series carry it: the
+// pod's name (namespace is a label of its own), or its UID.
 func podLabel(t Target) string {
+	if t.PodName != "" {
+		return t.PodName
+	}
+	return t.PodUID
+}
+
+// podRef names the pod in logs: namespace/name, or its UID.
+func podRef(t Target) string {
 	if t.PodName != "" {
 		return t.Namespace + "/" + t.PodName
 	}
@@ -369,7 +379,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, totalPages uint
 			ep.sent = []string{e.pol.Ladder[0].Signal}
 			e.tell(ep, kubeevent.OutcomeDryRun)
 			e.lastKill[ep.key] = now // one report per cooldown, as one kill
-			e.m.Kills.WithLabelValues(podLabel(st.t), st.t.containerName(), ep.scope, "dry-run").Inc()
+			e.m.Kills.WithLabelValues(st.t.Namespace, podLabel(st.t), st.t.containerName(), ep.scope, "dry-run").Inc()
 			e.finish(ep, now, "dry_run")
 			return
 		}

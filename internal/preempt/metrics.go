@@ -17,8 +17,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Kills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_kills_total",
-			Help: "Processes podwarden ended under memory pressure before the kernel OOM killer, by pod, container, scope (node, container, pod) and the signal that ended them; dry runs count with signal \"dry-run\"."},
-			[]string{"pod", "container", "scope", "signal"}),
+			Help: "Processes podwarden ended under memory pressure before the kernel OOM killer, by namespace, pod (its name, or its UID where the name is not known), container, scope (node, container, pod) and the signal that ended them; dry runs count with signal \"dry-run\"."},
+			[]string{"namespace", "pod", "container", "scope", "signal"}),
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_signals_total", Help: "Signals sent by the action ladder, by signal and result (ok, exited, error)."},
 			[]string{"signal", "result"}),
