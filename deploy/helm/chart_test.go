@@ -165,18 +165,18 @@ func TestChartSecurity(t *testing.T) {
 	}{
 		"defaults": {
 			values:   nil,
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"no kernel log": {
 			values:   map[string]any{"kernelLog": map[string]any{"enabled": false}},
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYS_RESOURCE"},
 			hostPath: []string{"/run/containerd", "/sys/fs/cgroup"},
 		},
 		"exe rule": {
 			values: map[string]any{"policy": map[string]any{"protected": []any{
 				map[string]any{"comm": "sshd"}, map[string]any{"exe": "/usr/bin/amazon-ssm-agent"}}}},
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"nri and cri-o": {
@@ -184,13 +184,13 @@ func TestChartSecurity(t *testing.T) {
 				"nri":     map[string]any{"enabled": true},
 				"runtime": map[string]any{"endpoint": "unix:///var/run/crio/crio.sock", "socketDir": "/var/run/crio"},
 			},
-			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/sys/fs/cgroup", "/var/run/crio", "/var/run/nri"},
 			nri:      true,
 		},
-		"preempt": {
-			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"enabled": true}}},
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+		"no early action": {
+			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"enabled": false}}},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 	} {
@@ -425,7 +425,10 @@ func TestChartPolicyParses(t *testing.T) {
 	// (a daemon added to one list only would be protected by the chart
 	// and not by the binary, or the other way round).
 	// values.yaml writes the empty namespace list out; the code leaves it nil.
+	// One difference on purpose: the chart turns early action on; the
+	// binary run by hand acts before the kernel only when asked.
 	want := policy.Default()
+	want.Preempt.Enabled = true
 	if len(cfg.Selector.Namespaces) == 0 && len(want.Selector.Namespaces) == 0 {
 		cfg.Selector.Namespaces, want.Selector.Namespaces = nil, nil
 	}

@@ -3,9 +3,9 @@ package nodetest
 // TestNode boots a real Kubernetes node (kubelet v1.37.2, containerd
 // v2.4.2, Debian's runc, the 6.1 kernel with cgroup v2) in the qemu guest,
 // joins it to a loopback control plane, and runs issue 16's seven
-// scenarios against it, asserting on what a user sees (pod status, Events,
-// `podwarden status`, metrics through the API server) and on the kernel's
-// files in the guest. Scenarios 1-6 share one boot of node A (AppArmor on);
+// scenarios and issue 15's early action (4b) against it, asserting on what
+// a user sees (pod status, Events, `podwarden status`, metrics through the
+// API server) and on the kernel's files in the guest. Scenarios 1-6 share one boot of node A (AppArmor on);
 // scenario 7 boots node B with AppArmor off. `make test-node` runs it.
 
 import (
@@ -85,6 +85,7 @@ func TestNode(t *testing.T) {
 	t.Run("2-chart-protects", func(t *testing.T) { scenarioChart(t, c, a) })
 	t.Run("3-container-limit", func(t *testing.T) { scenarioContainerLimit(t, c, a) })
 	t.Run("4-node-oom", func(t *testing.T) { scenarioNodeOOM(t, c, a) })
+	t.Run("4b-preempt", func(t *testing.T) { scenarioPreempt(t, c, a) })
 	t.Run("5-nri", func(t *testing.T) { scenarioNRI(t, c, a) })
 	t.Run("6-upgrade-uninstall", func(t *testing.T) { scenarioUpgradeUninstall(t, c, a) })
 	c.stopNode(t, a, nodeA)

@@ -151,8 +151,19 @@ func (w *nodeWatch) renewedAfter(ts time.Time) bool {
 	return len(w.renewals) > 0 && w.renewals[len(w.renewals)-1].After(ts)
 }
 
+// kernelOnly opts the pod out of the chart's early action
+// (policy.preempt), as a user would with the documented annotation:
+// scenarios 3 and 4 prove the kernel's OOM path (one process dies, the
+// Event and the metric follow from the kernel's report), which early
+// action would otherwise race. Scenario 4b proves early action.
+func kernelOnly(p *corev1.Pod) *corev1.Pod {
+	p.Annotations = map[string]string{"podwarden.dev/preempt": "off"}
+	return p
+}
+
 // runHog starts the hog in the pod by exec, as a user at a terminal would,
-// and returns when the exec ends (the kernel killed the hog).
+// and returns when the exec ends (the kernel, or podwarden's early
+// action, ended the hog).
 func (c *cluster) runHog(ctx context.Context, t *testing.T, ns, pod string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
@@ -341,8 +352,8 @@ func scenarioChart(t *testing.T, c *cluster, n *Node) {
 	}
 
 	start = time.Now()
-	createPod(ctx, t, c.admin, podSpec(usersNS, "nb", nodeA, latencyScript, nbCPU, nbMem))
-	createPod(ctx, t, c.admin, podSpec(usersNS, "lab", nodeA, idleScript, labCPU, labMem))
+	createPod(ctx, t, c.admin, kernelOnly(podSpec(usersNS, "nb", nodeA, latencyScript, nbCPU, nbMem)))
+	createPod(ctx, t, c.admin, kernelOnly(podSpec(usersNS, "lab", nodeA, idleScript, labCPU, labMem)))
 	createPod(ctx, t, c.admin, podSpec("kube-system", "ks", nodeA, idleScript, labCPU, "32Mi"))
 	for _, p := range [][2]string{{usersNS, "nb"}, {usersNS, "lab"}, {"kube-system", "ks"}} {
 		if _, err := waitRunning(ctx, c.admin, p[0], p[1], 5*time.Minute); err != nil {

@@ -1,0 +1,122 @@
+package nodetest
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Scenario 4b: early action as the chart ships it (policy.preempt on). A
+// pod without the opt-out annotation runs the hog; the agent ends the hog,
+// and only the hog, before the kernel's OOM killer has to: no OOM report
+// in the kernel log, the pod keeps running with no restart, a Warning
+// MemoryPressureKill Event on the pod names the process, the agent's
+// metric counts it, the host daemons live and the node never leaves Ready.
+//
+// The pod is BestEffort: nb still holds most of the node's allocatable
+// memory in requests, and early action on the node's memory (not a
+// container limit) is what the notes' crash needs.
+func scenarioPreempt(t *testing.T, c *cluster, n *Node) {
+	ctx := t.Context()
+	const name = "pw"
+	createPod(ctx, t, c.admin, podSpec(usersNS, name, nodeA, idleScript, "", ""))
+	if _, err := waitRunning(ctx, c.admin, usersNS, name, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Protected first (adj 900), so the agent lists it as a target.
+	var before ContainerView
+	var pod *corev1.Pod
+	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
+		before, pod = c.view(ctx, t, n, usersNS, name)
+		return len(before.Procs) > 0 && !slices.ContainsFunc(before.Procs, func(p GuestProc) bool { return p.Adj != 900 }), nil
+	}); err != nil {
+		t.Fatalf("%s/%s never protected: %+v", usersNS, name, before)
+	}
+	agent := c.agentPod(ctx, t, nodeA, 1)
+	daemons := map[string]string{}
+	for _, d := range []string{"kubelet", "containerd", "sshd", "systemd-network", "podwarden"} {
+		if daemons[d] = pidOf(ctx, n, d); daemons[d] == "" {
+			t.Fatalf("%s is not running before the hog", d)
+		}
+	}
+
+	markKernel(ctx, t, n, "s4b")
+	w := c.watchNode(ctx, nodeA)
+	start := time.Now()
+	c.runHog(ctx, t, usersNS, name)
+	timing("scenario 4b: the hog ended %s after it started (early action)", time.Since(start).Round(100*time.Millisecond))
+	endAt := time.Now()
+	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
+		return w.renewedAfter(endAt), nil
+	}); err != nil {
+		t.Errorf("the node's Lease was not renewed after the hog ended: %v", err)
+	}
+	notReady, _ := w.stop()
+	if len(notReady) > 0 {
+		t.Errorf("the node left Ready: %v", notReady)
+	}
+
+	klog, err := kernelSince(ctx, n, "s4b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kills(klog); len(k) > 0 || strings.Contains(klog, "invoked oom-killer") {
+		t.Errorf("the kernel's OOM killer ran (killed %v): early action came too late", k)
+	}
+	for d, pid := range daemons {
+		if got := pidOf(ctx, n, d); got != pid {
+			t.Errorf("%s: pid %q before the hog, %q after", d, pid, got)
+		}
+	}
+	after, podAfter := c.view(ctx, t, n, usersNS, name)
+	for _, p := range before.Procs {
+		if !slices.ContainsFunc(after.Procs, func(q GuestProc) bool { return q.PID == p.PID }) {
+			t.Errorf("%s's %s[%d] died with the hog", name, p.Comm, p.PID)
+		}
+	}
+	if podAfter.Status.Phase != corev1.PodRunning || restarts(podAfter) != 0 || restarts(pod) != 0 {
+		t.Errorf("%s: phase %s restarts %d, want Running with 0", name, podAfter.Status.Phase, restarts(podAfter))
+	}
+	if a2 := c.agentPod(ctx, t, nodeA, 1); a2.Name != agent.Name || restarts(a2) != restarts(agent) {
+		t.Errorf("the agent pod restarted: %s restarts %d -> %s %d", agent.Name, restarts(agent), a2.Name, restarts(a2))
+	}
+
+	// What the user sees: the Event on the pod, and the metric.
+	var ev *corev1.Event
+	if err := poll(ctx, 2*time.Minute, 2*time.Second, func(ctx context.Context) (bool, error) {
+		evs, err := c.admin.CoreV1().Events(usersNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+		if err != nil {
+			return false, err
+		}
+		for i := range evs.Items {
+			if e := &evs.Items[i]; e.Reason == "MemoryPressureKill" && e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "hog") {
+				ev = e
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Errorf("no Warning MemoryPressureKill Event on %s/%s naming the hog: %v", usersNS, name, err)
+	} else {
+		t.Logf("REPORT scenario 4b: Event %s %s from %s: %s", ev.Type, ev.Reason, ev.Source.Component, ev.Message)
+	}
+	var text string
+	if err := poll(ctx, time.Minute, 2*time.Second, func(ctx context.Context) (bool, error) {
+		var err error
+		text, err = c.metrics(ctx, agent.Name)
+		v, ok := metricValue(text, "podwarden_preempt_kills_total", `namespace="users"`, `pod="`+name+`"`)
+		return ok && v >= 1, err
+	}); err != nil {
+		t.Errorf("podwarden_preempt_kills_total for %s/%s: %v\n%s", usersNS, name, err, grepLines(text, "preempt"))
+	}
+	t.Logf("REPORT scenario 4b: %s", strings.ReplaceAll(grepLines(text, "podwarden_preempt_"), "\n", "; "))
+
+	if err := c.admin.CoreV1().Pods(usersNS).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("deleting %s/%s: %v", usersNS, name, err)
+	}
+}
