@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"podwarden/internal/streamtest"
 )
 
 // helperEnv makes the test binary run listenHelper instead of the tests:
@@ -156,19 +158,6 @@ func BenchmarkForkToEvent(b *testing.B) {
 	b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "µs-p99-delay")
 }
 
-// waitGoroutines waits for the goroutine count to fall back to n.
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("%d goroutines, want %d:\n%s", runtime.NumGoroutine(), n, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // forkStorm starts a shell that forks n short processes: 3n events.
 func forkStorm(t *testing.T, n int) {
 	t.Helper()
@@ -239,28 +228,10 @@ func TestCloseWithBlockedConsumer(t *testing.T) {
 	before := runtime.NumGoroutine()
 	l := listenOrSkip(t, context.Background(), rcvBuf)
 	forkStorm(t, 500) // 1500 events: the channel holds 1024
-	start := time.Now()
-	if err := l.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	// Generous: a hang is the defect, a busy machine is not.
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("Close took %v with a blocked consumer", d)
-	}
-	n := 0
-	for range l.Events() {
-		n++
-	}
-	if n > eventBuf {
+	if n := streamtest.CloseBlocked(t, l); n > eventBuf {
 		t.Errorf("drained %d events after Close, the channel holds %d", n, eventBuf)
 	}
-	if err := l.Err(); err != nil {
-		t.Errorf("Err after Close = %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	waitGoroutines(t, before)
+	streamtest.WaitGoroutines(t, before)
 }
 
 func TestCancelEndsTheListener(t *testing.T) {
@@ -268,20 +239,8 @@ func TestCancelEndsTheListener(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := listenOrSkip(t, ctx, rcvBuf)
 	cancel()
-	select {
-	case <-l.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("receive goroutine still running 30s after cancel")
-	}
-	for range l.Events() {
-	}
-	if err := l.Err(); err != nil {
-		t.Errorf("Err after cancel = %v", err)
-	}
-	if err := l.Close(); err != nil {
-		t.Errorf("Close after cancel = %v", err)
-	}
-	waitGoroutines(t, before)
+	streamtest.Cancelled(t, l, l.done)
+	streamtest.WaitGoroutines(t, before)
 }
 
 func TestListenCancelled(t *testing.T) {
