@@ -122,18 +122,7 @@ type status struct {
 // is errIncomplete.
 func parseStatus(b []byte) (status, error) {
 	var s status
-	for len(b) > 0 {
-		var line []byte
-		line, b = cutLine(b)
-		if len(line) == 0 {
-			continue
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			return s, fmt.Errorf("line %q: no colon", clip(line))
-		}
-		key, val := line[:colon], bytes.TrimLeft(line[colon+1:], " \t")
-		var err error
+	err := eachField(b, func(key, val []byte) (err error) {
 		// switch on string(key) compiles to a comparison without a
 		// conversion, so this loop does not allocate.
 		switch string(key) {
@@ -178,9 +167,10 @@ func parseStatus(b []byte) (status, error) {
 		case "VmPTE":
 			s.pgTables, err = kBField(val)
 		}
-		if err != nil {
-			return s, fmt.Errorf("line %q: %w", clip(line), err)
-		}
+		return err
+	})
+	if err != nil {
+		return s, err
 	}
 	if !s.haveUID {
 		return s, errIncomplete
@@ -221,30 +211,25 @@ func (s status) apply(p *Proc, haveStat bool) {
 // the v1 memory controller from /proc/PID/cgroup. Either is "" when the
 // process has none, e.g. v1 lines only on a v1 host.
 func parseCgroup(b []byte) (v2, v1Memory string, err error) {
-	for len(b) > 0 {
-		var line []byte
-		line, b = cutLine(b)
-		if len(line) == 0 {
-			continue
-		}
-		// hierarchy-ID:controller-list:cgroup-path; the path may hold
-		// colons of its own.
+	// hierarchy-ID:controller-list:cgroup-path; the path may hold colons
+	// of its own.
+	err = eachLine(b, func(line []byte) error {
 		c1 := bytes.IndexByte(line, ':')
 		if c1 < 0 {
-			return "", "", fmt.Errorf("line %q: want id:controllers:path", clip(line))
+			return errors.New("want id:controllers:path")
 		}
 		c2 := bytes.IndexByte(line[c1+1:], ':')
 		if c2 < 0 {
-			return "", "", fmt.Errorf("line %q: want id:controllers:path", clip(line))
+			return errors.New("want id:controllers:path")
 		}
 		c2 += c1 + 1
 		id, ctrls, path := line[:c1], line[c1+1:c2], line[c2+1:]
 		if _, ok := atoi(id); !ok {
-			return "", "", fmt.Errorf("line %q: invalid hierarchy id", clip(line))
+			return errors.New("invalid hierarchy id")
 		}
 		if string(id) == "0" && len(ctrls) == 0 {
 			v2 = string(path)
-			continue
+			return nil
 		}
 		for len(ctrls) > 0 {
 			c := ctrls
@@ -257,6 +242,10 @@ func parseCgroup(b []byte) (v2, v1Memory string, err error) {
 				v1Memory = string(path)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return "", "", err
 	}
 	return v2, v1Memory, nil
 }
@@ -272,18 +261,9 @@ type Meminfo struct {
 func parseMeminfo(b []byte) (Meminfo, error) {
 	var m Meminfo
 	haveTotal := false
-	for len(b) > 0 {
-		var line []byte
-		line, b = cutLine(b)
-		if len(line) == 0 {
-			continue
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 {
-			return m, fmt.Errorf("line %q: no colon", clip(line))
-		}
+	err := eachField(b, func(key, val []byte) error {
 		var dst *uint64
-		switch string(line[:colon]) {
+		switch string(key) {
 		case "MemTotal":
 			dst, haveTotal = &m.MemTotal, true
 		case "MemFree":
@@ -295,13 +275,17 @@ func parseMeminfo(b []byte) (Meminfo, error) {
 		case "SwapFree":
 			dst = &m.SwapFree
 		default:
-			continue
+			return nil
 		}
-		v, err := kBField(bytes.TrimLeft(line[colon+1:], " \t"))
+		v, err := kBField(val)
 		if err != nil {
-			return m, fmt.Errorf("line %q: %w", clip(line), err)
+			return err
 		}
 		*dst = v
+		return nil
+	})
+	if err != nil {
+		return m, err
 	}
 	if !haveTotal {
 		return m, errors.New("no MemTotal line")
@@ -329,6 +313,36 @@ func parseOneInt(b []byte) (int, error) {
 		return 0, fmt.Errorf("invalid integer %q", clip(b))
 	}
 	return v, nil
+}
+
+// eachLine calls fn with every line of b but blank ones. An error from fn
+// ends the walk, wrapped with the line it was about. fn does not escape,
+// so the closures the parsers pass are not allocated.
+func eachLine(b []byte, fn func(line []byte) error) error {
+	for len(b) > 0 {
+		var line []byte
+		line, b = cutLine(b)
+		if len(line) == 0 {
+			continue
+		}
+		if err := fn(line); err != nil {
+			return fmt.Errorf("line %q: %w", clip(line), err)
+		}
+	}
+	return nil
+}
+
+// eachField is eachLine for "key: value" files: fn gets the key and the
+// value with the blanks before it trimmed; a line without a colon is an
+// error.
+func eachField(b []byte, fn func(key, val []byte) error) error {
+	return eachLine(b, func(line []byte) error {
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			return errors.New("no colon")
+		}
+		return fn(line[:colon], bytes.TrimLeft(line[colon+1:], " \t"))
+	})
 }
 
 func intField(b []byte) (int, error) {
