@@ -53,3 +53,32 @@ func (f *NodeFlags) snapshot(ctx context.Context, fields procfs.Field) (*snapsho
 	}
 	return snapshot.Take(ctx, pfs, cfs, fields)
 }
+
+// viewFlags are the flags of the views of this node's processes (ps,
+// victims): the host roots, how pods are named, the namespace and cgroup to
+// look at, and how to print.
+type viewFlags struct {
+	node      NodeFlags
+	pods      *podFlags
+	namespace string
+	cgroup    string
+	output    string
+	noHeaders bool
+}
+
+// viewHelp is what one view's flags say: each narrows by namespace and
+// cgroup, and prints, in its own way.
+type viewHelp struct {
+	namespace, cgroup string
+	output, outputs   string // the default -o, and every one it takes
+	noHeaders         string // the outputs that have a header line
+}
+
+func (f *viewFlags) register(fs *pflag.FlagSet, pods *podSource, h viewHelp) {
+	f.node.Register(fs)
+	f.pods = pods.register(fs)
+	fs.StringVarP(&f.namespace, "namespace", "n", "", h.namespace)
+	fs.StringVar(&f.cgroup, "cgroup", "", h.cgroup)
+	fs.StringVarP(&f.output, "output", "o", h.output, "output format: "+h.outputs)
+	fs.BoolVar(&f.noHeaders, "no-headers", false, h.noHeaders+": do not print the header line")
+}

@@ -17,15 +17,10 @@ import (
 )
 
 type psFlags struct {
-	node      NodeFlags
-	pods      *podFlags
-	output    string
-	noHeaders bool
-	extended  bool
-	kernel    bool
-	pod       string
-	namespace string
-	cgroup    string
+	viewFlags
+	extended bool
+	kernel   bool
+	pod      string
 }
 
 func newPsCmd(s Streams, pods *podSource) *cobra.Command {
@@ -47,15 +42,15 @@ filter (--pod, -n, --cgroup) that matches no process is an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPs(cmd.Context(), s, f) },
 	}
-	f.node.Register(cmd.Flags())
-	f.pods = pods.register(cmd.Flags())
-	cmd.Flags().StringVarP(&f.output, "output", "o", "tree", "output format: tree, wide, json or yaml")
-	cmd.Flags().BoolVar(&f.noHeaders, "no-headers", false, "wide: do not print the header line")
+	f.register(cmd.Flags(), pods, viewHelp{
+		namespace: "only processes of pods in this namespace",
+		cgroup:    "only processes whose cgroup is this path or below it",
+		output:    "tree", outputs: "tree, wide, json or yaml",
+		noHeaders: "wide",
+	})
 	cmd.Flags().BoolVar(&f.extended, "extended", false, "tree: also print each command line")
 	cmd.Flags().BoolVar(&f.kernel, "kernel-threads", false, "include kernel threads")
 	cmd.Flags().StringVar(&f.pod, "pod", "", "only processes of this pod: namespace/name, name or UID")
-	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "only processes of pods in this namespace")
-	cmd.Flags().StringVar(&f.cgroup, "cgroup", "", "only processes whose cgroup is this path or below it")
 	return cmd
 }
 

@@ -27,14 +27,9 @@ const (
 )
 
 type victimsFlags struct {
-	node      NodeFlags
-	pods      *podFlags
-	limit     int
-	namespace string
-	cgroup    string
-	output    string
-	noHeaders bool
-	exitCode  bool
+	viewFlags
+	limit    int
+	exitCode bool
 }
 
 func newVictimsCmd(s Streams, pods *podSource) *cobra.Command {
@@ -75,13 +70,13 @@ of node-problem-detector's custom plugins.`,
 			return err
 		},
 	}
-	f.node.Register(cmd.Flags())
-	f.pods = pods.register(cmd.Flags())
+	f.register(cmd.Flags(), pods, viewHelp{
+		namespace: "only show victims in pods of this namespace (ranks stay node-wide)",
+		cgroup:    "predict an OOM inside this memory cgroup instead of a node OOM",
+		output:    "table", outputs: "table, wide, json or yaml",
+		noHeaders: "table, wide",
+	})
 	cmd.Flags().IntVar(&f.limit, "limit", 20, "how many victims to show (0 = all)")
-	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "only show victims in pods of this namespace (ranks stay node-wide)")
-	cmd.Flags().StringVar(&f.cgroup, "cgroup", "", "predict an OOM inside this memory cgroup instead of a node OOM")
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table, wide, json or yaml")
-	cmd.Flags().BoolVar(&f.noHeaders, "no-headers", false, "table, wide: do not print the header line")
 	cmd.Flags().BoolVar(&f.exitCode, "exit-code", false, "exit 1 when the verdict is a problem, 2 on errors (for scripts and node health checks)")
 	return cmd
 }
