@@ -49,8 +49,7 @@ type agentFlags struct {
 	kernelLog   string
 	kubeEvents  bool
 	nodeName    string
-	logFormat   string
-	logLevel    string
+	log         cli.LogFlags
 	preempt     bool
 	preemptDry  bool
 }
@@ -102,8 +101,7 @@ policy whose selector names labels or namespaces is refused.`,
 	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
 	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
-	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
-	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.log.Register(fl)
 	fl.BoolVar(&f.preempt, "preempt", false, "act before the kernel OOM killer: end one process of the target that causes memory pressure (policy preempt.enabled; docs/policy.md)")
 	fl.BoolVar(&f.preemptDry, "preempt-dry-run", false, "with --preempt: choose and report victims (log, metric, Event) but send no signal (policy preempt.dryRun)")
 	return cmd
@@ -177,7 +175,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		}
 	}
 	ownNS := f.policy.namespace(cmd.Flags())
-	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
+	log, err := f.log.New(s.ErrOut)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,7 @@ type nriFlags struct {
 	pluginName string
 	pluginIdx  string
 	cgroupRoot string
-	logFormat  string
-	logLevel   string
+	log        cli.LogFlags
 }
 
 func newNRICmd(s streams) *cobra.Command {
@@ -51,8 +50,7 @@ runtime; see docs/nri.md.`,
 	fl.StringVar(&f.pluginName, "plugin-name", "podwarden", "name the plugin registers under")
 	fl.StringVar(&f.pluginIdx, "plugin-idx", "10", "two-digit index ordering the plugin among other NRI plugins (lower runs first)")
 	fl.StringVar(&f.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "host cgroup mount, read once to tell cgroup v2 (memory.oom.group allowed) from v1")
-	fl.StringVar(&f.logFormat, "log-format", "json", "log format: json or text")
-	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.log.Register(fl)
 	return cmd
 }
 
@@ -95,7 +93,7 @@ func runNRI(cmd *cobra.Command, s streams, f *nriFlags) error {
 	if err != nil {
 		return err
 	}
-	log, err := cli.NewLogger(s.ErrOut, f.logFormat, f.logLevel)
+	log, err := f.log.New(s.ErrOut)
 	if err != nil {
 		return err
 	}
