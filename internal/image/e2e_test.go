@@ -122,26 +122,7 @@ func TestDistributionEndToEnd(t *testing.T) {
 	})
 
 	t.Run("concurrent", func(t *testing.T) {
-		const n = 6
-		results := make([]*Result, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				results[i], errs[i] = newPatcher(t).Patch(ctx, ref, []Patch{oomPatch, motdPatch})
-			}()
-		}
-		wg.Wait()
-		for i := range n {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			if results[i].Digest != results[0].Digest || results[i].Ref.String() != results[0].Ref.String() {
-				t.Errorf("result %d differs", i)
-			}
-		}
+		res := patchAtOnce(t, ctx, 6, func() *Patcher { return newPatcher(t) }, ref, []Patch{oomPatch, motdPatch})
 		tags, err := remote.List(ref.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -155,8 +136,8 @@ func TestDistributionEndToEnd(t *testing.T) {
 		if prefixed != 2 { // oom only (first subtest), oom+motd
 			t.Errorf("tags %v", tags)
 		}
-		d, err := remote.Head(results[0].Ref)
-		if err != nil || d.Digest != results[0].Digest {
+		d, err := remote.Head(res.Ref)
+		if err != nil || d.Digest != res.Digest {
 			t.Errorf("tag digest %v %v", d, err)
 		}
 	})

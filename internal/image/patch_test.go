@@ -80,6 +80,33 @@ func newPatcher(t *testing.T, opts ...Option) *Patcher {
 	return p
 }
 
+// patchAtOnce has n patchers, each from patcher, apply patches to ref at
+// the same time. Every one must succeed with the same tag and digest,
+// which it returns.
+func patchAtOnce(t *testing.T, ctx context.Context, n int, patcher func() *Patcher, ref name.Reference, patches []Patch) *Result {
+	t.Helper()
+	results := make([]*Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = patcher().Patch(ctx, ref, patches)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("patch %d: %v", i, errs[i])
+		}
+		if results[i].Ref.String() != results[0].Ref.String() || results[i].Digest != results[0].Digest {
+			t.Errorf("patch %d: %s@%s, patch 0: %s@%s", i, results[i].Ref, results[i].Digest, results[0].Ref, results[0].Digest)
+		}
+	}
+	return results[0]
+}
+
 func TestPatch(t *testing.T) {
 	host := newRegistry(t, nil)
 	ref, base := pushBase(t, host+"/pods/base:v1", nil)
@@ -199,26 +226,7 @@ func TestPatchConcurrent(t *testing.T) {
 	host := newRegistry(t, nil)
 	ref, _ := pushBase(t, host+"/pods/base:v1", nil)
 	// Separate Patchers, as in separate processes: no shared singleflight.
-	const n = 8
-	results := make([]*Result, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = newPatcher(t).Patch(context.Background(), ref, []Patch{oomPatch})
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("patch %d: %v", i, errs[i])
-		}
-		if results[i].Ref.String() != results[0].Ref.String() || results[i].Digest != results[0].Digest {
-			t.Errorf("patch %d: %s@%s, patch 0: %s@%s", i, results[i].Ref, results[i].Digest, results[0].Ref, results[0].Digest)
-		}
-	}
+	patchAtOnce(t, context.Background(), 8, func() *Patcher { return newPatcher(t) }, ref, []Patch{oomPatch})
 	tags, err := remote.List(ref.Context())
 	if err != nil {
 		t.Fatal(err)

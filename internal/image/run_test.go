@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -117,34 +116,16 @@ func TestPatchRunConcurrent(t *testing.T) {
 			}
 			host := newRegistry(t, wrap)
 			ref, _ := pushBase(t, host+"/pods/base:v1", nil)
-			const n = 2
 			shared := newPatcher(t, WithRunner(&randomRunner{}))
-			results := make([]*Result, n)
-			errs := make([]error, n)
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					p := shared
-					if !tc.shared {
-						p = newPatcher(t, WithRunner(&randomRunner{}))
-					}
-					results[i], errs[i] = p.Patch(context.Background(), ref, []Patch{runPatch})
-				}()
-			}
-			wg.Wait()
-			for i := range n {
-				if errs[i] != nil {
-					t.Fatalf("patch %d: %v", i, errs[i])
+			res := patchAtOnce(t, context.Background(), 2, func() *Patcher {
+				if tc.shared {
+					return shared
 				}
-				if results[i].Digest != results[0].Digest || results[i].Ref.String() != results[0].Ref.String() {
-					t.Errorf("patch %d: %s@%s, patch 0: %s@%s", i, results[i].Ref, results[i].Digest, results[0].Ref, results[0].Digest)
-				}
-			}
-			d, err := remote.Head(results[0].Ref)
-			if err != nil || d.Digest != results[0].Digest {
-				t.Errorf("tag holds %v (%v), want %s", d, err, results[0].Digest)
+				return newPatcher(t, WithRunner(&randomRunner{}))
+			}, ref, []Patch{runPatch})
+			d, err := remote.Head(res.Ref)
+			if err != nil || d.Digest != res.Digest {
+				t.Errorf("tag holds %v (%v), want %s", d, err, res.Digest)
 			}
 		})
 	}
