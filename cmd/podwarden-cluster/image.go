@@ -107,6 +107,21 @@ func startImage(ctx context.Context, flags *imageFlags, refStr string) (*imageRu
 	return r, nil
 }
 
+// startPatching is startImage for the subcommands that apply patches: it
+// also picks the lineage's patches named by ids (every one without ids).
+func startPatching(ctx context.Context, flags *imageFlags, refStr string, ids ...string) (*imageRun, []image.Patch, error) {
+	r, err := startImage(ctx, flags, refStr)
+	if err != nil {
+		return nil, nil, err
+	}
+	patches, err := image.LineagePatches(r.lineage, ids...)
+	if err != nil {
+		r.cancel()
+		return nil, nil, err
+	}
+	return r, patches, nil
+}
+
 func newImageEnv(flags *imageFlags) (*imageEnv, error) {
 	l, err := lineage.Load(flags.Lineage)
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"podwarden/internal/image"
 )
 
 func newImagePatchCmd(s streams, flags *imageFlags) *cobra.Command {
@@ -25,15 +23,11 @@ func newImagePatchCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImagePatch(ctx context.Context, s streams, flags *imageFlags, refStr string, ids []string) error {
-	r, err := startImage(ctx, flags, refStr)
+	r, patches, err := startPatching(ctx, flags, refStr, ids...)
 	if err != nil {
 		return err
 	}
 	defer r.cancel()
-	patches, err := image.LineagePatches(r.lineage, ids...)
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	res, err := r.patcher.Patch(r.ctx, r.ref, patches)
 	if err != nil {

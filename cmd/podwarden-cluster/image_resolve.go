@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"podwarden/internal/image"
 )
 
 func newImageResolveCmd(s streams, flags *imageFlags) *cobra.Command {
@@ -25,15 +23,11 @@ stderr: a pod is never blocked by a patch.`,
 }
 
 func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
-	r, err := startImage(ctx, flags, refStr)
+	r, patches, err := startPatching(ctx, flags, refStr)
 	if err != nil {
 		return err
 	}
 	defer r.cancel()
-	patches, err := image.LineagePatches(r.lineage)
-	if err != nil {
-		return err
-	}
 	timeout := flags.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second

@@ -6,8 +6,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-
-	"podwarden/internal/image"
 )
 
 func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
@@ -25,15 +23,11 @@ func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImageStatus(ctx context.Context, s streams, flags *imageFlags, noHeaders bool) error {
-	r, err := startImage(ctx, flags, "")
+	r, patches, err := startPatching(ctx, flags, "")
 	if err != nil {
 		return err
 	}
 	defer r.cancel()
-	patches, err := image.LineagePatches(r.lineage)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
 	if !noHeaders {
 		fmt.Fprint(tw, "BASE")
