@@ -146,24 +146,21 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 			protected = append(protected, []string{a.Node, strings.Join(a.Metrics.ProtectedPods, ", ")})
 		}
 	}
-	if len(protected) > 0 {
-		fmt.Fprintln(w, "\nProtected pods:")
+	// section prints a titled table, nothing when it has no rows.
+	section := func(title, head string, rows [][]string) {
+		if len(rows) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s:\n", title)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		header(tw, "NODE\tPODS")
-		for _, r := range protected {
+		header(tw, head)
+		for _, r := range rows {
 			fmt.Fprintln(tw, strings.Join(r, "\t"))
 		}
 		tw.Flush()
 	}
-	if len(kills) > 0 {
-		fmt.Fprintln(w, "\nOOM kills in target pods, and of host processes in node OOMs (since each agent started):")
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		header(tw, "NODE\tPOD\tCONTAINER\tKIND\tKILLS")
-		for _, r := range kills {
-			fmt.Fprintln(tw, strings.Join(r, "\t"))
-		}
-		tw.Flush()
-	}
+	section("Protected pods", "NODE\tPODS", protected)
+	section("OOM kills in target pods, and of host processes in node OOMs (since each agent started)", "NODE\tPOD\tCONTAINER\tKIND\tKILLS", kills)
 	var unreadable []status.Agent
 	for _, a := range st.Agents {
 		if a.Error != "" {
