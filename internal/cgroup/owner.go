@@ -115,18 +115,8 @@ func splitPath(p string) []segment {
 }
 
 func parseCgroupfs(p string, segs []segment, i int) Owner {
-	o := Owner{Driver: DriverCgroupfs, QoS: QoSGuaranteed}
-	j := i + 1
-	if j < len(segs) {
-		switch segs[j].name {
-		case "burstable":
-			o.QoS = QoSBurstable
-			j++
-		case "besteffort":
-			o.QoS = QoSBestEffort
-			j++
-		}
-	}
+	o := Owner{Driver: DriverCgroupfs}
+	j := o.qosLevel(segs, i+1, "burstable", "besteffort")
 	if j >= len(segs) {
 		return Owner{}
 	}
@@ -134,10 +124,7 @@ func parseCgroupfs(p string, segs []segment, i int) Owner {
 	if !ok || !isUID(uid) {
 		return Owner{}
 	}
-	o.PodUID = uid
-	o.PodCgroup = p[:segs[j].end]
-	j++
-	if j >= len(segs) {
+	if j = o.podLevel(p, segs, j, uid); j >= len(segs) {
 		return o
 	}
 	name := segs[j].name
@@ -155,22 +142,38 @@ func parseCgroupfs(p string, segs []segment, i int) Owner {
 	return o
 }
 
+// qosLevel reads the QoS level segs[j] of a driver that names the two
+// lower classes burstable and besteffort; Guaranteed pods have no such
+// level. It returns the index of the pod level.
+func (o *Owner) qosLevel(segs []segment, j int, burstable, besteffort string) int {
+	o.QoS = QoSGuaranteed
+	if j < len(segs) {
+		switch segs[j].name {
+		case burstable:
+			o.QoS = QoSBurstable
+			return j + 1
+		case besteffort:
+			o.QoS = QoSBestEffort
+			return j + 1
+		}
+	}
+	return j
+}
+
+// podLevel records segs[j] of p as the cgroup of the pod uid. It returns
+// the index of the container level.
+func (o *Owner) podLevel(p string, segs []segment, j int, uid string) int {
+	o.PodUID = uid
+	o.PodCgroup = p[:segs[j].end]
+	return j + 1
+}
+
 func parseSystemd(p string, segs []segment, i int) Owner {
-	o := Owner{Driver: DriverSystemd, QoS: QoSGuaranteed}
+	o := Owner{Driver: DriverSystemd}
 	// systemd encodes the hierarchy in the unit name: every level repeats
 	// its parent's name plus "-<part>", so all names below share base.
 	base := strings.TrimSuffix(segs[i].name, ".slice")
-	j := i + 1
-	if j < len(segs) {
-		switch segs[j].name {
-		case base + "-burstable.slice":
-			o.QoS = QoSBurstable
-			j++
-		case base + "-besteffort.slice":
-			o.QoS = QoSBestEffort
-			j++
-		}
-	}
+	j := o.qosLevel(segs, i+1, base+"-burstable.slice", base+"-besteffort.slice")
 	if j >= len(segs) {
 		return Owner{}
 	}
@@ -186,10 +189,7 @@ func parseSystemd(p string, segs []segment, i int) Owner {
 	if !isUID(uid) {
 		return Owner{}
 	}
-	o.PodUID = uid
-	o.PodCgroup = p[:segs[j].end]
-	j++
-	if j >= len(segs) {
+	if j = o.podLevel(p, segs, j, uid); j >= len(segs) {
 		return o
 	}
 	unit, ok := strings.CutSuffix(segs[j].name, ".scope")

@@ -14,221 +14,95 @@ const (
 )
 
 func TestParsePath(t *testing.T) {
+	// The pod cgroups most cases are in.
+	const (
+		fsG  = "/kubepods/pod" + uid
+		fsBu = "/kubepods/burstable/pod" + uid
+		fsBe = "/kubepods/besteffort/pod" + uid
+		sdG  = "/kubepods.slice/kubepods-pod" + uidU + ".slice"
+		sdBu = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice"
+		sdBe = "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice"
+		// kind: kubelet's cgroupRoot=/kubelet under the systemd driver.
+		kindBu = "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod" + uidU + ".slice"
+		kindBe = "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice"
+		kindG  = "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice"
+	)
 	tests := []struct {
 		name string
 		path string
-		want Owner
+		pod  string // want.PodCgroup
+		ctr  string // the container's level below pod: want.ContainerCgroup is pod/ctr
+		want Owner  // without the two cgroups
 	}{
 		// cgroupfs driver.
-		{
-			name: "seed crio besteffort-less guaranteed",
-			path: "/kubepods/pod" + uid + "/crio-" + cid,
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/pod" + uid, ContainerCgroup: "/kubepods/pod" + uid + "/crio-" + cid},
-		},
-		{
-			name: "cgroupfs guaranteed containerd",
-			path: "/kubepods/pod" + uid + "/" + cid,
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/pod" + uid, ContainerCgroup: "/kubepods/pod" + uid + "/" + cid},
-		},
-		{
-			name: "cgroupfs burstable containerd or docker",
-			path: "/kubepods/burstable/pod" + uid + "/" + cid,
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + uid, ContainerCgroup: "/kubepods/burstable/pod" + uid + "/" + cid},
-		},
-		{
-			name: "cgroupfs besteffort",
-			path: "/kubepods/besteffort/pod" + uid + "/" + cid,
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/besteffort/pod" + uid, ContainerCgroup: "/kubepods/besteffort/pod" + uid + "/" + cid},
-		},
-		{
-			name: "cgroupfs crio burstable",
-			path: "/kubepods/burstable/pod" + uid + "/crio-" + cid,
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + uid, ContainerCgroup: "/kubepods/burstable/pod" + uid + "/crio-" + cid},
-		},
-		{
-			name: "cgroupfs crio conmon",
-			path: "/kubepods/besteffort/pod" + uid + "/crio-conmon-" + cid,
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs, Conmon: true,
-				PodCgroup: "/kubepods/besteffort/pod" + uid, ContainerCgroup: "/kubepods/besteffort/pod" + uid + "/crio-conmon-" + cid},
-		},
-		{
-			name: "cgroupfs crun container leaf",
-			path: "/kubepods/burstable/pod" + uid + "/crio-" + cid + "/container",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + uid, ContainerCgroup: "/kubepods/burstable/pod" + uid + "/crio-" + cid},
-		},
-		{
-			name: "cgroupfs systemd inside the container",
-			path: "/kubepods/burstable/pod" + uid + "/crio-" + cid + "/init.scope",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + uid, ContainerCgroup: "/kubepods/burstable/pod" + uid + "/crio-" + cid},
-		},
-		{
-			name: "cgroupfs service inside the container",
-			path: "/kubepods/pod" + uid + "/" + cid + "/system.slice/foo.service",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/pod" + uid, ContainerCgroup: "/kubepods/pod" + uid + "/" + cid},
-		},
-		{
-			name: "cgroupfs pod cgroup itself",
-			path: "/kubepods/burstable/pod" + uid,
-			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverCgroupfs, PodCgroup: "/kubepods/burstable/pod" + uid},
-		},
-		{
-			name: "cgroupfs pod with trailing slash",
-			path: "/kubepods/burstable/pod" + uid + "/",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverCgroupfs, PodCgroup: "/kubepods/burstable/pod" + uid},
-		},
-		{
-			name: "cgroupfs pod with unknown child",
-			path: "/kubepods/pod" + uid + "/not-a-container",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverCgroupfs, PodCgroup: "/kubepods/pod" + uid},
-		},
-		{
-			name: "cgroupfs static pod hash",
-			path: "/kubepods/burstable/pod" + static + "/" + cid,
-			want: Owner{PodUID: static, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + static, ContainerCgroup: "/kubepods/burstable/pod" + static + "/" + cid},
-		},
-		{
-			name: "cgroupfs under a cgroup root",
-			path: "/kubelet/kubepods/besteffort/pod" + uid + "/" + cid,
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubelet/kubepods/besteffort/pod" + uid, ContainerCgroup: "/kubelet/kubepods/besteffort/pod" + uid + "/" + cid},
-		},
-		{
-			name: "cgroupfs without leading slash keeps the caller's form",
-			path: "kubepods/pod" + uid + "/" + cid,
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "kubepods/pod" + uid, ContainerCgroup: "kubepods/pod" + uid + "/" + cid},
-		},
-		{
-			name: "nested kubepods that is not a pod is skipped",
-			path: "/kubepods/burstable/pod" + uid + "/" + cid + "/kubepods/whatever",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs,
-				PodCgroup: "/kubepods/burstable/pod" + uid, ContainerCgroup: "/kubepods/burstable/pod" + uid + "/" + cid},
-		},
-		{
-			name: "first kubepods segment not a pod, later one is",
-			path: "/kubepods/system/kubepods/pod" + uid,
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverCgroupfs, PodCgroup: "/kubepods/system/kubepods/pod" + uid},
-		},
+		{name: "seed crio besteffort-less guaranteed", path: fsG + "/crio-" + cid, pod: fsG, ctr: "crio-" + cid,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs}},
+		{name: "cgroupfs guaranteed containerd", path: fsG + "/" + cid, pod: fsG, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs burstable containerd or docker", path: fsBu + "/" + cid, pod: fsBu, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs besteffort", path: fsBe + "/" + cid, pod: fsBe, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs crio burstable", path: fsBu + "/crio-" + cid, pod: fsBu, ctr: "crio-" + cid,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs}},
+		{name: "cgroupfs crio conmon", path: fsBe + "/crio-conmon-" + cid, pod: fsBe, ctr: "crio-conmon-" + cid,
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs, Conmon: true}},
+		{name: "cgroupfs crun container leaf", path: fsBu + "/crio-" + cid + "/container", pod: fsBu, ctr: "crio-" + cid,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs}},
+		{name: "cgroupfs systemd inside the container", path: fsBu + "/crio-" + cid + "/init.scope", pod: fsBu, ctr: "crio-" + cid,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverCgroupfs}},
+		{name: "cgroupfs service inside the container", path: fsG + "/" + cid + "/system.slice/foo.service", pod: fsG, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs pod cgroup itself", path: fsBu, pod: fsBu,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverCgroupfs}},
+		{name: "cgroupfs pod with trailing slash", path: fsBu + "/", pod: fsBu,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverCgroupfs}},
+		{name: "cgroupfs pod with unknown child", path: fsG + "/not-a-container", pod: fsG,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverCgroupfs}},
+		{name: "cgroupfs static pod hash", path: "/kubepods/burstable/pod" + static + "/" + cid, pod: "/kubepods/burstable/pod" + static, ctr: cid,
+			want: Owner{PodUID: static, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs under a cgroup root", path: "/kubelet/kubepods/besteffort/pod" + uid + "/" + cid, pod: "/kubelet/kubepods/besteffort/pod" + uid, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "cgroupfs without leading slash keeps the caller's form", path: "kubepods/pod" + uid + "/" + cid, pod: "kubepods/pod" + uid, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "nested kubepods that is not a pod is skipped", path: fsBu + "/" + cid + "/kubepods/whatever", pod: fsBu, ctr: cid,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Driver: DriverCgroupfs}},
+		{name: "first kubepods segment not a pod, later one is", path: "/kubepods/system/kubepods/pod" + uid, pod: "/kubepods/system/kubepods/pod" + uid,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverCgroupfs}},
 
 		// systemd driver.
-		{
-			name: "systemd burstable containerd",
-			path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "systemd besteffort containerd",
-			path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "systemd guaranteed containerd",
-			path: "/kubepods.slice/kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "systemd crio",
-			path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/crio-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/crio-" + cid + ".scope"},
-		},
-		{
-			name: "systemd crio conmon",
-			path: "/kubepods.slice/kubepods-pod" + uidU + ".slice/crio-conmon-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd, Conmon: true,
-				PodCgroup:       "/kubepods.slice/kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-pod" + uidU + ".slice/crio-conmon-" + cid + ".scope"},
-		},
-		{
-			name: "systemd docker",
-			path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice/docker-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeDocker, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + uidU + ".slice/docker-" + cid + ".scope"},
-		},
-		{
-			name: "systemd crun container leaf",
-			path: "/kubepods.slice/kubepods-pod" + uidU + ".slice/crio-" + cid + ".scope/container",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-pod" + uidU + ".slice/crio-" + cid + ".scope"},
-		},
-		{
-			name: "systemd init.scope inside the container",
-			path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/crio-" + cid + ".scope/init.scope",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice/crio-" + cid + ".scope"},
-		},
-		{
-			name: "systemd service inside the container",
-			path: "/kubepods.slice/kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope/system.slice/foo.service",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "systemd pod cgroup itself",
-			path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverSystemd,
-				PodCgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + uidU + ".slice"},
-		},
-		{
-			name: "systemd static pod hash",
-			path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + static + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: static, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + static + ".slice",
-				ContainerCgroup: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + static + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "kind burstable (cgroupRoot=/kubelet)",
-			path: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice/kubelet-kubepods-burstable-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "kind besteffort",
-			path: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "kind guaranteed",
-			path: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "kind node seen from the host (docker cgroup v1)",
-			path: "/docker/" + cid + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd,
-				PodCgroup:       "/docker/" + cid + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice",
-				ContainerCgroup: "/docker/" + cid + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope"},
-		},
-		{
-			name: "systemd pod with non-container scope",
-			path: "/kubepods.slice/kubepods-pod" + uidU + ".slice/something.scope",
-			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverSystemd, PodCgroup: "/kubepods.slice/kubepods-pod" + uidU + ".slice"},
-		},
+		{name: "systemd burstable containerd", path: sdBu + "/cri-containerd-" + cid + ".scope", pod: sdBu, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "systemd besteffort containerd", path: sdBe + "/cri-containerd-" + cid + ".scope", pod: sdBe, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "systemd guaranteed containerd", path: sdG + "/cri-containerd-" + cid + ".scope", pod: sdG, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "systemd crio", path: sdBu + "/crio-" + cid + ".scope", pod: sdBu, ctr: "crio-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd}},
+		{name: "systemd crio conmon", path: sdG + "/crio-conmon-" + cid + ".scope", pod: sdG, ctr: "crio-conmon-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd, Conmon: true}},
+		{name: "systemd docker", path: sdBe + "/docker-" + cid + ".scope", pod: sdBe, ctr: "docker-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeDocker, Driver: DriverSystemd}},
+		{name: "systemd crun container leaf", path: sdG + "/crio-" + cid + ".scope/container", pod: sdG, ctr: "crio-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd}},
+		{name: "systemd init.scope inside the container", path: sdBu + "/crio-" + cid + ".scope/init.scope", pod: sdBu, ctr: "crio-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeCRIO, Driver: DriverSystemd}},
+		{name: "systemd service inside the container", path: sdG + "/cri-containerd-" + cid + ".scope/system.slice/foo.service", pod: sdG, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "systemd pod cgroup itself", path: sdBu, pod: sdBu,
+			want: Owner{PodUID: uid, QoS: QoSBurstable, Driver: DriverSystemd}},
+		{name: "systemd static pod hash", path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + static + ".slice/cri-containerd-" + cid + ".scope", pod: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + static + ".slice", ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: static, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "kind burstable (cgroupRoot=/kubelet)", path: kindBu + "/cri-containerd-" + cid + ".scope", pod: kindBu, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBurstable, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "kind besteffort", path: kindBe + "/cri-containerd-" + cid + ".scope", pod: kindBe, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSBestEffort, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "kind guaranteed", path: kindG + "/cri-containerd-" + cid + ".scope", pod: kindG, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "kind node seen from the host (docker cgroup v1)", path: "/docker/" + cid + kindG + "/cri-containerd-" + cid + ".scope", pod: "/docker/" + cid + kindG, ctr: "cri-containerd-" + cid + ".scope",
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, ContainerID: cid, Runtime: RuntimeContainerd, Driver: DriverSystemd}},
+		{name: "systemd pod with non-container scope", path: sdG + "/something.scope", pod: sdG,
+			want: Owner{PodUID: uid, QoS: QoSGuaranteed, Driver: DriverSystemd}},
 
 		// Not pods.
 		{name: "empty", path: ""},
@@ -253,6 +127,12 @@ func TestParsePath(t *testing.T) {
 		{name: "name merely ends in kubepods", path: "/mykubepods/pod" + uid},
 	}
 	for _, tc := range tests {
+		if tc.pod != "" {
+			tc.want.PodCgroup = tc.pod
+		}
+		if tc.ctr != "" {
+			tc.want.ContainerCgroup = tc.pod + "/" + tc.ctr
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			got := ParsePath(tc.path)
 			if got != tc.want {
