@@ -113,6 +113,16 @@ func startFake(t *testing.T, f *fakeAPI) Config {
 	return cfg
 }
 
+// startReporter starts the Reporter of node-a on the fake API server f,
+// closed when the test ends.
+func startReporter(t *testing.T, f *fakeAPI, log *slog.Logger) *Reporter {
+	t.Helper()
+	r, err := NewReporter(t.Context(), startFake(t, f), "node-a", log)
+	must(t, err)
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -139,10 +149,7 @@ func waitFor(t *testing.T, f *fakeAPI, cond func(map[string]event) bool) map[str
 
 func TestReporterPodOOM(t *testing.T) {
 	f := &fakeAPI{token: "tok-1"}
-	cfg := startFake(t, f)
-	r, err := NewReporter(t.Context(), cfg, "node-a", nil)
-	must(t, err)
-	defer r.Close()
+	r := startReporter(t, f, nil)
 	ctx := t.Context()
 
 	if err := r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "nb-0", PodUID: "uid-OLD", Comm: "python", PID: 1}); !errors.Is(err, ErrPodMismatch) {
@@ -191,11 +198,8 @@ func TestReporterPodOOM(t *testing.T) {
 
 func TestReporterNodeOOMRetriesAndRecreates(t *testing.T) {
 	f := &fakeAPI{token: "tok-1", fail: 2}
-	cfg := startFake(t, f)
-	r, err := NewReporter(t.Context(), cfg, "node-a", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	must(t, err)
+	r := startReporter(t, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.retryBase = time.Millisecond
-	defer r.Close()
 
 	o := OOM{Kind: KindNode, HostVictims: []string{"sshd (pid 812)"}}
 	must(t, r.NodeOOM(t.Context(), o))
@@ -273,10 +277,7 @@ func TestConfigErrors(t *testing.T) {
 
 func TestReporterPodPressureKill(t *testing.T) {
 	f := &fakeAPI{token: "tok-1"}
-	cfg := startFake(t, f)
-	r, err := NewReporter(t.Context(), cfg, "node-a", nil)
-	must(t, err)
-	defer r.Close()
+	r := startReporter(t, f, nil)
 	ctx := t.Context()
 	k := PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-1", Container: "notebook", Comm: "python3", PID: 812,
 		Signals: []string{"SIGTERM"}, Scope: ScopeNode, Available: 1, Total: 10}
