@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
-	"podwarden/internal/procfs"
 )
 
 const (
@@ -61,17 +59,11 @@ func seedLikeNode(t *testing.T) *node {
 
 func newTestAgent(t *testing.T, n *node, dryRun bool) *Agent {
 	t.Helper()
-	pfs, err := procfs.NewFS(n.proc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfs, err := cgroup.NewFS(n.cgroup)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pol := policy.Default()
 	pol.CgroupSelector = "/kubepods/pod*/*"
-	a, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs, DryRun: dryRun})
+	cfg := n.config(t, pol)
+	cfg.DryRun = dryRun
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,10 +8,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-client/pkg/fake"
 
-	"podwarden/internal/cgroup"
 	"podwarden/internal/cri"
 	"podwarden/internal/policy"
-	"podwarden/internal/procfs"
 )
 
 // TestReconcileThroughCRI runs the agent in runtime mode against a CRI
@@ -78,12 +76,12 @@ func TestReconcileThroughCRI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	pfs, _ := procfs.NewFS(n.proc)
-	cfs, _ := cgroup.NewFS(n.cgroup)
 	pol := policy.Default()
 	pol.Selector.Labels = map[string]string{"app": "latch-pods"}
 	pol.Protected = nil
-	a, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: client, OwnNamespace: "podwarden"})
+	cfg := n.config(t, pol)
+	cfg.Runtime, cfg.OwnNamespace = client, "podwarden"
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"podwarden/internal/cgroup"
+	"podwarden/internal/policy"
+	"podwarden/internal/procfs"
 )
 
 // node is a fixture host: a /proc tree and a cgroup v2 tree in a temp dir,
@@ -34,6 +38,20 @@ func newNode(t *testing.T) *node {
 	n.write(filepath.Join(n.cgroup, "cgroup.controllers"), "cpuset cpu io memory pids\n")
 	n.write(filepath.Join(n.cgroup, "cgroup.procs"), "")
 	return n
+}
+
+// config is a Config with pol that reads and writes this node's trees.
+func (n *node) config(t *testing.T, pol policy.Config) Config {
+	t.Helper()
+	pfs, err := procfs.NewFS(n.proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfs, err := cgroup.NewFS(n.cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Policy: pol, Proc: pfs, Cgroups: cfs}
 }
 
 func (n *node) write(path, content string) {

@@ -5,9 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
-	"podwarden/internal/procfs"
 )
 
 // Without a runtime the agent finds the kubelet's container cgroups by
@@ -90,18 +88,10 @@ func TestRuntimelessFindsKubeletContainers(t *testing.T) {
 					pids[pid] = inTarget
 				}
 			}
-			pfs, err := procfs.NewFS(n.proc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfs, err := cgroup.NewFS(n.cgroup)
-			if err != nil {
-				t.Fatal(err)
-			}
 			pol := policy.Default()
 			pol.Protected = nil
 			pol.CgroupSelector = tc.selector
-			a, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs})
+			a, err := New(n.config(t, pol))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,8 +140,6 @@ func sorted(s []string) []string {
 // when the agent is made, not turned into a silent "no targets".
 func TestRuntimelessRefusesPodSelectors(t *testing.T) {
 	n := newNode(t)
-	pfs, _ := procfs.NewFS(n.proc)
-	cfs, _ := cgroup.NewFS(n.cgroup)
 	for _, tc := range []struct {
 		name string
 		set  func(*policy.Config)
@@ -165,7 +153,7 @@ func TestRuntimelessRefusesPodSelectors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pol := policy.Default()
 			tc.set(&pol)
-			_, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs})
+			_, err := New(n.config(t, pol))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "without a container runtime") {
 				t.Fatalf("err = %v, want one naming %s", err, tc.want)
 			}
@@ -174,7 +162,9 @@ func TestRuntimelessRefusesPodSelectors(t *testing.T) {
 	// The defaults and the agent's own namespace are not the operator's doing.
 	pol := policy.Default()
 	pol.Selector.ExcludeNamespaces = append(pol.Selector.ExcludeNamespaces, "podwarden")
-	if _, err := New(Config{Policy: pol, Proc: pfs, Cgroups: cfs, OwnNamespace: "podwarden"}); err != nil {
+	cfg := n.config(t, pol)
+	cfg.OwnNamespace = "podwarden"
+	if _, err := New(cfg); err != nil {
 		t.Fatalf("default policy refused: %v", err)
 	}
 }
