@@ -150,6 +150,20 @@ protect_wait() {
 	FRESH=""
 }
 
+# shipped_pod CGROUP: a container as Kubernetes ships it, at -997: two
+# idle bystanders (app, worker) and a hog (tail), whose pids are A, B and
+# H. The agent then starts and (podwarden mode) protects all three.
+shipped_pod() {
+	idle app bystander "$1" -997
+	A=$LASTPID
+	idle worker bystander "$1" -997
+	B=$LASTPID
+	hog tail "$1" -997
+	H=$LASTPID
+	start_agent
+	protect_wait "$1" "$A" "$B" "$H"
+}
+
 # state CGROUP: record what the kernel will act on right now.
 state() {
 	check "oom.group $1" "$(cat "$CG$1/memory.oom.group")"

@@ -3,13 +3,6 @@
 # with the agent (oom.group=0, adj 900) it kills only the hog.
 CTR=/kubepods/pod5b1f0c4e-7a1d-4c39-9f0e-1c2d3e4f5a61/3f4e5d6c7b8a99887766554433221100ffeeddccbbaa99887766554433221100
 mkcg "$CTR" 1 48M
-idle app bystander "$CTR" -997
-A=$LASTPID
-idle worker bystander "$CTR" -997
-B=$LASTPID
-hog tail "$CTR" -997
-H=$LASTPID
-start_agent
-protect_wait "$CTR" "$A" "$B" "$H"
+shipped_pod "$CTR"
 state "$CTR"
 go_hog tail 120

@@ -4,14 +4,7 @@
 # before the hog runs.
 CTR=/kubepods/pod3c4d5e6f-7081-4920-a3b4-c5d6e7f80912/cccc000000000000000000000000000000000000000000000000000000000003
 mkcg "$CTR" 1 48M
-idle app bystander "$CTR" -997
-A=$LASTPID
-idle worker bystander "$CTR" -997
-B=$LASTPID
-hog tail "$CTR" -997
-H=$LASTPID
-start_agent
-protect_wait "$CTR" "$A" "$B" "$H"
+shipped_pod "$CTR"
 echo 1 > "$CG$CTR/memory.oom.group"
 for p in $A $B $H; do echo -997 > "/proc/$p/oom_score_adj"; done
 check "drift oom.group" "$(cat "$CG$CTR/memory.oom.group")"

@@ -12,14 +12,7 @@ mkcg /system.slice/containerd.service
 idle containerd runtime /system.slice/containerd.service -999
 CTR=/kubepods/besteffort/pod8c2d7e1a-3b4f-4a5e-8d6c-7f8091a2b3c4/9a8b7c6d5e4f30211203f4e5d6c7b8a99a8b7c6d5e4f30211203f4e5d6c7b8a9
 mkcg "$CTR" 1
-idle app bystander "$CTR" -997
-A=$LASTPID
-idle worker bystander "$CTR" -997
-B=$LASTPID
-hog tail "$CTR" -997
-H=$LASTPID
-start_agent
-protect_wait "$CTR" "$A" "$B" "$H"
+shipped_pod "$CTR"
 state "$CTR"
 metric memavailable-kb-before "$(awk '/MemAvailable/{print $2}' /proc/meminfo)"
 go_hog tail 240
