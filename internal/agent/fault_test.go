@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
@@ -173,7 +174,15 @@ func (h *liveHost) protectLatencies(a *Agent, cg string, n int) []time.Duration 
 	after := latencyBuckets(h.t, a)
 	count, under := after.count-before.count, after.under100ms-before.under100ms
 	h.t.Logf("fork to adj 900 as the test saw it: %v; the agent's event-to-write latency: %d of %d under %v", lat, under, count, after.bound)
-	if count < uint64(n) || 2*under < count {
+	// Fewer observations than processes is not a failure: when the kernel
+	// drops process events on a busy host (other tests fork hundreds of
+	// processes a second), the agent's rescan protects the rest, and a
+	// rescan has no event time to measure from. Each process still had to
+	// reach 900 within the hard limit above.
+	if count < uint64(n) {
+		h.t.Logf("%d of %d processes were protected by a rescan, not an event (events lost on this busy host: %v)", uint64(n)-count, n, eventsLost(h.t, a))
+	}
+	if count == 0 || 2*under < count {
 		h.t.Errorf("the agent's protection latency: %d of %d writes under %v, want the median below it", under, count, after.bound)
 	}
 	return lat
@@ -200,6 +209,22 @@ func latencyBuckets(t *testing.T, a *Agent) latencyCounts {
 		}
 	}
 	return out
+}
+
+// eventsLost sums podwarden_events_lost_total over its sources.
+func eventsLost(t *testing.T, a *Agent) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 8)
+	go func() { a.m.EventsLost.Collect(ch); close(ch) }()
+	var sum float64
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		sum += d.GetCounter().GetValue()
+	}
+	return sum
 }
 
 func healthz(t *testing.T, a *Agent) (int, string) {
