@@ -355,6 +355,31 @@ func TestExitSeenAfterMemoryIsBack(t *testing.T) {
 	}
 }
 
+// TestPidfdLagsPastExitGrace: on a starved guest the victim's main thread
+// was a zombie (its memory back) for 7 s before its pidfd polled readable,
+// past exitGrace; /proc says it ended, so the episode is still a kill.
+func TestPidfdLagsPastExitGrace(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.sig.exitOn[103] = []string{"SIGINT"}
+	f.sig.lag = map[int]int{103: 1000}
+	grow(f, nb, 540)
+	for i := 0; len(f.sig.signals()) == 0; i++ {
+		if i > 50 {
+			t.Fatal("no signal")
+		}
+		f.tick(100*time.Millisecond, 0.5)
+	}
+	f.availMiB = 560
+	f.run(5*time.Second, 0)
+	if rs := f.reports(); len(rs) != 1 || rs[0].Outcome != "" || rs[0].PID != 103 {
+		t.Fatalf("reports %+v, want one kill of 103", rs)
+	}
+	if strings.Contains(f.logs.String(), "victim left alive") {
+		t.Errorf("the exit was taken for memory coming back:\n%s", f.logs)
+	}
+}
+
 // TestMessageFile: the reason is left in the container, through the root
 // of a process that lives on (the pod's init), for kills only.
 func TestMessageFile(t *testing.T) {

@@ -75,6 +75,14 @@ func (e *Engine) advance(now time.Time) {
 			continue
 		}
 		exited := ep.h.Exited()
+		if !exited && h.level == levelOK {
+			// Memory came back: a victim whose main thread is already a
+			// zombie is exiting, though its pidfd polls readable only once
+			// its last thread has gone (seen on a starved guest: 7 s).
+			// Only here: a process whose main thread exits alone can live
+			// on, and mid-ladder that must not count as its end.
+			exited = !sameProcess(e.cfg.Proc, ep.victim)
+		}
 		switch {
 		case exited && !e.present(ep.cg):
 			e.deleted(ep, now)
