@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+	"time"
 
 	"podwarden/internal/cgroup"
 	"podwarden/internal/oom"
@@ -134,6 +135,19 @@ func startHog(t *testing.T, mib int) int {
 	return cmd.Process.Pid
 }
 
+// exiting reports whether pid has exited or is exiting, after a moment for
+// its exit to finish.
+func exiting(pfs procfs.FS, pid int) bool {
+	for range 50 {
+		q, err := pfs.Read(pid, procfs.FieldStat)
+		if err != nil || q.State == 'Z' || q.State == 'X' {
+			return true
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return false
+}
+
 func abs(n int) int {
 	if n < 0 {
 		return -n
@@ -177,6 +191,14 @@ func TestLiveCgroupsFromTree(t *testing.T) {
 				moved++
 				continue
 			}
+			// An exiting task is moved to the root cgroup (cgroup v1's
+			// cgroup_exit) before it becomes a zombie: its /proc reads "/"
+			// and no cgroup.procs lists it. The fork loops of a busy host
+			// make many such short-lived processes.
+			if exiting(pfs, p.PID) {
+				moved++
+				continue
+			}
 			t.Errorf("pid %d (%s): cgroup from the tree %q, from /proc %q", p.PID, p.Comm, p.MemCgroup, want)
 		}
 		checked++
@@ -184,5 +206,5 @@ func TestLiveCgroupsFromTree(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d processes checked", checked)
 	}
-	t.Logf("%d processes agree; %d moved or were replaced while the test ran", checked, moved)
+	t.Logf("%d processes agree; %d moved, were replaced or exited while the test ran", checked, moved)
 }
