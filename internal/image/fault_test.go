@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 func log0() *log.Logger { return log.New(io.Discard, "", 0) }
@@ -227,5 +229,26 @@ func TestPatchRaceImmutableTags(t *testing.T) {
 	}
 	if results[0].Pushed == results[1].Pushed {
 		t.Errorf("pushed = %v and %v, want exactly one", results[0].Pushed, results[1].Pushed)
+	}
+}
+
+// TestBlobRace: which registry answers to a concurrent push make the
+// patcher write again rather than fail.
+func TestBlobRace(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err  error
+		want bool
+	}{
+		"digest invalid":           {&transport.Error{StatusCode: 400, Errors: []transport.Diagnostic{{Code: transport.DigestInvalidErrorCode}}}, true},
+		"manifest blob unknown":    {fmt.Errorf("put: %w", &transport.Error{StatusCode: 400, Errors: []transport.Diagnostic{{Code: transport.ManifestBlobUnknownErrorCode}}}), true},
+		"HEAD 500, no body":        {&transport.Error{StatusCode: 500}, true},
+		"500 naming another error": {&transport.Error{StatusCode: 500, Errors: []transport.Diagnostic{{Code: transport.UnknownErrorCode}}}, false},
+		"denied":                   {&transport.Error{StatusCode: 403, Errors: []transport.Diagnostic{{Code: transport.DeniedErrorCode}}}, false},
+		"404 no body":              {&transport.Error{StatusCode: 404}, false},
+		"not a registry error":     {errors.New("connection refused"), false},
+	} {
+		if got := blobRace(tc.err); got != tc.want {
+			t.Errorf("%s: blobRace = %v, want %v", name, got, tc.want)
+		}
 	}
 }

@@ -383,6 +383,12 @@ func blobRace(err error) bool {
 	if !errors.As(err, &terr) {
 		return false
 	}
+	if len(terr.Errors) == 0 && terr.StatusCode >= 500 {
+		// A blob HEAD answered 500 while another patcher's upload of the
+		// same blob was being committed (distribution 2.8, seen under
+		// load): a HEAD has no body to say more.
+		return true
+	}
 	for _, d := range terr.Errors {
 		switch d.Code {
 		case transport.DigestInvalidErrorCode, transport.BlobUnknownErrorCode, transport.ManifestBlobUnknownErrorCode, transport.BlobUploadInvalidErrorCode, transport.BlobUploadUnknownErrorCode:
