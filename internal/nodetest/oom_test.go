@@ -150,57 +150,14 @@ func (c *cluster) bindViewer(ctx context.Context, t *testing.T) {
 // Scenario 4: a node OOM caused by the interactive pod, with the chart.
 func scenarioNodeOOM(t *testing.T, c *cluster, n *Node) {
 	ctx := t.Context()
-	before, pod := c.view(ctx, t, n, usersNS, "nb")
-	agent := c.agentPod(ctx, t, nodeA, 1)
-	daemons := map[string]string{}
-	for _, d := range []string{"kubelet", "containerd", "sshd", "systemd-network", "podwarden"} {
-		daemons[d] = pidOf(ctx, n, d)
-		if daemons[d] == "" {
-			t.Fatalf("%s is not running before the OOM", d)
-		}
-	}
-	markKernel(ctx, t, n, "s4")
-	w := c.watchNode(ctx, nodeA)
-	c.runHog(ctx, t, usersNS, "nb")
-	oomAt := time.Now()
-	// The Lease keeps renewing after the OOM (every 10 s by default).
-	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
-		return w.renewedAfter(oomAt), nil
-	}); err != nil {
-		t.Errorf("the node's Lease was not renewed after the OOM: %v", err)
-	}
-	time.Sleep(10 * time.Second) // one more node status period watched
-	notReady, renewals := w.stop()
-	if len(notReady) > 0 {
-		t.Errorf("the node left Ready: %v", notReady)
-	}
-	klog, err := kernelSince(ctx, n, "s4")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := kills(klog)
-	t.Logf("REPORT scenario 4: kernel killed %v; lease renewed %d times while watched; NodeReady never left True: %v", k, len(renewals), len(notReady) == 0)
+	r := c.runWatchedHog(ctx, t, n, usersNS, "nb", "s4")
+	k := kills(r.klog)
+	t.Logf("REPORT scenario 4: kernel killed %v; lease renewed %d times while watched; NodeReady never left True: %v", k, len(r.renewals), len(r.notReady) == 0)
 	if len(k) == 0 || slices.ContainsFunc(k, func(s string) bool { return s != "hog" }) {
 		t.Errorf("want only the hog killed by the node OOM, got %v", k)
 	}
-	if strings.Contains(klog, "memory.oom.group") {
+	if strings.Contains(r.klog, "memory.oom.group") {
 		t.Error("a memory.oom.group kill happened")
 	}
-	for d, pid := range daemons {
-		if got := pidOf(ctx, n, d); got != pid {
-			t.Errorf("%s: pid %q before the OOM, %q after", d, pid, got)
-		}
-	}
-	after, podAfter := c.view(ctx, t, n, usersNS, "nb")
-	for _, p := range before.Procs {
-		if !slices.ContainsFunc(after.Procs, func(q GuestProc) bool { return q.PID == p.PID }) {
-			t.Errorf("nb's %s[%d] died with the hog", p.Comm, p.PID)
-		}
-	}
-	if podAfter.Status.Phase != corev1.PodRunning || restarts(podAfter) != 0 || restarts(pod) != 0 {
-		t.Errorf("nb: phase %s restarts %d", podAfter.Status.Phase, restarts(podAfter))
-	}
-	if a2 := c.agentPod(ctx, t, nodeA, 1); a2.Name != agent.Name || restarts(a2) != restarts(agent) {
-		t.Errorf("the agent pod restarted: %s restarts %d -> %s %d", agent.Name, restarts(agent), a2.Name, restarts(a2))
-	}
+	c.checkSurvivors(ctx, t, n, r)
 }

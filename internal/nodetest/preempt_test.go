@@ -30,61 +30,18 @@ func scenarioPreempt(t *testing.T, c *cluster, n *Node) {
 	}
 	// Protected first (adj 900), so the agent lists it as a target.
 	var before ContainerView
-	var pod *corev1.Pod
 	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
-		before, pod = c.view(ctx, t, n, usersNS, name)
+		before, _ = c.view(ctx, t, n, usersNS, name)
 		return len(before.Procs) > 0 && !slices.ContainsFunc(before.Procs, func(p GuestProc) bool { return p.Adj != 900 }), nil
 	}); err != nil {
 		t.Fatalf("%s/%s never protected: %+v", usersNS, name, before)
 	}
-	agent := c.agentPod(ctx, t, nodeA, 1)
-	daemons := map[string]string{}
-	for _, d := range []string{"kubelet", "containerd", "sshd", "systemd-network", "podwarden"} {
-		if daemons[d] = pidOf(ctx, n, d); daemons[d] == "" {
-			t.Fatalf("%s is not running before the hog", d)
-		}
-	}
-
-	markKernel(ctx, t, n, "s4b")
-	w := c.watchNode(ctx, nodeA)
-	start := time.Now()
-	c.runHog(ctx, t, usersNS, name)
-	timing("scenario 4b: the hog ended %s after it started (early action)", time.Since(start).Round(100*time.Millisecond))
-	endAt := time.Now()
-	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
-		return w.renewedAfter(endAt), nil
-	}); err != nil {
-		t.Errorf("the node's Lease was not renewed after the hog ended: %v", err)
-	}
-	notReady, _ := w.stop()
-	if len(notReady) > 0 {
-		t.Errorf("the node left Ready: %v", notReady)
-	}
-
-	klog, err := kernelSince(ctx, n, "s4b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k := kills(klog); len(k) > 0 || strings.Contains(klog, "invoked oom-killer") {
+	r := c.runWatchedHog(ctx, t, n, usersNS, name, "s4b")
+	timing("scenario 4b: the hog ended %s after it started (early action)", r.took)
+	if k := kills(r.klog); len(k) > 0 || strings.Contains(r.klog, "invoked oom-killer") {
 		t.Errorf("the kernel's OOM killer ran (killed %v): early action came too late", k)
 	}
-	for d, pid := range daemons {
-		if got := pidOf(ctx, n, d); got != pid {
-			t.Errorf("%s: pid %q before the hog, %q after", d, pid, got)
-		}
-	}
-	after, podAfter := c.view(ctx, t, n, usersNS, name)
-	for _, p := range before.Procs {
-		if !slices.ContainsFunc(after.Procs, func(q GuestProc) bool { return q.PID == p.PID }) {
-			t.Errorf("%s's %s[%d] died with the hog", name, p.Comm, p.PID)
-		}
-	}
-	if podAfter.Status.Phase != corev1.PodRunning || restarts(podAfter) != 0 || restarts(pod) != 0 {
-		t.Errorf("%s: phase %s restarts %d, want Running with 0", name, podAfter.Status.Phase, restarts(podAfter))
-	}
-	if a2 := c.agentPod(ctx, t, nodeA, 1); a2.Name != agent.Name || restarts(a2) != restarts(agent) {
-		t.Errorf("the agent pod restarted: %s restarts %d -> %s %d", agent.Name, restarts(agent), a2.Name, restarts(a2))
-	}
+	c.checkSurvivors(ctx, t, n, r)
 
 	// What the user sees: the Event on the pod, and the metric.
 	var ev *corev1.Event
@@ -108,7 +65,7 @@ func scenarioPreempt(t *testing.T, c *cluster, n *Node) {
 	var text string
 	if err := poll(ctx, time.Minute, 2*time.Second, func(ctx context.Context) (bool, error) {
 		var err error
-		text, err = c.metrics(ctx, agent.Name)
+		text, err = c.metrics(ctx, r.agent.Name)
 		v, ok := metricValue(text, "podwarden_preempt_kills_total", `namespace="users"`, `pod="`+name+`"`)
 		return ok && v >= 1, err
 	}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,7 +161,7 @@ func kernelOnly(p *corev1.Pod) *corev1.Pod {
 // runHog starts the hog in the pod by exec, as a user at a terminal would,
 // and returns when the exec ends (the kernel, or podwarden's early
 // action, ended the hog).
-func (c *cluster) runHog(ctx context.Context, t *testing.T, ns, pod string) {
+func (c *cluster) runHog(ctx context.Context, t *testing.T, ns, pod string) time.Duration {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
 	defer cancel()
@@ -169,7 +170,9 @@ func (c *cluster) runHog(ctx context.Context, t *testing.T, ns, pod string) {
 	if ctx.Err() != nil {
 		t.Fatalf("the hog in %s/%s was not killed within 8 minutes", ns, pod)
 	}
-	t.Logf("hog in %s/%s ended after %s: %v %s", ns, pod, time.Since(start).Round(100*time.Millisecond), err, strings.TrimSpace(stderr))
+	took := time.Since(start).Round(100 * time.Millisecond)
+	t.Logf("hog in %s/%s ended after %s: %v %s", ns, pod, took, err, strings.TrimSpace(stderr))
+	return took
 }
 
 // agentPod returns the chart's agent pod on node once it is Ready.
@@ -259,4 +262,80 @@ func restarts(p *corev1.Pod) int32 {
 		r += cs.RestartCount
 	}
 	return r
+}
+
+// hogRun is a hog started by exec in a pod while the node is watched, and
+// what must outlive it: the node's daemons (same pids), the pod's other
+// processes, the pod without a restart, the agent pod.
+type hogRun struct {
+	ns, name string
+	daemons  map[string]string
+	before   ContainerView
+	pod      *corev1.Pod
+	agent    *corev1.Pod
+	// klog is the kernel log from the start of the run.
+	klog string
+	// renewals of the node's Lease while it was watched, and the times
+	// it was seen not Ready.
+	renewals []time.Time
+	notReady []string
+	// took is how long the hog lived.
+	took time.Duration
+}
+
+// runWatchedHog runs the hog in ns/name (see runHog), watching the node
+// until its Lease renewed after the hog ended and one more status period,
+// and fails t if the node left Ready.
+func (c *cluster) runWatchedHog(ctx context.Context, t *testing.T, n *Node, ns, name, mark string) *hogRun {
+	t.Helper()
+	r := &hogRun{ns: ns, name: name, daemons: map[string]string{}}
+	r.before, r.pod = c.view(ctx, t, n, ns, name)
+	r.agent = c.agentPod(ctx, t, nodeA, 1)
+	for _, d := range []string{"kubelet", "containerd", "sshd", "systemd-network", "podwarden"} {
+		if r.daemons[d] = pidOf(ctx, n, d); r.daemons[d] == "" {
+			t.Fatalf("%s is not running before the hog", d)
+		}
+	}
+	markKernel(ctx, t, n, mark)
+	w := c.watchNode(ctx, nodeA)
+	r.took = c.runHog(ctx, t, ns, name)
+	endAt := time.Now()
+	// The Lease keeps renewing after the hog (every 10 s by default).
+	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {
+		return w.renewedAfter(endAt), nil
+	}); err != nil {
+		t.Errorf("the node's Lease was not renewed after the hog ended: %v", err)
+	}
+	time.Sleep(10 * time.Second) // one more node status period watched
+	r.notReady, r.renewals = w.stop()
+	if len(r.notReady) > 0 {
+		t.Errorf("the node left Ready: %v", r.notReady)
+	}
+	var err error
+	if r.klog, err = kernelSince(ctx, n, mark); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// checkSurvivors fails t for whatever died or restarted with the hog.
+func (c *cluster) checkSurvivors(ctx context.Context, t *testing.T, n *Node, r *hogRun) {
+	t.Helper()
+	for d, pid := range r.daemons {
+		if got := pidOf(ctx, n, d); got != pid {
+			t.Errorf("%s: pid %q before the hog, %q after", d, pid, got)
+		}
+	}
+	after, podAfter := c.view(ctx, t, n, r.ns, r.name)
+	for _, p := range r.before.Procs {
+		if !slices.ContainsFunc(after.Procs, func(q GuestProc) bool { return q.PID == p.PID }) {
+			t.Errorf("%s's %s[%d] died with the hog", r.name, p.Comm, p.PID)
+		}
+	}
+	if podAfter.Status.Phase != corev1.PodRunning || restarts(podAfter) != 0 || restarts(r.pod) != 0 {
+		t.Errorf("%s: phase %s restarts %d, want Running with 0", r.name, podAfter.Status.Phase, restarts(podAfter))
+	}
+	if a2 := c.agentPod(ctx, t, nodeA, 1); a2.Name != r.agent.Name || restarts(a2) != restarts(r.agent) {
+		t.Errorf("the agent pod restarted: %s restarts %d -> %s %d", r.agent.Name, restarts(r.agent), a2.Name, restarts(a2))
+	}
 }
