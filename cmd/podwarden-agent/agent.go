@@ -102,7 +102,7 @@ policy whose selector names labels or namespaces is refused.`,
 	fl.BoolVar(&f.kubeEvents, "kube-events", false, "post OOM kills as Kubernetes Events on the pod and node (in-cluster credentials)")
 	fl.StringVar(&f.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name, the Events' source (default $NODE_NAME)")
 	f.log.Register(fl)
-	fl.BoolVar(&f.preempt, "preempt", false, "act before the kernel OOM killer: end one process of the target that causes memory pressure (policy preempt.enabled; docs/policy.md)")
+	fl.BoolVar(&f.preempt, "preempt", false, "act before the kernel OOM killer: end one process of the target that causes memory pressure (policy preempt.enabled, on in the Helm chart; docs/policy.md)")
 	fl.BoolVar(&f.preemptDry, "preempt-dry-run", false, "with --preempt: choose and report victims (log, metric, Event) but send no signal (policy preempt.dryRun)")
 	return cmd
 }
