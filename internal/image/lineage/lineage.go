@@ -75,6 +75,9 @@ type File struct {
 	Content []byte
 	Source  string
 	Line    int
+	// SourceLine is the line of the source field, where Load reports a
+	// source it refuses.
+	SourceLine int
 }
 
 // Family returns the family called name, or nil.
@@ -178,9 +181,12 @@ func (es Errors) Error() string {
 func (es Errors) Is(target error) bool { return target == ErrInvalid }
 
 // Load reads, parses and validates the lineage file at path, and reads
-// each file patch's source relative to the file's directory.
+// each file patch's source relative to the file's directory. A source
+// must be a regular file below that directory, reached without any
+// symbolic link (see readSource); the directory itself may be reached
+// through links, as a ConfigMap volume's ..data is.
 func Load(path string) (*Lineage, error) {
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path, maxLineageSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading lineage file: %w", err)
 	}
@@ -189,17 +195,23 @@ func Load(path string) (*Lineage, error) {
 	if err != nil {
 		return nil, err
 	}
+	var root *os.Root
 	var errs Errors
-	dir := filepath.Dir(path)
 	for _, p := range l.Patches {
 		for i := range p.Files {
 			f := &p.Files[i]
 			if f.Source == "" {
 				continue
 			}
-			c, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Source)))
+			if root == nil {
+				if root, err = os.OpenRoot(filepath.Dir(path)); err != nil {
+					return nil, fmt.Errorf("opening the lineage file's directory: %w", err)
+				}
+				defer root.Close()
+			}
+			c, err := readSource(root, f.Source)
 			if err != nil {
-				errs = append(errs, &Error{File: name, Line: f.Line,
+				errs = append(errs, &Error{File: name, Line: f.SourceLine,
 					Path: fmt.Sprintf("patches.%s.files[%d].source", p.ID, i), Msg: err.Error()})
 				continue
 			}
@@ -210,6 +222,23 @@ func Load(path string) (*Lineage, error) {
 		return nil, errs
 	}
 	return l, nil
+}
+
+// readBounded reads the file at path, failing if it is over limit bytes.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
 }
 
 // Parse reads and validates a lineage file. name is used in errors.

@@ -138,7 +138,7 @@ func TestLoadMissingSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(p)
-	if err == nil || !strings.HasPrefix(err.Error(), "l.yaml:6: patches.a.files[0].source: open ") {
+	if err == nil || !strings.HasPrefix(err.Error(), "l.yaml:7: patches.a.files[0].source: \"nope\": no such file") {
 		t.Fatalf("Load() error = %v", err)
 	}
 }

@@ -327,10 +327,10 @@ func (p *parser) fileEntry(n *yaml.Node, at string) File {
 		}
 	default:
 		if s, ok := p.str(sn, at+".source"); ok {
-			if s == "" || path.IsAbs(s) || strings.HasPrefix(path.Clean(s), "..") {
-				p.errorf(sn, at+".source", "%q must be a path relative to the lineage file, inside its directory", s)
+			if err := checkSourcePath(s); err != nil {
+				p.errorf(sn, at+".source", "%v", err)
 			}
-			f.Source = s
+			f.Source, f.SourceLine = s, sn.Line
 		}
 	}
 	return f

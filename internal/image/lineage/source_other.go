@@ -1,0 +1,5 @@
+//go:build !unix
+
+package lineage
+
+const openFlags = 0
