@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Mode is what the agent does with memory.oom.group on a target container.
@@ -156,12 +157,13 @@ func (c Config) Validate() error {
 	for i, r := range c.Protected {
 		f := fmt.Sprintf("protected[%d]", i)
 		add(f, checkRule(r))
+		add(f+".comm", checkComm(r.Comm))
 		add(f+".exe", checkExe(r.Exe))
 		add(f+".cgroup", checkGlob(r.Cgroup))
 		add(f+".adj", checkAdj(r.Adj))
 	}
 	add("interval", CheckInterval(c.Interval))
-	add("cgroupSelector", checkGlob(c.CgroupSelector))
+	add("cgroupSelector", checkCgroupSelector(c.CgroupSelector))
 	c.Preempt.validate(func(f string, err error) { add("preempt."+f, err) })
 	return errors.Join(errs...)
 }
@@ -210,6 +212,31 @@ func CheckInterval(d time.Duration) error {
 func checkRule(r ProtectedRule) error {
 	if r.Comm == "" && r.Exe == "" && r.Cgroup == "" {
 		return errors.New("needs at least one of comm, exe, cgroup")
+	}
+	return nil
+}
+
+// checkComm refuses control characters (NUL, newline, escape...) and
+// Unicode bidirectional formatting characters in a comm rule. The kernel
+// never lets a process rename itself to a NUL, so a rule with one matches
+// nothing in silence; the others make a rule read as another name in the
+// file, a review or the agent's log ("ssh\u202ed" shows as "sshd" spelt
+// backwards), the Trojan Source trick (CVE-2021-42574). The message
+// quotes the rule in ASCII so it cannot do the same.
+func checkComm(s string) error {
+	for i, r := range s {
+		var what string
+		switch {
+		case r == 0:
+			what = "NUL"
+		case unicode.IsControl(r):
+			what = "a control character"
+		case r == 0x061C, r == 0x200E, r == 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+			what = "a bidirectional formatting character"
+		default:
+			continue
+		}
+		return fmt.Errorf("%+q has %s (%U) at byte %d; a comm rule is a plain process name", s, what, r, i)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,11 @@ func (e *Error) Error() string {
 	return loc + ": " + e.Field + ": " + e.Msg
 }
 
+// MaxFileSize bounds a policy file. A real policy is a few KiB; the YAML
+// node tree costs about fifty times the text, so an unbounded file (10 MB
+// cost 507 MB of RSS) could make the agent the node's first OOM victim.
+const MaxFileSize = 1 << 20
+
 // Load reads and parses the config file at path.
 func Load(path string) (Config, error) {
 	f, err := os.Open(path)
@@ -44,13 +50,20 @@ func Load(path string) (Config, error) {
 	return Parse(f, path)
 }
 
-// Parse reads a YAML config. Keys not given keep their Default value; a key
-// given as an empty list or map (or null) replaces the default with
-// nothing, so "excludeNamespaces: []" really excludes no namespace. Unknown
-// keys are errors: a misspelt "excludeNamespace" must not quietly target
-// kube-system.
+// Parse reads a YAML config of at most MaxFileSize bytes. Keys not given
+// keep their Default value; a key given as an empty list or map (or null)
+// replaces the default with nothing, so "excludeNamespaces: []" really
+// excludes no namespace. Unknown keys are errors: a misspelt
+// "excludeNamespace" must not quietly target kube-system.
 func Parse(r io.Reader, name string) (Config, error) {
-	dec := yaml.NewDecoder(r)
+	b, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("reading policy %s: %w", name, err)
+	}
+	if len(b) > MaxFileSize {
+		return Config{}, &Error{Name: name, Msg: fmt.Sprintf("larger than the limit of %d bytes (1 MiB) for a policy file", MaxFileSize)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -180,7 +193,7 @@ func (p *parser) config(n *yaml.Node, c *Config) {
 				return
 			}
 			if s, ok := p.str(v, key); ok {
-				p.check(v, key, checkGlob(s))
+				p.check(v, key, checkCgroupSelector(s))
 				c.CgroupSelector = s
 			}
 		case "preempt":
@@ -277,7 +290,10 @@ func (p *parser) protected(n *yaml.Node) []ProtectedRule {
 			kf := f + "." + key
 			switch key {
 			case "comm":
-				r.Comm, _ = p.str(v, kf)
+				if s, ok := p.str(v, kf); ok {
+					p.check(v, kf, checkComm(s))
+					r.Comm = s
+				}
 			case "exe":
 				if s, ok := p.str(v, kf); ok {
 					p.check(v, kf, checkExe(s))
