@@ -230,6 +230,9 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		}
 		return true
 	case strings.HasPrefix(text, "Memory cgroup stats for "):
+		if mc := a.memcg(); mc.StatsFor != "" {
+			rep.statsFor = append(rep.statsFor, statsPath{mc.StatsFor, anonKB(mc.Stats)})
+		}
 		a.memcg().StatsFor = strings.TrimSuffix(strings.TrimPrefix(firstLine(text), "Memory cgroup stats for "), ":")
 		if i := strings.Index(firstLine(text), ": "); i >= 0 {
 			a.memcg().StatsFor = firstLine(text)[len("Memory cgroup stats for "):i]
@@ -246,6 +249,8 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		a.inStats = false
 		return true
 	case strings.HasPrefix(text, "[  pid  ]") || strings.HasPrefix(text, "[ pid ]"):
+		// 4.19 widened the pid column when it added "Tasks state".
+		rep.preSummary = rep.preSummary || strings.HasPrefix(text, "[ pid ]")
 		// Every report repeats the same header: split it once.
 		if text != a.header {
 			a.header, a.headerCols = text, taskColumns(text)
@@ -298,7 +303,7 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 		return true
 	}
 	if task, limit, ok := splitTaskIn(text); ok {
-		rep.TaskMemcg, rep.OOMMemcg = task, limit
+		rep.TaskMemcg, rep.OOMMemcg, rep.preSummary = task, limit, true
 		return true
 	}
 	if pid, comm, _, ok := splitSacrifice(text); ok {
@@ -374,8 +379,18 @@ func (a *Assembler) rest(text string) bool {
 		return true
 	}
 	// Call trace, registers, Mem-Info node lines: part of the report but
-	// not recorded.
-	return !a.victim()
+	// not recorded, except what the trace tells of the OOM's kind for a
+	// paste that ends before the lines that say it.
+	if a.victim() {
+		return false
+	}
+	if a.cur.trace != traceMemcg && strings.Contains(text, "out_of_memory") {
+		a.cur.trace = traceNode
+		if strings.Contains(text, "mem_cgroup_out_of_memory") {
+			a.cur.trace = traceMemcg
+		}
+	}
+	return true
 }
 
 // isStatLine matches "anon 5775360" as printed one record per line by
@@ -459,17 +474,20 @@ func (a *Assembler) flushTo(out []Report) []Report {
 	}
 	rep := a.cur
 	a.cur = nil
-	if len(rep.Victims) == 0 {
+	if len(rep.Victims) == 0 && rep.Invoker.Comm == "" {
+		// Lines of a report with neither its invoker nor a victim say
+		// too little to be one: the first of them is named as a stray.
 		why := "part of an OOM report without its kill line (the input starts or ends inside the report)"
-		switch {
-		case a.chosen != "":
+		if a.chosen != "" {
 			why = "the OOM killer chose " + a.chosen + ", but the \"Killed process\" line is not in the input"
-		case rep.Invoker.Comm != "":
-			why = rep.Invoker.Comm + " invoked the OOM killer, but the kill line is not in the input"
 		}
 		a.stray(rep.Line, a.first, why)
 		return out
 	}
+	// An invoker with no kill after it (a paste that ends in the call
+	// trace) is still an OOM the kernel had: an incomplete report with
+	// what the input kept, never silence.
+	rep.chosen = a.chosen
 	out = append(out, *rep)
 	finish(&out[len(out)-1])
 	return out

@@ -12,6 +12,9 @@ import (
 // finish derives the fields that need the whole report: kind, cgroups and
 // pods of victims, completeness and the diagnosis.
 func finish(r *Report) {
+	if r.Memcg != nil && r.Memcg.StatsFor != "" {
+		r.statsFor = append(r.statsFor, statsPath{r.Memcg.StatsFor, anonKB(r.Memcg.Stats)})
+	}
 	switch {
 	case r.Constraint == "CONSTRAINT_MEMCG", r.OOMMemcg != "" && r.OOMMemcg != "global_oom":
 		r.Kind = "cgroup"
@@ -19,8 +22,19 @@ func finish(r *Report) {
 		// Pre-5.0 kernels print no summary line; memcg counters only
 		// appear for a cgroup OOM.
 		r.Kind = "cgroup"
+	case len(r.Victims) == 0 && r.trace == traceMemcg:
+		r.Kind = "cgroup"
+	case len(r.Victims) == 0 && r.trace != traceNode && r.Constraint == "":
+		// Only the invoker is known: nothing says which OOM it was.
+		r.Kind = "unknown"
 	default:
 		r.Kind = "node"
+	}
+	if r.Kind == "cgroup" && r.OOMMemcg == "" && len(r.statsFor) > 0 {
+		// The kernel prints the stats of the memcg over its limit first
+		// (then its descendants'): a paste without the "Task in" or
+		// summary line still names it there.
+		r.OOMMemcg = r.statsFor[0].path
 	}
 	for i := range r.Victims {
 		v := &r.Victims[i]
@@ -70,7 +84,7 @@ func finish(r *Report) {
 	if !r.killSeen {
 		r.Missing = appendOnce(r.Missing, "kill line")
 	}
-	if r.Constraint == "" && r.TaskMemcg == "" {
+	if r.Constraint == "" && r.TaskMemcg == "" && expectsSummary(r) {
 		r.Missing = appendOnce(r.Missing, "oom-kill summary")
 	}
 	r.Incomplete = len(r.Missing) > 0
@@ -115,7 +129,52 @@ func (r *Report) owner(path string) cgroup.Owner {
 			return w
 		}
 	}
+	if o.InPod() && r.TaskMemcg == "" {
+		if c := r.biggestContainerUnder(path); c.ContainerID != "" {
+			return c
+		}
+	}
 	return o
+}
+
+// biggestContainerUnder attributes a pod-level path to one of its
+// containers when no line of the report names the task's cgroup (a v1
+// paste without its "Task in" line): the cgroup v1 report prints the
+// stats of every cgroup below the one over its limit, and the container
+// whose own stats hold the most anon memory is the one the kernel's
+// badness picks from. A tie names none.
+func (r *Report) biggestContainerUnder(path string) cgroup.Owner {
+	var best cgroup.Owner
+	var most int64 = -1
+	tie := false
+	for _, s := range r.statsFor {
+		if !strings.HasPrefix(s.path, path+"/") {
+			continue
+		}
+		o := parseOwner(s.path)
+		if o.ContainerID == "" {
+			continue
+		}
+		switch {
+		case s.anonKB > most:
+			best, most, tie = o, s.anonKB, false
+		case s.anonKB == most && o.ContainerID != best.ContainerID:
+			tie = true
+		}
+	}
+	if tie {
+		return cgroup.Owner{}
+	}
+	return best
+}
+
+// anonKB is the anon memory a "Memory cgroup stats" block gives: cgroup
+// v1's rss (printed in kB), or cgroup v2's anon (bytes).
+func anonKB(stats map[string]int64) int64 {
+	if n, ok := stats["rss"]; ok {
+		return n
+	}
+	return stats["anon"] / 1024
 }
 
 // cutFrom reports whether path looks like whole cut short: a prefix of it
@@ -131,6 +190,29 @@ func cutFrom(path, whole string) bool {
 func diagnose(r *Report) Diagnosis {
 	d := Diagnosis{Codes: make([]string, 0, 3)}
 	b := make([]byte, 0, 160)
+	if len(r.Victims) == 0 {
+		// Only an invoker: say what is known and that the rest is cut.
+		switch r.Kind {
+		case "cgroup":
+			d.Codes = append(d.Codes, DiagCgroupLimit)
+			b = append(b, "a memory cgroup hit its limit: "...)
+		case "node":
+			d.Codes = append(d.Codes, DiagNodeOOM)
+			b = append(b, "the node ran out of memory: "...)
+		}
+		b = append(b, r.Invoker.Comm...)
+		if r.Invoker.PID > 0 {
+			b = strconv.AppendInt(append(b, " (pid "...), int64(r.Invoker.PID), 10)
+			b = append(b, ')')
+		}
+		b = append(b, " invoked the OOM killer; the input ends before the kernel chose a victim"...)
+		if r.chosen != "" {
+			b = append(append(b, " (it chose "...), r.chosen...)
+			b = append(b, ", but its kill line is not in the input)"...)
+		}
+		d.Summary = string(b)
+		return d
+	}
 	if r.Kind == "cgroup" {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
 		switch {
@@ -191,11 +273,23 @@ func appendKiB(b []byte, n int64) []byte { return oom.AppendHumanBytes(b, uint64
 // prints no cgroups, so pod processes are recognised by the adj values
 // kubelet gives containers (-997 Guaranteed; FACTS.md) — daemons at
 // -999/-998/-1000 are the runtime and kubelet, not pods.
+//
+// Kernels before 5.0 name no cgroup in a node OOM report at all; there
+// the victim is taken to be outside any pod when its oom_score_adj is one
+// kubelet never gives a container (pod processes run at -997 or 2..1000),
+// and the sentence says it was judged so.
 func protectionGap(r *Report) string {
-	if len(r.Victims) == 0 || r.Victims[0].PodUID != "" || r.Victims[0].Cgroup == "" {
+	if len(r.Victims) == 0 || r.Victims[0].PodUID != "" {
 		return ""
 	}
 	v := r.Victims[0]
+	byAdj := false
+	if v.Cgroup == "" {
+		if expectsSummary(r) || v.OOMScoreAdj == -997 || v.OOMScoreAdj >= 2 {
+			return ""
+		}
+		byAdj = true
+	}
 	var big *Task
 	for i := range r.Tasks {
 		t := &r.Tasks[i]
@@ -209,8 +303,12 @@ func protectionGap(r *Report) string {
 	if big == nil {
 		return ""
 	}
-	return fmt.Sprintf("protection gap: %s outside any pod was killed while pod process %s (pid %d) held %s at adj %d",
-		v.Comm, big.Name, big.PID, appendKiB(nil, big.RSS*4), big.OOMScoreAdj)
+	where := "outside any pod"
+	if byAdj {
+		where = fmt.Sprintf("outside any pod (by its oom_score_adj %d: kernel %s names no cgroups)", v.OOMScoreAdj, r.Kernel)
+	}
+	return fmt.Sprintf("protection gap: %s %s was killed while pod process %s (pid %d) held %s at adj %d",
+		v.Comm, where, big.Name, big.PID, appendKiB(nil, big.RSS*4), big.OOMScoreAdj)
 }
 
 func bystanders(r *Report) int {

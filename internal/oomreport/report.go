@@ -41,7 +41,36 @@ type Report struct {
 	// killSeen is set by a "Killed process" line: victims can also come
 	// from the oom-kill summary line alone, without their sizes.
 	killSeen bool
+	// preSummary is set by a line only kernels before 5.0 print (the
+	// "Task in" line, the "[ pid ]" task header), which tells that no
+	// oom-kill summary line is missing when the kernel release is not in
+	// the input.
+	preSummary bool
+	// statsFor lists every "Memory cgroup stats for" header of a cgroup
+	// v1 report (the kernel walks the OOM memcg's subtree, it first) with
+	// the anon memory the cgroup's own stats gave, for attributing
+	// reports whose other lines name no container.
+	statsFor []statsPath
+	// trace is what the call trace tells about the kind of OOM when
+	// nothing else does (a paste cut before the kill line).
+	trace traceKind
+	// chosen is the task a pre-5.1 "Kill process N (comm) ... or
+	// sacrifice child" line named, for a report whose kill line is cut.
+	chosen string
 }
+
+type statsPath struct {
+	path   string
+	anonKB int64
+}
+
+type traceKind uint8
+
+const (
+	traceNone traceKind = iota
+	traceNode
+	traceMemcg
+)
 
 // Sized reports whether the victims' sizes are known: a report made from
 // an oom-kill summary line alone (`dmesg | grep oom`) names the victim

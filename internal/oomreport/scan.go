@@ -210,8 +210,12 @@ func cgroupOfGroupKill(text string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	const tail = " are going to be killed due to memory.oom.group set"
 	n := countNonSpace(s)
-	if n == 0 || !strings.HasPrefix(s[n:], " are going to be killed due to memory.oom.group set") {
+	// A pager or terminal that cuts long lines may cut this one inside
+	// its tail or its path: a path that starts at the root still says
+	// which group the kills that follow belong to.
+	if n == 0 || !strings.HasPrefix(s[n:], tail) && (s[0] != '/' || !strings.HasPrefix(tail, s[n:])) {
 		return "", false
 	}
 	return s[:n], true
