@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"podwarden/internal/cgroup"
@@ -29,16 +30,30 @@ func NeverTarget(cg string) string {
 	if parentOfPods(cg, last) {
 		return "a kubelet kubepods or QoS level, parent of pod cgroups"
 	}
+	up := "" // the parent's name: a node in a container (kind) has its own system.slice
+	if len(segs) > 1 {
+		up = segs[len(segs)-2]
+	}
 	switch {
+	case up == "system.slice" && slices.Contains(criticalUnits, last),
+		strings.HasPrefix(up, "user-") && strings.HasSuffix(up, ".slice") && (strings.HasPrefix(last, "session-") && strings.HasSuffix(last, ".scope") || strings.HasPrefix(last, "user@")):
+		return "the unit of a host daemon or login session the node needs"
 	case strings.HasSuffix(last, ".slice"):
 		return "a systemd slice, parent of other units (host services, user sessions or pods)"
 	case len(segs) == 1 && last == "init.scope":
 		return "systemd's own cgroup (PID 1)"
 	}
-	if o := cgroup.ParseDockerPath(cg + "/" + exampleContainerID); o.ContainerCgroup == cg+"/"+exampleContainerID {
+	if dockerParent(cg) {
 		return "Docker's parent of containers"
 	}
 	return ""
+}
+
+// dockerParent reports whether cg is where Docker's cgroupfs driver puts
+// its containers.
+func dockerParent(cg string) bool {
+	c := cg + "/" + exampleContainerID
+	return cgroup.ParseDockerPath(c).ContainerCgroup == c
 }
 
 // Names the kubelet and runtimes would give a pod and a container, used to
@@ -67,8 +82,8 @@ func parentOfPods(cg, last string) bool {
 
 // hostPaths are cgroups a selector must not match: parent levels of every
 // layout podwarden reads (docs/cgroup-layouts.md) and the units of the
-// daemons a node cannot lose. Each is checked by NeverTarget or named in
-// criticalUnits, so the list and the match-time guard cannot disagree.
+// daemons a node cannot lose. NeverTarget names each of them (a test says
+// so), so the load-time check and the match-time guard cannot disagree.
 var hostPaths = []string{
 	"/",
 	"/init.scope",
@@ -86,23 +101,23 @@ var hostPaths = []string{
 	"/kubelet.slice",
 	"/kubelet.slice/kubelet-kubepods.slice",
 	"/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-burstable.slice",
+	"/user.slice/user-1000.slice/session-1.scope",
+	"/user.slice/user-1000.slice/user@1000.service",
 }
 
-// criticalUnits are host daemons' units: not parent levels, and a
+func init() {
+	for _, u := range criticalUnits {
+		hostPaths = append(hostPaths, "/system.slice/"+u)
+	}
+}
+
+// criticalUnits are the services of daemons a node cannot lose. A
 // selector may name a service on purpose ("/system.slice/batch-*.service"),
-// but one that reaches these would raise the node's own lifeline to the
-// pod adj.
+// but not these: the node's lifeline would get the pod adj.
 var criticalUnits = []string{
-	"/system.slice/kubelet.service",
-	"/system.slice/containerd.service",
-	"/system.slice/crio.service",
-	"/system.slice/docker.service",
-	"/system.slice/sshd.service",
-	"/system.slice/ssh.service",
-	"/system.slice/systemd-journald.service",
-	"/system.slice/systemd-networkd.service",
-	"/system.slice/systemd-resolved.service",
-	"/user.slice/user-1000.slice/session-1.scope",
+	"kubelet.service", "containerd.service", "crio.service", "docker.service",
+	"sshd.service", "ssh.service",
+	"systemd-journald.service", "systemd-networkd.service", "systemd-resolved.service",
 }
 
 // podLevels are pod cgroups of each layout with a container below, so a
@@ -126,7 +141,7 @@ func underscored(uid string) string { return strings.ReplaceAll(uid, "-", "_") }
 // every path a node may have, so the agent also applies NeverTarget to
 // every cgroup it considers. A subtree glob such as "/kubepods/**" matches
 // /kubepods itself too, and is fine: the agent reads it as the containers
-// in that subtree and never targets the kubelet's levels.
+// in that subtree and never targets the kubelet's levels or Docker's.
 func checkCgroupSelector(sel string) error {
 	if sel == "" {
 		return nil
@@ -135,13 +150,8 @@ func checkCgroupSelector(sel string) error {
 		return err
 	}
 	for _, p := range hostPaths {
-		if MatchGlob(sel, p) && !kubeletLevel(p) {
+		if MatchGlob(sel, p) && !containerParent(p) {
 			return fmt.Errorf("%q would make %s a target: it is %s, and every process below it would get the pod adj; name container cgroups (e.g. '/kubepods*/**') or one service", sel, p, NeverTarget(p))
-		}
-	}
-	for _, p := range criticalUnits {
-		if MatchGlob(sel, p) {
-			return fmt.Errorf("%q would make %s a target: a host daemon the node needs would get the pod adj; narrow it to the services you mean", sel, p)
 		}
 	}
 	for _, l := range podLevels {
@@ -154,11 +164,12 @@ func checkCgroupSelector(sel string) error {
 	return nil
 }
 
-// kubeletLevel reports whether p is one of the kubelet's own levels, which
-// the agent never targets and a subtree glob may therefore cross.
-func kubeletLevel(p string) bool {
+// containerParent reports whether p is a level that holds only
+// containers (the kubelet's kubepods, QoS levels, Docker's parent): the
+// agent never targets it, and a subtree glob may therefore start there.
+func containerParent(p string) bool {
 	segs := segments(p)
-	return len(segs) > 0 && parentOfPods(p, segs[len(segs)-1])
+	return len(segs) > 0 && (parentOfPods(p, segs[len(segs)-1]) || dockerParent(p))
 }
 
 func parent(p string) string {

@@ -20,11 +20,10 @@ func TestCgroupSelectorRefused(t *testing.T) {
 		"root, written with a /":  {"/**", `"/**" would make / a target`},
 		"every top level":         {"/*", `"/*" would make /init.scope a target: it is systemd's own cgroup`},
 		"system.slice subtree":    {"/system.slice/**", `would make /system.slice a target: it is a systemd slice`},
-		"every service":           {"/system.slice/*", `would make /system.slice/kubelet.service a target: a host daemon`},
+		"every service":           {"/system.slice/*", `would make /system.slice/kubelet.service a target: it is the unit of a host daemon`},
 		"sshd by a loose glob":    {"**/ssh*.service", `would make /system.slice/sshd.service a target`},
 		"user sessions":           {"/user.slice/*/*", `would make /user.slice/user-1000.slice/session-1.scope a target`},
 		"kind's kubelet.slice":    {"/kubelet.slice/**", `would make /kubelet.slice a target`},
-		"docker parent":           {"/docker", `would make /docker a target: it is Docker's parent of containers`},
 		"pods, not containers":    {"/kubepods/burstable/*", `matches /kubepods/burstable/pod0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0, a pod cgroup, parent of the pod's containers, but not the containers in it`},
 		"QoS level only":          {"/kubepods.slice/kubepods-burstable.slice", `matches /kubepods.slice/kubepods-burstable.slice, a kubelet kubepods or QoS level`},
 		"systemd pods only":       {"/kubepods.slice/*/*pod*.slice", `a pod cgroup, parent of the pod's containers, but not the containers in it`},
@@ -64,6 +63,7 @@ func TestCgroupSelectorAccepted(t *testing.T) {
 		"/podwarden-test-1/kubepods/**",
 		"/system.slice/batch-*.service",
 		"/docker/*",
+		"/docker/**",
 		"/none/*",
 		"/nothing/**",
 	} {
@@ -97,8 +97,10 @@ func TestNeverTarget(t *testing.T) {
 		"/system.slice/":                "a systemd slice",
 		"/kubepods/burstable/":          "a kubelet kubepods or QoS level",
 		"/system.slice/batch-1.service": "",
-		"/system.slice/sshd.service":    "", // a unit, not a level: the static check guards it
-		"/docker/" + exampleContainerID: "",
+		"/system.slice/sshd.service":    "the unit of a host daemon",
+		"/user.slice/user-0.slice/session-4.scope":                             "the unit of a host daemon or login session",
+		"/batch.slice/sshd.service":                                            "", // only the host's own system.slice
+		"/docker/" + exampleContainerID:                                        "",
 		"/podwarden-test/kubepods/pod" + exampleUID + "/" + exampleContainerID: "",
 		"/podwarden-test/kubepods/pod" + exampleUID:                            "a pod cgroup",
 		"/kubepods/podnot-a-uid":                                               "", // not a pod, so not a pod level
