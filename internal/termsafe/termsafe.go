@@ -100,3 +100,50 @@ func unsafeRune(r rune, n int) bool {
 	}
 	return false
 }
+
+// JSON rewrites, in an encoded JSON document (or YAML whose non-ASCII
+// strings are double-quoted), every unsafe character a JSON encoder leaves
+// raw (DEL, the C1 controls, the bidirectional marks, U+2028 and U+2029)
+// as a \uXXXX escape. The decoded string stays the true one; only the
+// bytes a terminal would act on change. Such characters can only stand
+// inside strings, where \u escapes are valid in both formats. doc is
+// returned as is when nothing needs it, else a new slice.
+func JSON(doc []byte) []byte {
+	i := firstUnsafeJSON(doc)
+	if i < 0 {
+		return doc
+	}
+	out := make([]byte, 0, len(doc)+32)
+	for i >= 0 {
+		out = append(out, doc[:i]...)
+		r, n := utf8.DecodeRune(doc[i:])
+		if r == utf8.RuneError && n == 1 {
+			r = rune(doc[i]) // not UTF-8, so not from an encoder: keep the byte visible
+		}
+		out = append(out, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+		doc = doc[i+n:]
+		i = firstUnsafeJSON(doc)
+	}
+	return append(out, doc...)
+}
+
+// firstUnsafeJSON is the offset of the first unsafe character in doc that
+// JSON leaves raw (any but the C0 controls, which it never does), or -1.
+func firstUnsafeJSON(doc []byte) int {
+	for i := 0; i < len(doc); {
+		c := doc[i]
+		if c < utf8.RuneSelf {
+			if c == 0x7f {
+				return i
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(doc[i:])
+		if unsafeRune(r, n) {
+			return i
+		}
+		i += n
+	}
+	return -1
+}

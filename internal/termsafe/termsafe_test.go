@@ -1,6 +1,7 @@
 package termsafe
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -81,4 +82,63 @@ func BenchmarkEscape(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		in          string // the true string
+		wantEncoded string
+	}{
+		{"plain", "python", `"python"`},
+		{"C0 is the encoder's", "\x1b[2J", `"\u001b[2J"`},
+		{"DEL", "a\x7f", `"a\u007f"`},
+		{"C1 CSI", "a\u009b2J", `"a\u009b2J"`},
+		{"bidi override", "evil\u202egpj", `"evil\u202egpj"`},
+		{"isolate and marks", "\u2066\u200f\u061c", `"\u2066\u200f\u061c"`},
+		{"UTF-8 text stays", "élise", `"élise"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, err := json.Marshal(tc.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := JSON(enc)
+			if string(got) != tc.wantEncoded {
+				t.Errorf("JSON(%s) = %s, want %s", enc, got, tc.wantEncoded)
+			}
+			var back string
+			if err := json.Unmarshal(got, &back); err != nil || back != tc.in {
+				t.Errorf("decodes to %q (%v), want the true string %q", back, err, tc.in)
+			}
+		})
+	}
+}
+
+// FuzzJSON: any string, encoded and made safe, decodes to what the
+// encoder alone gives, and holds nothing a terminal acts on.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{"", "sshd", "\x1b[2J\u009b", "a\u202eb\u2028", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		enc, err := json.Marshal(map[string]string{"comm": s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := JSON(enc)
+		var a, b map[string]string
+		if err := json.Unmarshal(enc, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(got, &b); err != nil {
+			t.Fatalf("JSON(%s) = %s: %v", enc, got, err)
+		}
+		if a["comm"] != b["comm"] {
+			t.Fatalf("JSON changed the string: %q, want %q", b["comm"], a["comm"])
+		}
+		if i := firstUnsafe(string(got)); i >= 0 {
+			t.Fatalf("JSON(%s) = %s: unsafe at %d", enc, got, i)
+		}
+	})
 }
