@@ -9,6 +9,7 @@ import (
 
 	"podwarden/internal/agent"
 	"podwarden/internal/cli"
+	"podwarden/internal/termsafe"
 )
 
 // onceResult is what `agent --once` prints, in every format. Its JSON
@@ -74,7 +75,9 @@ func writeOnceTable(out io.Writer, r onceResult, verbose, noHeaders bool) error 
 			fmt.Fprintln(tw, h)
 		}
 	}
-	fmt.Fprintln(w, containersSummary(r.Containers, verbose))
+	// Every cell and the summary hold names a pod or a process chose:
+	// dash and termsafe escape them.
+	fmt.Fprintln(w, termsafe.Escape(containersSummary(r.Containers, verbose)))
 	if verbose && len(r.Containers) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		header(tw, "TARGET\tNAMESPACE\tPOD\tCONTAINER\tCGROUP\tWHY")
@@ -83,7 +86,7 @@ func writeOnceTable(out io.Writer, r onceResult, verbose, noHeaders bool) error 
 			if c.Target {
 				target = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", target, dash(c.Namespace), dash(c.Pod), dash(c.Container), dash(c.Cgroup), c.Reason)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", target, dash(c.Namespace), dash(c.Pod), dash(c.Container), dash(c.Cgroup), dash(c.Reason))
 		}
 		tw.Flush()
 	}
@@ -107,7 +110,7 @@ func writeOnceTable(out io.Writer, r onceResult, verbose, noHeaders bool) error 
 			if c.Err != nil {
 				why += ": FAILED: " + c.Err.Error()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Kind, c.What(), c.From, c.To, dash(c.Pod), dash(c.Container), why)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", c.Kind, dash(c.What()), c.From, c.To, dash(c.Pod), dash(c.Container), dash(why))
 		}
 		tw.Flush()
 	}

@@ -13,6 +13,7 @@ import (
 
 	"podwarden/internal/kmsg"
 	"podwarden/internal/oomreport"
+	"podwarden/internal/termsafe"
 )
 
 type eventsFlags struct {
@@ -149,7 +150,7 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 // eventsFromFile decodes a saved log on the file pipeline and says on
 // errOut what it could not use.
 func eventsFromFile(ctx context.Context, in io.Reader, errOut io.Writer, out *bufio.Writer, f *eventsFlags) error {
-	name := f.file
+	name := termsafe.Escape(f.file)
 	r := in
 	if f.file == "-" {
 		name = "stdin"
@@ -184,7 +185,7 @@ func eventsFromFile(ctx context.Context, in io.Reader, errOut io.Writer, out *bu
 	if res.nStrays > 0 {
 		fmt.Fprintf(errOut, "podwarden: %s: %d %s looked like part of an OOM report but went into none:\n", name, res.nStrays, plural(res.nStrays, "line", "lines"))
 		for _, s := range res.strays {
-			fmt.Fprintf(errOut, "  line %d: %s\n      %s\n", s.Line, s.Why, s.Text)
+			fmt.Fprintf(errOut, "  line %d: %s\n      %s\n", s.Line, termsafe.Escape(s.Why), termsafe.Escape(s.Text))
 		}
 		if n := res.nStrays - len(res.strays); n > 0 {
 			fmt.Fprintf(errOut, "  and %d more\n", n)

@@ -10,6 +10,7 @@ import (
 	"podwarden/internal/kmsg"
 	"podwarden/internal/oom"
 	"podwarden/internal/oomreport"
+	"podwarden/internal/termsafe"
 )
 
 // eventWriter is the last stage of `podwarden events`: it drops reports
@@ -116,44 +117,55 @@ func (w *eventWriter) notes(errOut io.Writer, name string, n int, unit string) {
 
 // appendEvent appends one event in format: a JSON line, or a paragraph
 // naming pods with podName.
-func appendEvent(b []byte, format string, r *oomreport.Report, podName func(uid string) string) ([]byte, error) {
+func appendEvent(b []byte, format string, r *oomreport.Report, pod func(uid string) string) ([]byte, error) {
 	if format == "json" {
+		start := len(b)
 		b, err := r.AppendJSON(b)
 		if err != nil {
 			return b, fmt.Errorf("encoding event: %w", err)
 		}
+		// The true strings, with what JSON leaves raw but a terminal acts
+		// on (C1, bidi) as \u escapes.
+		if line := termsafe.JSON(b[start:]); len(line) != len(b)-start {
+			b = append(b[:start], line...)
+		}
 		return append(b, '\n'), nil
 	}
+	// Every string below but the fixed words came from the log, whose
+	// /dev/kmsg \xNN escapes kmsg decoded to the true bytes: each goes
+	// through termsafe, as dmesg would print it.
+	esc := termsafe.Escape
+	podName := func(uid string) string { return esc(pod(uid)) }
 	var sb strings.Builder
 	switch {
 	case !r.Time.IsZero():
 		sb.WriteString(r.Time.Format(time.RFC3339))
 	case r.Stamp != "":
-		sb.WriteString(r.Stamp)
+		sb.WriteString(esc(r.Stamp))
 	default:
 		fmt.Fprintf(&sb, "[%.6f]", r.Monotonic)
 	}
 	if r.Line > 0 {
 		fmt.Fprintf(&sb, " line %d:", r.Line)
 	}
-	fmt.Fprintf(&sb, " %s OOM", r.Kind)
+	fmt.Fprintf(&sb, " %s OOM", esc(r.Kind))
 	if r.Invoker.Comm != "" {
-		fmt.Fprintf(&sb, " invoked by %s (pid %d, adj %d, %s order %d)", r.Invoker.Comm, r.Invoker.PID, r.Invoker.OOMScoreAdj, r.Invoker.GFPMask, r.Invoker.Order)
+		fmt.Fprintf(&sb, " invoked by %s (pid %d, adj %d, %s order %d)", esc(r.Invoker.Comm), r.Invoker.PID, r.Invoker.OOMScoreAdj, esc(r.Invoker.GFPMask), r.Invoker.Order)
 	}
 	if r.Kind == "cgroup" && r.OOMMemcg != "" {
-		fmt.Fprintf(&sb, " in %s", r.OOMMemcg)
+		fmt.Fprintf(&sb, " in %s", esc(r.OOMMemcg))
 	}
 	switch {
 	case r.PodUID != "" && r.ContainerID != "":
-		fmt.Fprintf(&sb, " (pod %s container %.12s)", podName(r.PodUID), r.ContainerID)
+		fmt.Fprintf(&sb, " (pod %s container %.12s)", podName(r.PodUID), esc(r.ContainerID))
 	case r.PodUID != "":
 		fmt.Fprintf(&sb, " (pod %s)", podName(r.PodUID))
 	case r.ContainerID != "":
-		fmt.Fprintf(&sb, " (container %.12s)", r.ContainerID)
+		fmt.Fprintf(&sb, " (container %.12s)", esc(r.ContainerID))
 	}
 	sb.WriteString(".")
 	for _, v := range r.Victims {
-		fmt.Fprintf(&sb, " Killed %s (pid %d", v.Comm, v.PID)
+		fmt.Fprintf(&sb, " Killed %s (pid %d", esc(v.Comm), v.PID)
 		if r.Sized() {
 			fmt.Fprintf(&sb, ", anon %s, adj %d", oom.HumanBytes(uint64(max(v.AnonRSSKB, 0))*1024), v.OOMScoreAdj)
 		}
@@ -161,15 +173,15 @@ func appendEvent(b []byte, format string, r *oomreport.Report, podName func(uid 
 		case v.PodUID != "":
 			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID))
 		case v.ContainerID != "":
-			fmt.Fprintf(&sb, ", container %.12s", v.ContainerID)
+			fmt.Fprintf(&sb, ", container %.12s", esc(v.ContainerID))
 		case v.Cgroup != "":
-			fmt.Fprintf(&sb, ", %s", v.Cgroup)
+			fmt.Fprintf(&sb, ", %s", esc(v.Cgroup))
 		}
 		sb.WriteString(").")
 	}
-	fmt.Fprintf(&sb, " Diagnosis: %s.", r.Diagnosis.Summary)
+	fmt.Fprintf(&sb, " Diagnosis: %s.", esc(r.Diagnosis.Summary))
 	if r.Incomplete {
-		fmt.Fprintf(&sb, " Incomplete: missing %s.", strings.Join(r.Missing, ", "))
+		fmt.Fprintf(&sb, " Incomplete: missing %s.", esc(strings.Join(r.Missing, ", ")))
 	}
 	return append(append(b, sb.String()...), "\n\n"...), nil
 }

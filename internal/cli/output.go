@@ -9,24 +9,31 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"podwarden/internal/termsafe"
 )
 
 // WriteStructured writes v as format "json" (indented) or "yaml". Both use
 // the JSON field names, the public interface of every command's output.
+// Strings are the true ones; what a terminal would act on and JSON leaves
+// raw (C1 controls, bidi marks) is written as \u escapes (termsafe.JSON).
 func WriteStructured(w io.Writer, format string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding output: %w", err)
 	}
-	if format == "yaml" {
-		return jsonToYAML(w, b)
-	}
 	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return err
+	if format == "yaml" {
+		if err := jsonToYAML(&out, b); err != nil {
+			return err
+		}
+	} else {
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
 	}
-	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
+	_, err = w.Write(termsafe.JSON(out.Bytes()))
 	return err
 }
 

@@ -2,10 +2,12 @@ package cli
 
 import (
 	"context"
+	"os"
 
 	"github.com/spf13/pflag"
 
 	"podwarden/internal/podname"
+	"podwarden/internal/termsafe"
 )
 
 // podSource is how a binary's node commands name pods: the runtime Lister
@@ -46,4 +48,25 @@ func (f *podFlags) resolver() *podname.Resolver {
 // namer returns a function that names a pod UID for output.
 func namer(ctx context.Context, r *podname.Resolver) func(uid string) string {
 	return func(uid string) string { return r.Name(ctx, uid) }
+}
+
+// source says where pods were named from, for a filter that matched
+// nothing: the directory tried, and what could not be read.
+func (f *podFlags) source(r *podname.Resolver) string {
+	var s string
+	switch {
+	case f == nil || f.logDir == "":
+		s = "pods named by the runtime only, else shown as UIDs"
+	default:
+		s = "pods named from " + f.logDir
+		if _, err := os.Stat(f.logDir); err != nil {
+			s += ", which does not exist: pods show as UIDs"
+		}
+	}
+	if r != nil {
+		for _, err := range r.Errors() {
+			s += "; " + err.Error()
+		}
+	}
+	return termsafe.Escape(s)
 }

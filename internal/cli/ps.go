@@ -14,6 +14,7 @@ import (
 	"podwarden/internal/podname"
 	"podwarden/internal/procfs"
 	"podwarden/internal/snapshot"
+	"podwarden/internal/termsafe"
 )
 
 type psFlags struct {
@@ -30,11 +31,13 @@ func newPsCmd(s Streams, pods *podSource) *cobra.Command {
 		Short: "Print the process tree with OOM scores",
 		Long: `Print every process as a tree with its oom_score and oom_score_adj, the
 way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod
-(namespace/name); -o json and -o yaml print a list of objects.
+(namespace/name); -o json and -o yaml print a list of objects, -o name
+process/PID per line (kubectl's TYPE/NAME).
 
 Pods are named from the kubelet's /var/log/pods directories (podwarden-agent
 asks the container runtime first); a pod neither knows shows its UID. A
-filter (--pod, -n, --cgroup) that matches no process is an error.`,
+filter (--pod, -n, --cgroup) that matches no process says so on stderr
+and, as kubectl does, prints an empty list and exits 0.`,
 		Example: `  podwarden ps
   podwarden ps -o wide --pod hub/jupyter-alice
   podwarden ps -o wide -n hub
@@ -45,7 +48,7 @@ filter (--pod, -n, --cgroup) that matches no process is an error.`,
 	f.register(cmd.Flags(), pods, viewHelp{
 		namespace: "only processes of pods in this namespace",
 		cgroup:    "only processes whose cgroup is this path or below it",
-		output:    "tree", outputs: "tree, wide, json or yaml",
+		output:    "tree", outputs: "tree, wide, json, yaml or name",
 		noHeaders: "wide",
 	})
 	cmd.Flags().BoolVar(&f.extended, "extended", false, "tree: also print each command line")
@@ -65,10 +68,15 @@ func (f *psFlags) fields() (procfs.Field, error) {
 			base |= procfs.FieldCgroup
 		}
 		return base, nil
+	case "name":
+		if f.pod != "" || f.namespace != "" || f.cgroup != "" {
+			base |= procfs.FieldCgroup
+		}
+		return base, nil
 	case "wide", "json", "yaml":
 		return base | procfs.FieldStatus | procfs.FieldCgroup | procfs.FieldCmdline, nil
 	}
-	return 0, fmt.Errorf("--output %q: want tree, wide, json or yaml", f.output)
+	return 0, fmt.Errorf("--output %q: want tree, wide, json, yaml or name", f.output)
 }
 
 func runPs(ctx context.Context, s Streams, f *psFlags) error {
@@ -83,13 +91,20 @@ func runPs(ctx context.Context, s Streams, f *psFlags) error {
 	pods := f.pods.resolver()
 	procs := f.filter(ctx, snap.Procs, pods)
 	if len(procs) == 0 && (f.pod != "" || f.namespace != "" || f.cgroup != "") {
-		return f.noMatch()
+		// kubectl's way with an empty list: say so on stderr, print an
+		// empty list (-o json|yaml) or nothing, exit 0.
+		fmt.Fprintf(s.ErrOut, "podwarden: %s\n", f.noMatch(pods))
 	}
 	name := namer(ctx, pods)
 	switch f.output {
 	case "json", "yaml":
 		return WriteStructured(s.Out, f.output, psRows(ctx, procs, pods))
+	case "name":
+		return writePsNames(s.Out, procs)
 	case "wide":
+		if len(procs) == 0 {
+			return nil
+		}
 		return writePsWide(s.Out, procs, name, f.noHeaders)
 	}
 	return writePsTree(s.Out, procs, f.extended)
@@ -118,8 +133,8 @@ func (f *psFlags) filter(ctx context.Context, all []snapshot.Process, pods *podn
 	return out
 }
 
-// noMatch says which filter found nothing, rather than printing nothing.
-func (f *psFlags) noMatch() error {
+// noMatch says which filter found nothing, and where pods were named from.
+func (f *psFlags) noMatch(pods *podname.Resolver) string {
 	var what []string
 	if f.pod != "" {
 		what = append(what, "pod "+f.pod)
@@ -130,7 +145,21 @@ func (f *psFlags) noMatch() error {
 	if f.cgroup != "" {
 		what = append(what, "cgroup "+f.cgroup)
 	}
-	return fmt.Errorf("no process on this node matches %s (podwarden ps -o wide lists every pod's processes)", strings.Join(what, " and "))
+	src := ""
+	if f.pod != "" || f.namespace != "" {
+		src = f.pods.source(pods) + "; "
+	}
+	return termsafe.Escape(fmt.Sprintf("no process on this node matches %s (%spodwarden ps -o wide lists every pod's processes)",
+		strings.Join(what, " and "), src))
+}
+
+// writePsNames is -o name: kubectl's TYPE/NAME, one process per line.
+func writePsNames(w io.Writer, procs []snapshot.Process) error {
+	bw := NewBufWriter(w)
+	for _, p := range procs {
+		fmt.Fprintf(bw, "process/%d\n", p.PID)
+	}
+	return bw.Flush()
 }
 
 // treeNode orders procs depth-first by PID under their parents; a process
@@ -190,11 +219,11 @@ func writePsTree(w io.Writer, procs []snapshot.Process, extended bool) error {
 	for _, n := range tree(procs) {
 		indent := strings.Repeat("  ", n.depth)
 		if extended {
-			fmt.Fprintf(bw, "%s[%d] %s\n%s  %s\n%s  %d (%+d)\n", indent, n.p.PID, n.p.Comm,
-				indent, shellJoin(n.p.Cmdline), indent, n.p.OOMScore, n.p.OOMScoreAdj)
+			fmt.Fprintf(bw, "%s[%d] %s\n%s  %s\n%s  %d (%+d)\n", indent, n.p.PID, termsafe.Escape(n.p.Comm),
+				indent, termsafe.Escape(shellJoin(n.p.Cmdline)), indent, n.p.OOMScore, n.p.OOMScoreAdj)
 			continue
 		}
-		fmt.Fprintf(bw, "%s[%d] %s: %d (%+d)\n", indent, n.p.PID, n.p.Comm, n.p.OOMScore, n.p.OOMScoreAdj)
+		fmt.Fprintf(bw, "%s[%d] %s: %d (%+d)\n", indent, n.p.PID, termsafe.Escape(n.p.Comm), n.p.OOMScore, n.p.OOMScoreAdj)
 	}
 	return bw.Flush()
 }
@@ -212,7 +241,7 @@ func writePsWide(w io.Writer, procs []snapshot.Process, pod func(uid string) str
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", p.PID, p.PPID, p.OOMScore, p.OOMScoreAdj,
 			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), Dash(string(p.Owner.QoS)), Dash(pod(p.Owner.PodUID)),
-			Dash(shortID(p.Owner.ContainerID)), p.MemCgroup, strings.Repeat("  ", n.depth), cmd)
+			Dash(shortID(p.Owner.ContainerID)), termsafe.Escape(p.MemCgroup), strings.Repeat("  ", n.depth), termsafe.Escape(cmd))
 	}
 	return tw.Flush()
 }

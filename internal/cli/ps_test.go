@@ -80,26 +80,32 @@ func TestPsFilters(t *testing.T) {
 	}
 }
 
-// A filter that matches nothing is an error naming it, not an empty
-// table with exit 0.
+// A filter that matches nothing says so on stderr, naming the filter and
+// where pods were named from, and, as kubectl does, prints an empty list
+// (nothing in text) and exits 0; it used to exit 1 and print no JSON at
+// all, which a script could not tell from a failure.
 func TestPsNoMatch(t *testing.T) {
 	proc, cg := seedRoots(t)
 	for name, tc := range map[string]struct {
 		args []string
 		want string
 	}{
-		"pod":          {[]string{"--pod", "nope"}, "matches pod nope"},
+		"pod":          {[]string{"--pod", "nope"}, "matches pod nope (pods named from " + podLogDir(proc) + ";"},
 		"wrong ns":     {[]string{"--pod", "default/jupyter-alice"}, "matches pod default/jupyter-alice"},
 		"namespace":    {[]string{"-n", "kube-system"}, "matches namespace kube-system"},
 		"cgroup":       {[]string{"--cgroup", "/nope"}, "matches cgroup /nope"},
 		"unnamed pods": {[]string{"--pod", "jupyter-alice", "--pod-log-dir", ""}, "matches pod jupyter-alice"},
+		"missing dir":  {[]string{"-n", "hub", "--pod-log-dir", "/nonexistent/pods"}, "matches namespace hub (pods named from /nonexistent/pods, which does not exist"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			out, errOut, code := runForTest(t, append([]string{"ps", "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc)}, tc.args...)...)
-			if code != 1 || out != "" || !strings.Contains(errOut, "no process on this node "+tc.want) {
-				t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
-			}
-		})
+		for _, o := range []struct{ output, stdout string }{{"tree", ""}, {"wide", ""}, {"name", ""}, {"json", "[]\n"}, {"yaml", "[]\n"}} {
+			t.Run(name+"/"+o.output, func(t *testing.T) {
+				args := append([]string{"ps", "-o", o.output, "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc)}, tc.args...)
+				out, errOut, code := runForTest(t, args...)
+				if code != 0 || out != o.stdout || !strings.Contains(errOut, "no process on this node "+tc.want) {
+					t.Fatalf("code %d, stdout %q (want %q), stderr %q", code, out, o.stdout, errOut)
+				}
+			})
+		}
 	}
 }
 

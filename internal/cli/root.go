@@ -7,11 +7,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"podwarden/internal/podname"
+	"podwarden/internal/termsafe"
 )
 
 // Streams lets tests run commands into buffers instead of the terminal.
@@ -62,15 +65,48 @@ func (b Binary) Run(ctx context.Context, args []string, s Streams) int {
 	if err == nil {
 		return 0
 	}
+	// Errors quote flags, paths and names a pod may have chosen.
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintf(s.ErrOut, "%s: %v\n", b.name(), ee.Err)
+			fmt.Fprintf(s.ErrOut, "%s: %s\n", b.name(), termsafe.Escape(ee.Err.Error()))
 		}
 		return ee.Code
 	}
-	fmt.Fprintf(s.ErrOut, "%s: %v\n", b.name(), err)
+	fmt.Fprintf(s.ErrOut, "%s: %s\n", b.name(), termsafe.Escape(err.Error()))
+	if exitCodeAsked(root, args) {
+		return ExitUnknown
+	}
 	return 1
+}
+
+// ExitUnknown is the exit status of a command run with --exit-code that
+// failed, a bad flag included: 2, "could not tell", never 1, which means
+// "problem found" (node-problem-detector's convention).
+const ExitUnknown = 2
+
+// exitCodeAsked reports whether args run a command that has --exit-code
+// and ask for it. The flags may not have parsed (a bad flag stops pflag
+// where it is), so args are read as given.
+func exitCodeAsked(root *cobra.Command, args []string) bool {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Flags().Lookup("exit-code") == nil {
+		return false
+	}
+	asked := false // the last one wins, as in pflag
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--exit-code" {
+			asked = true
+		}
+		if v, ok := strings.CutPrefix(a, "--exit-code="); ok {
+			b, err := strconv.ParseBool(v)
+			asked = err != nil || b
+		}
+	}
+	return asked
 }
 
 // Run executes a command line of the podwarden binary with extra commands;
@@ -119,6 +155,9 @@ oom_score_adj) with a node agent.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// --version without cobra's -v: kubectl has no -v for a version, and
+	// podwarden-agent's agent takes -v for --verbose, so -v means one thing.
+	root.Flags().Bool("version", false, "print the version of "+b.name()+" and exit")
 	root.SetOut(s.Out)
 	root.SetErr(s.ErrOut)
 	root.SetIn(s.In)
@@ -130,10 +169,11 @@ oom_score_adj) with a node agent.`,
 	return root
 }
 
-// Dash prints "-" for an empty table cell.
+// Dash prints a table cell that may hold text a process, a pod or a log
+// controls: escaped (termsafe.Escape), and "-" when empty.
 func Dash(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return termsafe.Escape(s)
 }

@@ -17,13 +17,14 @@ import (
 	"podwarden/internal/podname"
 	"podwarden/internal/procfs"
 	"podwarden/internal/snapshot"
+	"podwarden/internal/termsafe"
 )
 
 // Exit codes of `victims --exit-code`, the convention of diff(1) and of
 // node-problem-detector's custom plugins (0 OK, 1 problem, 2 unknown).
 const (
 	victimsExitProblem = 1
-	victimsExitError   = 2
+	victimsExitError   = ExitUnknown
 )
 
 type victimsFlags struct {
@@ -52,10 +53,13 @@ swap for a node OOM), shown as a size; the highest dies first. A process at
 
 Pods are shown as namespace/name, named from the kubelet's /var/log/pods
 directories (podwarden-agent asks the container runtime first), else by UID.
+A namespace with no victim says so on stderr and, as kubectl does, prints an
+empty list. --no-headers prints the rows only: no header, "more", verdict or
+next line.
 
 With --exit-code the exit status is 0 when the verdict finds no problem, 1
-when it does, and 2 when victims could not decide (an error): the convention
-of node-problem-detector's custom plugins.`,
+when it does, and 2 when victims could not decide (any error, a bad flag
+too): the convention of node-problem-detector's custom plugins.`,
 		Example: `  podwarden victims
   podwarden victims --limit 5 -o json
   podwarden victims -n hub -o wide
@@ -73,7 +77,7 @@ of node-problem-detector's custom plugins.`,
 	f.register(cmd.Flags(), pods, viewHelp{
 		namespace: "only show victims in pods of this namespace (ranks stay node-wide)",
 		cgroup:    "predict an OOM inside this memory cgroup instead of a node OOM",
-		output:    "table", outputs: "table, wide, json or yaml",
+		output:    "table", outputs: "table, wide, json, yaml or name (process/PID in kill order)",
 		noHeaders: "table, wide",
 	})
 	cmd.Flags().IntVar(&f.limit, "limit", 20, "how many victims to show (0 = all)")
@@ -83,9 +87,9 @@ of node-problem-detector's custom plugins.`,
 
 func runVictims(ctx context.Context, s Streams, f *victimsFlags) error {
 	switch f.output {
-	case "table", "wide", "json", "yaml":
+	case "table", "wide", "json", "yaml", "name":
 	default:
-		return fmt.Errorf("--output %q: want table, wide, json or yaml", f.output)
+		return fmt.Errorf("--output %q: want table, wide, json, yaml or name", f.output)
 	}
 	if f.limit < 0 {
 		return fmt.Errorf("--limit %d: must be 0 or more", f.limit)
@@ -108,19 +112,26 @@ func runVictims(ctx context.Context, s Streams, f *victimsFlags) error {
 	victims := oom.Predict(tasks, d, snap.GroupFlag(&errs))
 	verdict := oom.Judge(victims, tasks, d)
 	if err := errors.Join(errs...); err != nil {
-		fmt.Fprintf(s.ErrOut, "podwarden: warning: some memory.oom.group flags could not be read, group kills may be missing: %v\n", err)
+		fmt.Fprintf(s.ErrOut, "podwarden: warning: some memory.oom.group flags could not be read, group kills may be missing: %s\n", termsafe.Escape(err.Error()))
 	}
-	shown, err := f.show(ctx, snap, pods, victims)
-	if err != nil {
-		return err
+	shown, matched := f.show(ctx, snap, pods, victims)
+	if matched == 0 {
+		// kubectl's way with an empty list: say so on stderr, print an
+		// empty list, exit 0. The verdict is the node's, so it stays.
+		fmt.Fprintf(s.ErrOut, "podwarden: %s\n", f.noMatch(pods))
 	}
 	next := nextStep(verdict, d)
 	v := victimsView{snap: snap, pods: pods, ctx: ctx, domain: d}
 	switch f.output {
 	case "json", "yaml":
 		err = WriteStructured(s.Out, f.output, v.doc(shown, verdict, next))
+	case "name":
+		err = writeVictimNames(s.Out, shown)
 	default:
-		err = v.table(s.Out, shown, len(victims), verdict, next, f.output == "wide", f.noHeaders)
+		err = v.table(s.Out, shown, victimsTable{
+			more: matched - len(shown), namespace: f.namespace, verdict: verdict, next: next,
+			wide: f.output == "wide", noHeaders: f.noHeaders,
+		})
 	}
 	if err != nil {
 		return err
@@ -132,8 +143,9 @@ func runVictims(ctx context.Context, s Streams, f *victimsFlags) error {
 }
 
 // show picks the victims to print: those of --namespace, at most --limit.
-func (f *victimsFlags) show(ctx context.Context, snap *snapshot.Snapshot, pods *podname.Resolver, all []oom.Victim) ([]oom.Victim, error) {
-	shown := all
+// matched is how many --namespace kept, before the limit.
+func (f *victimsFlags) show(ctx context.Context, snap *snapshot.Snapshot, pods *podname.Resolver, all []oom.Victim) (shown []oom.Victim, matched int) {
+	shown = all
 	if f.namespace != "" {
 		inNS := func(t oom.Task) bool {
 			p, _ := snap.Lookup(t.PID)
@@ -146,18 +158,38 @@ func (f *victimsFlags) show(ctx context.Context, snap *snapshot.Snapshot, pods *
 				shown = append(shown, v)
 			}
 		}
-		if len(shown) == 0 {
-			hint := ""
-			if _, err := strconv.Atoi(f.namespace); err == nil {
-				hint = fmt.Sprintf("; -n is the namespace now, as in kubectl: --limit %s sets how many victims to show", f.namespace)
-			}
-			return nil, fmt.Errorf("no process of a pod in namespace %s is a victim on this node%s", f.namespace, hint)
-		}
 	}
+	matched = len(shown)
 	if f.limit > 0 && len(shown) > f.limit {
 		shown = shown[:f.limit]
 	}
-	return shown, nil
+	return shown, matched
+}
+
+// noMatch says why there are no victims to show.
+func (f *victimsFlags) noMatch(pods *podname.Resolver) string {
+	if f.namespace == "" {
+		return "no process is a candidate for this OOM"
+	}
+	hint := ""
+	if _, err := strconv.Atoi(f.namespace); err == nil {
+		hint = fmt.Sprintf("; -n is the namespace now, as in kubectl: --limit %s sets how many victims to show", f.namespace)
+	}
+	return fmt.Sprintf("no process of a pod in namespace %s is a victim on this node (%s)%s",
+		termsafe.Escape(f.namespace), f.pods.source(pods), hint)
+}
+
+// writeVictimNames is -o name: kubectl's TYPE/NAME, one line per process
+// in the order they would die (a victim, then the group members it takes).
+func writeVictimNames(w io.Writer, shown []oom.Victim) error {
+	bw := NewBufWriter(w)
+	for _, v := range shown {
+		fmt.Fprintf(bw, "process/%d\n", v.Task.PID)
+		for _, m := range v.Members {
+			fmt.Fprintf(bw, "process/%d\n", m.PID)
+		}
+	}
+	return bw.Flush()
 }
 
 // nextStep is the last line of the table: the command that fixes or
@@ -203,10 +235,20 @@ type victimsView struct {
 	domain oom.Domain
 }
 
-func (v victimsView) table(w io.Writer, shown []oom.Victim, total int, verdict oom.Verdict, next string, wide, noHeaders bool) error {
+// victimsTable is what the table prints besides the victims.
+type victimsTable struct {
+	more      int    // victims --limit left out
+	namespace string // --namespace, which the "more" line names
+	verdict   oom.Verdict
+	next      string
+	wide      bool
+	noHeaders bool // rows only, as kubectl's --no-headers: no header, "more", verdict or next line
+}
+
+func (v victimsView) table(w io.Writer, shown []oom.Victim, o victimsTable) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if !noHeaders {
-		if wide {
+	if !o.noHeaders && len(shown) > 0 {
+		if o.wide {
 			fmt.Fprintln(tw, "RANK\tPID\tCOMM\tBADNESS\tPOINTS\tOOM_SCORE\tADJ\tRSS\tQOS\tPOD\tCONTAINER\tCGROUP")
 		} else {
 			fmt.Fprintln(tw, "RANK\tPID\tCOMM\tBADNESS\tOOM_SCORE\tADJ\tRSS\tPOD\tCGROUP")
@@ -214,13 +256,13 @@ func (v victimsView) table(w io.Writer, shown []oom.Victim, total int, verdict o
 	}
 	row := func(rank, pid, badness, points string, t oom.Task) {
 		p, _ := v.snap.Lookup(t.PID)
-		if wide {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\n", rank, pid, t.Comm, badness, points, p.OOMScore, t.Adj,
-				oom.HumanBytes(p.RSS()), Dash(string(p.Owner.QoS)), Dash(t.Pod), Dash(shortID(p.Owner.ContainerID)), t.Cgroup)
+		if o.wide {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\n", rank, pid, Dash(t.Comm), badness, points, p.OOMScore, t.Adj,
+				oom.HumanBytes(p.RSS()), Dash(string(p.Owner.QoS)), Dash(t.Pod), Dash(shortID(p.Owner.ContainerID)), Dash(t.Cgroup))
 			return
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\n", rank, pid, t.Comm, badness, p.OOMScore, t.Adj,
-			oom.HumanBytes(p.RSS()), Dash(t.Pod), t.Cgroup)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\n", rank, pid, Dash(t.Comm), badness, p.OOMScore, t.Adj,
+			oom.HumanBytes(p.RSS()), Dash(t.Pod), Dash(t.Cgroup))
 	}
 	for _, vic := range shown {
 		row(strconv.Itoa(vic.Rank), strconv.Itoa(vic.Task.PID), signedBytes(vic.Points), strconv.FormatInt(vic.Points, 10), vic.Task)
@@ -230,10 +272,10 @@ func (v victimsView) table(w io.Writer, shown []oom.Victim, total int, verdict o
 		for i, m := range members {
 			if i == maxMembersShown && len(members) > maxMembersShown+1 {
 				cols := 6 // the empty cells from COMM to CGROUP
-				if wide {
+				if o.wide {
 					cols = 9
 				}
-				fmt.Fprintf(tw, "\t+%d more\t(group)%s%s\n", len(members)-i, strings.Repeat("\t", cols), vic.GroupCgroup)
+				fmt.Fprintf(tw, "\t+%d more\t(group)%s%s\n", len(members)-i, strings.Repeat("\t", cols), Dash(vic.GroupCgroup))
 				break
 			}
 			row("", "+"+strconv.Itoa(m.PID), "(group)", "-", m)
@@ -242,14 +284,22 @@ func (v victimsView) table(w io.Writer, shown []oom.Victim, total int, verdict o
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(shown) < total {
-		fmt.Fprintf(w, "... %d more victims (--limit 0 shows all)\n", total-len(shown))
+	if o.noHeaders {
+		return nil
+	}
+	if o.more > 0 {
+		in := ""
+		if o.namespace != "" {
+			in = " in namespace " + termsafe.Escape(o.namespace)
+		}
+		fmt.Fprintf(w, "... %d more victims%s (--limit 0 shows all)\n", o.more, in)
 	}
 	prefix := "verdict: "
-	if verdict.Problem {
+	if o.verdict.Problem {
 		prefix = "PROBLEM: "
 	}
-	_, err := fmt.Fprintf(w, "\n%s%s\nnext: %s\n", prefix, verdict.Text, next)
+	// The verdict and the next step name processes, pods and cgroups.
+	_, err := fmt.Fprintf(w, "\n%s%s\nnext: %s\n", prefix, termsafe.Escape(o.verdict.Text), termsafe.Escape(o.next))
 	return err
 }
 

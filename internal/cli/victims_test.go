@@ -73,6 +73,15 @@ func TestVictimsExitCode(t *testing.T) {
 		"fine, --exit-code":    {[]string{"--exit-code", "--proc-root", filepath.Join(healthy, "proc"), "--cgroup-root", ""}, 0, "verdict: a node OOM now would kill pod " + seedPodName + "'s python"},
 		"error, --exit-code":   {[]string{"--exit-code", "--proc-root", "/nonexistent/proc"}, 2, ""},
 		"error":                {[]string{"--proc-root", "/nonexistent/proc"}, 1, ""},
+		// A bad flag is "could not tell" too, wherever --exit-code is (it
+		// exited 1, which means "problem").
+		"bad flag, --exit-code":       {[]string{"--exit-code", "--bogus"}, 2, ""},
+		"--exit-code after bad flag":  {[]string{"--bogus", "--exit-code"}, 2, ""},
+		"bad value, --exit-code":      {[]string{"--exit-code", "--limit", "x"}, 2, ""},
+		"argument, --exit-code":       {[]string{"--exit-code", "extra"}, 2, ""},
+		"bad output, --exit-code":     {[]string{"--exit-code", "-o", "nope"}, 2, ""},
+		"bad flag":                    {[]string{"--bogus"}, 1, ""},
+		"bad flag, --exit-code=false": {[]string{"--exit-code=false", "--bogus"}, 1, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out, errOut, code := runForTest(t, append([]string{"victims", "--pod-log-dir", podLogDir(proc)}, tc.args...)...)
@@ -82,7 +91,7 @@ func TestVictimsExitCode(t *testing.T) {
 			if tc.code == 1 && tc.out != "" && errOut != "" {
 				t.Errorf("a problem verdict is not an error: stderr %q", errOut)
 			}
-			if tc.code == 2 && !strings.Contains(errOut, "/nonexistent/proc") {
+			if tc.code == 2 && strings.Contains(tc.args[len(tc.args)-1], "/nonexistent/proc") && !strings.Contains(errOut, "/nonexistent/proc") {
 				t.Errorf("stderr %q should name the input", errOut)
 			}
 		})
@@ -104,18 +113,42 @@ func TestVictimsWideNamespaceAndHeaders(t *testing.T) {
 	if strings.Contains(out, "/system.slice/polkitd.service") {
 		t.Errorf("-n hub shows host processes:\n%s", out)
 	}
-	bare, _, _ := runForTest(t, append(args, "--no-headers", "--limit", "3")...)
-	if strings.Contains(bare, "RANK") || !strings.HasPrefix(bare, "1  2057270  polkitd") {
-		t.Errorf("--no-headers:\n%s", bare)
+	// --no-headers is kubectl's: the rows and nothing else, for scripts
+	// (it used to keep the "... more", verdict and next lines).
+	for _, o := range []string{"table", "wide"} {
+		bare, _, _ := runForTest(t, append(args, "-o", o, "--no-headers", "--limit", "3")...)
+		rows := strings.Split(strings.TrimSuffix(bare, "\n"), "\n")
+		if len(rows) != 3 || !strings.HasPrefix(rows[0], "1  2057270  polkitd") || !strings.HasPrefix(rows[2], "3  1565") {
+			t.Errorf("-o %s --no-headers: want the 3 rows only:\n%s", o, bare)
+		}
 	}
+	// -n hub --limit 0 shows every hub victim: the namespace, not the
+	// limit, left the others out (it printed "... 25 more victims
+	// (--limit 0 shows all)").
+	all, _, _ := runForTest(t, append(args, "-n", "hub", "--limit", "0")...)
+	if strings.Contains(all, "more victims") || !strings.Contains(all, "PROBLEM: ") {
+		t.Errorf("-n hub --limit 0:\n%s", all)
+	}
+	cut, _, _ := runForTest(t, append(args, "--limit", "2")...)
+	if !strings.Contains(cut, "\n... 24 more victims (--limit 0 shows all)\n") {
+		t.Errorf("--limit 2:\n%s", cut)
+	}
+	// A namespace without victims is kubectl's empty list: said on
+	// stderr, exit 0, the node's verdict still printed.
 	for ns, want := range map[string]string{
 		"5":           "-n is the namespace now, as in kubectl: --limit 5 sets how many victims to show",
-		"kube-system": "no process of a pod in namespace kube-system is a victim",
+		"kube-system": "no process of a pod in namespace kube-system is a victim on this node (pods named from " + podLogDir(proc) + ")",
 	} {
-		_, errOut, code := runForTest(t, append(args, "-n", ns)...)
-		if code != 1 || !strings.Contains(errOut, want) {
-			t.Errorf("-n %s: code %d, stderr %q", ns, code, errOut)
+		for output, stdout := range map[string]string{"table": "\nPROBLEM: ", "json": `"victims": [],`, "yaml": "victims: []\n", "name": ""} {
+			out, errOut, code := runForTest(t, append(args, "-n", ns, "-o", output)...)
+			if code != 0 || !strings.Contains(errOut, want) || !strings.Contains(out, stdout) || output == "name" && out != "" {
+				t.Errorf("-n %s -o %s: code %d, stdout %q, stderr %q", ns, output, code, out, errOut)
+			}
 		}
+	}
+	names, _, code := runForTest(t, append(args, "-o", "name", "-n", "hub")...)
+	if code != 0 || !strings.HasPrefix(names, "process/999716\nprocess/") || strings.Count(names, "\n") != 38 {
+		t.Errorf("-o name -n hub: want journald and its 37 group members, in kill order:\n%s", names)
 	}
 	yml, _, code := runForTest(t, append(args, "-o", "yaml", "--limit", "1")...)
 	if code != 0 || !strings.HasPrefix(yml, "domain: node\n") || !strings.Contains(yml, "\nnext: ") {
