@@ -32,6 +32,7 @@ func run() error {
 	out := flag.String("o", "bin/podwarden-image.tar", "image tarball to write")
 	tag := flag.String("t", "podwarden:dev", "name the tarball carries")
 	version := flag.String("version", "dev", "version linked into the binary and labelled")
+	arch := flag.String("arch", "amd64", "GOARCH of the image (a docker tarball holds one platform; `make release` builds the amd64+arm64 index)")
 	push := flag.String("push", "", "also push to this reference (e.g. registry.example.com/podwarden:v0.1.0), with docker's credentials")
 	flag.Parse()
 	ctx := context.Background()
@@ -43,11 +44,11 @@ func run() error {
 		return err
 	}
 	bin := filepath.Join(filepath.Dir(*out), "podwarden-agent-image-bin")
-	if err := agentimage.BuildBinary(ctx, ".", *version, bin); err != nil {
+	if err := agentimage.BuildStatic(ctx, ".", "./cmd/podwarden-agent", *version, *arch, bin); err != nil {
 		return err
 	}
 	defer os.Remove(bin)
-	img, err := agentimage.Image(bin, agentimage.Meta{Version: *version, Revision: revision(ctx), Created: created})
+	img, err := agentimage.Image(bin, agentimage.Meta{Version: *version, Revision: revision(ctx), Created: created, Arch: *arch})
 	if err != nil {
 		return err
 	}

@@ -10,17 +10,32 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
-// BuildBinary builds the static, stripped podwarden-agent the image carries
-// from the module at repo into out. CGO_ENABLED=0 because the image has no
-// libc; -trimpath so the binary does not depend on where the tree is.
+// Arches are the linux platforms the release image and binaries are built
+// for; the image index holds one image per entry, so a node's runtime picks
+// its own and the chart needs no architecture selector.
+var Arches = []string{"amd64", "arm64"}
+
+// BuildBinary builds the static, stripped linux/amd64 podwarden-agent (the
+// node test's guest is amd64) from the module at repo into out.
 func BuildBinary(ctx context.Context, repo, version, out string) error {
+	return BuildStatic(ctx, repo, "./cmd/podwarden-agent", version, "amd64", out)
+}
+
+// BuildStatic builds the Go main package pkg of the module at repo for
+// linux/goarch into out, the way every released binary is built:
+// CGO_ENABLED=0 because the image has no libc and a release tarball must
+// run on any distribution; -trimpath and an empty build ID so the bytes
+// depend on the source, the version and the toolchain only, never on where
+// the tree is or when it was built; the version stamped as the Makefile's
+// LDFLAGS does.
+func BuildStatic(ctx context.Context, repo, pkg, version, goarch, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath",
-		"-ldflags", "-s -w -X podwarden/internal/cli.version="+version,
-		"-o", out, "./cmd/podwarden-agent")
+		"-ldflags", "-s -w -buildid= -X podwarden/internal/cli.version="+version,
+		"-o", out, pkg)
 	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/podwarden-agent: %w: %s", err, strings.TrimSpace(string(b)))
+		return fmt.Errorf("go build %s for linux/%s: %w: %s", pkg, goarch, err, strings.TrimSpace(string(b)))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type Meta struct {
 	Version  string    // org.opencontainers.image.version, e.g. v0.1.0 or dev
 	Revision string    // org.opencontainers.image.revision (git commit), may be empty
 	Created  time.Time // file times and config.created; the zero value means the Unix epoch
+	Arch     string    // GOARCH of the binary (config.architecture); "" means amd64
 }
 
 // Image packs the static agent binary at binPath into the release image.
@@ -60,7 +61,10 @@ func Image(binPath string, meta Meta) (v1.Image, error) {
 		return nil, fmt.Errorf("reading the config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.OS, cf.Architecture = "linux", meta.Arch
+	if cf.Architecture == "" {
+		cf.Architecture = "amd64"
+	}
 	cf.Created = v1.Time{Time: created}
 	cf.History = []v1.History{{
 		Created:   v1.Time{Time: created},
