@@ -32,7 +32,7 @@ type episode struct {
 	sentAt time.Time
 	sent   []string
 	why    string
-	root   int // a process of the container that lives on
+	root   procRef // a process of the container that lives on
 	at     health
 	// ended is when the victim exited (or the episode was settled without
 	// a signal): from then on nothing more is done in this episode.
@@ -367,7 +367,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, totalPages uint
 	for try := 0; try < 3; try++ {
 		procs := e.procs(st.t.Cgroup)
 		c := chooseVictim(procs, keep, e.pol.KeepInit, totalPages)
-		ep.root = rootProc(procs, c.victim)
+		ep.root = rootRef(procs, c.victim)
 		if c.victim == nil {
 			ep.why = why
 			if s := c.keptSummary(); s != "" {

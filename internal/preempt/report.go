@@ -2,14 +2,10 @@ package preempt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"podwarden/internal/kubeevent"
 )
@@ -26,8 +22,9 @@ type report struct {
 	k kubeevent.PressureKill
 	// root is a process of the container that lives on (its init or a
 	// kept process): the message file is written through its
-	// /proc/PID/root. 0 when there is none.
-	root int
+	// /proc/PID/root, if it is still that process. Zero when there is
+	// none.
+	root procRef
 }
 
 const (
@@ -57,9 +54,9 @@ func (e *Engine) deliver(ctx context.Context, r report) {
 		}
 	}
 	// Kills only: a dry run writes nothing into containers.
-	if e.cfg.Policy.MessageFile != "" && r.root > 0 && r.k.Outcome == "" {
+	if e.cfg.Policy.MessageFile != "" && r.root.pid > 0 && r.k.Outcome == "" {
 		msg := time.Now().UTC().Format(time.RFC3339) + " " + kubeevent.PressureMessage(r.k) + "\n"
-		if err := writeInRoot(e.cfg.Proc.Path(r.root, "root"), e.cfg.Policy.MessageFile, msg); err != nil {
+		if err := writeMessage(e.cfg.Proc, r.root, e.cfg.Policy.MessageFile, msg); err != nil {
 			e.log.Warn("message file not written", "pod", r.k.Namespace+"/"+r.k.PodName, "file", e.cfg.Policy.MessageFile, "err", err)
 		}
 	}
@@ -74,35 +71,6 @@ func (e *Engine) queue(r report) {
 		e.m.Dropped.Inc()
 		e.log.Warn("report queue full: Event dropped", "pod", r.k.Namespace+"/"+r.k.PodName)
 	}
-}
-
-// writeInRoot writes data to name inside the file system rooted at root
-// (/proc/PID/root of a container process). openat2's RESOLVE_IN_ROOT keeps
-// every symlink inside that root, so a container cannot point the agent at
-// a host file; the parent directory must exist.
-func writeInRoot(root, name, data string) error {
-	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", root, err)
-	}
-	defer unix.Close(dir)
-	fd, err := unix.Openat2(dir, strings.TrimPrefix(name, "/"), &unix.OpenHow{
-		Flags:   unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK,
-		Mode:    0o644,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if errors.Is(err, unix.ENOSYS) {
-		return fmt.Errorf("openat2 (Linux 5.6+) unavailable: %w", err)
-	}
-	if err != nil {
-		return fmt.Errorf("open %s in %s: %w", name, root, err)
-	}
-	f := os.NewFile(uintptr(fd), name)
-	_, err = f.WriteString(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // logKill is the log line of an action, written on the engine goroutine.
