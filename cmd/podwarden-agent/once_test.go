@@ -63,7 +63,12 @@ func onceNode(t *testing.T) (procRoot, cgRoot, logDir string) {
 
 func runOnce(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	procRoot, cgRoot, logDir := onceNode(t)
+	return runOnceOn(t, onceNode, args...)
+}
+
+func runOnceOn(t *testing.T, node func(*testing.T) (string, string, string), args ...string) (string, string, int) {
+	t.Helper()
+	procRoot, cgRoot, logDir := node(t)
 	var out, errOut bytes.Buffer
 	args = append([]string{"agent", "--no-cri", "--once", "--dry-run", "--kmsg-path", "", "--proc-root", procRoot,
 		"--cgroup-root", cgRoot, "--pod-log-dir", logDir, "--agent-namespace", ""}, args...)
@@ -158,5 +163,57 @@ func TestOnceStructuredOutput(t *testing.T) {
 	y, _, code := runOnce(t, "-o", "yaml")
 	if code != 0 || !strings.Contains(y, "dry_run: true\n") || !strings.Contains(y, "    pod_uid: \""+onceUID+"\"\n") {
 		t.Errorf("yaml:\n%s", y)
+	}
+}
+
+// hostileOnceNode is onceNode with the target's process and pod named by a
+// hostile pod: control characters, a bidi override, a raw 8-bit CSI. (A
+// fixture tree: --once walks the tree the same way on the host, and
+// internal/cli's TestHostileNamesAreEscaped names a real process.)
+func hostileOnceNode(t *testing.T) (procRoot, cgRoot, logDir string) {
+	procRoot, cgRoot, logDir = onceNode(t)
+	const comm = "\x1b[2J\u202eEVIL\x9b"
+	stat := filepath.Join(procRoot, "200", "stat")
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, content := range map[string]string{
+		stat: strings.Replace(string(b), "(python)", "("+comm+")", 1),
+		filepath.Join(procRoot, "200", "status"): "Name:\t" + comm + "\nTgid:\t200\nPid:\t200\nPPid:\t1\n",
+	} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Rename(filepath.Join(logDir, "ml_notebook-0_"+onceUID), filepath.Join(logDir, "ml_\x1b[31mnb\u202e0\u009b_"+onceUID)); err != nil {
+		t.Fatal(err)
+	}
+	return procRoot, cgRoot, logDir
+}
+
+// TestOnceEscapesHostileNames: a pod's and a process's names reach the
+// admin's terminal through --once --dry-run escaped as dmesg does (\x1b),
+// in every table; JSON carries the true name. (They were printed raw.)
+func TestOnceEscapesHostileNames(t *testing.T) {
+	for _, args := range [][]string{{}, {"-v"}, {"-v", "--no-headers"}} {
+		out, errOut, code := runOnceOn(t, hostileOnceNode, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		for i, r := range out + errOut {
+			if r < 0x20 && r != '\n' || r >= 0x7f && r <= 0x9f || r == '\u202e' || r == 0xfffd {
+				t.Fatalf("%v: raw %U at %d reaches the terminal:\n%q", args, r, i, out)
+			}
+		}
+		for _, want := range []string{`pid 200 (\x1b[2J\xe2\x80\xaeEVIL\x9b)`, `\x1b[31mnb\xe2\x80\xae0\xc2\x9b`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %s:\n%s", args, want, out)
+			}
+		}
+	}
+	out, _, _ := runOnceOn(t, hostileOnceNode, "-o", "json")
+	if !strings.Contains(out, `"\u001b[31mnb\u202e0\u009b"`) || strings.ContainsRune(out, '\u202e') {
+		t.Errorf("json: want the true pod name, \\u-escaped:\n%s", out)
 	}
 }
