@@ -179,7 +179,7 @@ func hostileOnceNode(t *testing.T) (procRoot, cgRoot, logDir string) {
 		t.Fatal(err)
 	}
 	for path, content := range map[string]string{
-		stat: strings.Replace(string(b), "(python)", "("+comm+")", 1),
+		stat:                                     strings.Replace(string(b), "(python)", "("+comm+")", 1),
 		filepath.Join(procRoot, "200", "status"): "Name:\t" + comm + "\nTgid:\t200\nPid:\t200\nPPid:\t1\n",
 	} {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -277,7 +277,7 @@ func TestHostileEventsAreEscaped(t *testing.T) {
 			continue
 		}
 		var rep struct {
-			Invoker struct{ Comm string } `json:"invoker"`
+			Invoker struct{ Comm string }   `json:"invoker"`
 			Victims []struct{ Comm string } `json:"victims"`
 		}
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
