@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,10 @@ const (
 	// readBufSize holds many events; one needs at most 16 bytes plus
 	// NAME_MAX+1.
 	readBufSize = 64 << 10
+	// reconcileEvery is how often every watched directory is checked
+	// against the filesystem, the backstop for removals whose events never
+	// came. A check is one inotify_add_watch per directory.
+	reconcileEvery = time.Minute
 )
 
 // Watcher reports directories created and removed below its roots.
@@ -59,6 +64,10 @@ type Watcher struct {
 	done   chan struct{} // closed when the read goroutine has returned
 
 	overflows atomic.Uint64
+	// watches mirrors the tree's count for other goroutines.
+	watches atomic.Int64
+	// every is the reconcile period.
+	every time.Duration
 
 	stopOnce sync.Once
 	closeErr error // from closing file; written once in stop
@@ -74,6 +83,11 @@ type Watcher struct {
 // reported. Each root must be an existing directory. Cancelling ctx stops
 // the watcher as Close does.
 func Watch(ctx context.Context, roots ...string) (*Watcher, error) {
+	return watchEvery(ctx, reconcileEvery, roots)
+}
+
+// watchEvery is Watch with the reconcile period.
+func watchEvery(ctx context.Context, every time.Duration, roots []string) (*Watcher, error) {
 	if len(roots) == 0 {
 		return nil, errors.New("watching cgroup directories: no root given")
 	}
@@ -111,7 +125,7 @@ func Watch(ctx context.Context, roots ...string) (*Watcher, error) {
 		f.Close()
 		return nil, fmt.Errorf("inotify descriptor: %w", err)
 	}
-	w := &Watcher{file: f, raw: raw, events: make(chan Event, eventBuf), done: make(chan struct{})}
+	w := &Watcher{file: f, raw: raw, events: make(chan Event, eventBuf), done: make(chan struct{}), every: every}
 	w.tree = newTree(clean, w.addWatch, w.rmWatch)
 	for _, root := range clean {
 		// Existing directories are not reported: emit is never called.
@@ -124,6 +138,7 @@ func Watch(ctx context.Context, roots ...string) (*Watcher, error) {
 			return nil, fmt.Errorf("watching %s: removed while starting", root)
 		}
 	}
+	w.watches.Store(int64(w.tree.watches()))
 	ctx, w.cancel = context.WithCancel(ctx)
 	context.AfterFunc(ctx, w.stop)
 	go w.run(ctx)
@@ -149,6 +164,12 @@ func (w *Watcher) Err() error {
 // recovers its own watches and reports what it finds changed, but events
 // in between are lost: a caller that sees Overflows grow must rescan.
 func (w *Watcher) Overflows() uint64 { return w.overflows.Load() }
+
+// Watches is the number of inotify watches the watcher holds: one per
+// directory in its trees as of the last events it read. Each counts
+// against fs.inotify.max_user_watches, which the user's other daemons
+// (kubelet, containerd, systemd for root) share.
+func (w *Watcher) Watches() int { return int(w.watches.Load()) }
 
 // Close stops the watcher and waits for its goroutine to return. It is
 // safe to call more than once and concurrently with cancellation of the
@@ -184,10 +205,31 @@ func (w *Watcher) run(ctx context.Context) {
 			return false
 		}
 	}
+	// The read deadline wakes the loop for the periodic reconcile; a busy
+	// stream of events does not postpone it.
+	next := time.Now().Add(w.every)
+	deadlines := w.file.SetReadDeadline(next) == nil
 	for {
 		n, err := w.file.Read(buf)
 		if ctx.Err() != nil {
 			return // stopped on purpose: the error is the closed descriptor
+		}
+		if deadlines && !time.Now().Before(next) {
+			if cerr := w.check(emit); cerr != nil {
+				if ctx.Err() == nil {
+					w.fail(cerr)
+				}
+				return
+			}
+			w.watches.Store(int64(w.tree.watches()))
+			next = time.Now().Add(w.every)
+			if derr := w.file.SetReadDeadline(next); derr != nil {
+				w.fail(fmt.Errorf("arming the reconcile: %w", derr))
+				return
+			}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
 		}
 		if err != nil {
 			w.fail(fmt.Errorf("reading inotify events: %w", err))
@@ -206,6 +248,7 @@ func (w *Watcher) run(ctx context.Context) {
 				return
 			}
 		}
+		w.watches.Store(int64(w.tree.watches()))
 	}
 }
 

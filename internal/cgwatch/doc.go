@@ -12,5 +12,12 @@
 // tree; Overflows tells the caller that events were lost and it must
 // rescan its own state.
 //
+// A removed directory's watch is removed by the watcher itself, from its
+// parent's IN_DELETE or IN_MOVED_FROM (with every watch below it), and a
+// reconcile every minute drops the watches of directories that are gone
+// or replaced without an event: cgroupfs sends no IN_DELETE_SELF or
+// IN_IGNORED, so a watch the watcher did not remove would stay in the
+// kernel for good. Watches tells how many are held.
+//
 // Directories that exist when Watch is called are not reported.
 package cgwatch
