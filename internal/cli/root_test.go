@@ -27,3 +27,15 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("unknown command: code %d, stderr %q", code, errOut)
 	}
 }
+
+// -v means one thing: kubectl has no -v for a version, and agent takes it
+// for --verbose; the root answers only --version.
+func TestVersionFlagHasNoShorthand(t *testing.T) {
+	out, _, code := runForTest(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "podwarden version ") {
+		t.Fatalf("--version: code %d, out %q", code, out)
+	}
+	if _, errOut, code := runForTest(t, "-v"); code != 1 || !strings.Contains(errOut, "unknown shorthand flag: 'v'") {
+		t.Errorf("-v: code %d, stderr %q", code, errOut)
+	}
+}
