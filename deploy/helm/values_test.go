@@ -32,6 +32,9 @@ func TestChartSchema(t *testing.T) {
 			"ladder": []any{map[string]any{"signal": "SIGTERM", "grace": "5s"}, map[string]any{"signal": "SIGKILL"}},
 			"keep":   []any{"code-server"}, "messageFile": "/tmp/podwarden-oom.txt",
 		}}},
+		"preempt sizes": {"policy": map[string]any{"preempt": map[string]any{
+			"node": map[string]any{"minAvailable": "3GiB", "criticalAvailable": "4%, 1Gi", "releaseAvailable": "20% 6GiB"},
+		}}},
 	}
 	for name, values := range good {
 		t.Run("good/"+name, func(t *testing.T) {
@@ -61,6 +64,7 @@ func TestChartSchema(t *testing.T) {
 		"preempt typo":      {map[string]any{"policy": map[string]any{"preempt": map[string]any{"enable": true}}}, "enable"},
 		"preempt signal":    {map[string]any{"policy": map[string]any{"preempt": map[string]any{"ladder": []any{map[string]any{"signal": "SIGSEGV"}}}}}, "signal"},
 		"preempt percent":   {map[string]any{"policy": map[string]any{"preempt": map[string]any{"node": map[string]any{"minAvailable": "ten"}}}}, "minAvailable"},
+		"preempt size unit": {map[string]any{"policy": map[string]any{"preempt": map[string]any{"node": map[string]any{"minAvailable": "2PB"}}}}, "minAvailable"},
 		"rule alert window": {map[string]any{"metrics": map[string]any{"prometheusRule": map[string]any{"agentDownMinutes": 0}}}, "agentDownMinutes"},
 		"web config typo":   {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secret": "x"}}}, "secret"},
 		"web config tls":    {map[string]any{"metrics": map[string]any{"webConfig": map[string]any{"secretName": "x", "tls": "yes"}}}, "tls"},

@@ -71,7 +71,7 @@ func (p *parser) thresholds(n *yaml.Node, field string, th *Thresholds) {
 		if !ok {
 			return
 		}
-		pct, err := ParsePercent(s)
+		l, err := ParseLevel(s)
 		if err != nil {
 			p.check(v, kf, err)
 			return
@@ -79,11 +79,11 @@ func (p *parser) thresholds(n *yaml.Node, field string, th *Thresholds) {
 		nodes[key] = v
 		switch key {
 		case "minAvailable":
-			th.MinAvailable = pct
+			th.MinAvailable, th.MinAvailableBytes = l.Pct, l.Bytes
 		case "criticalAvailable":
-			th.CriticalAvailable = pct
+			th.CriticalAvailable, th.CriticalAvailableBytes = l.Pct, l.Bytes
 		case "releaseAvailable":
-			th.ReleaseAvailable = pct
+			th.ReleaseAvailable, th.ReleaseAvailableBytes = l.Pct, l.Bytes
 		}
 	})
 	// Ranges and order, at the line of the key given (or of the mapping,

@@ -135,7 +135,7 @@ func TestParseValid(t *testing.T) {
 					Enabled: true, DryRun: true,
 					Pressure:  PSITrigger{Full: true, Stall: 50 * time.Millisecond, Window: 500 * time.Millisecond},
 					Node:      Thresholds{MinAvailable: 8, ReleaseAvailable: 12.5},
-					Container: Thresholds{MinAvailable: 3, CriticalAvailable: 2, ReleaseAvailable: 10},
+					Container: Thresholds{MinAvailable: 3, CriticalAvailable: 2, CriticalAvailableBytes: 96 << 20, ReleaseAvailable: 10, ReleaseAvailableBytes: 512 << 20},
 					Ladder:    []Step{{"SIGTERM", 5 * time.Second}, {"SIGKILL", 0}},
 					Cooldown:  time.Minute, GrowthWindow: 10 * time.Second,
 					Keep: []string{"code-server", "rstudio*"}, MessageFile: "/tmp/podwarden-oom.txt",

@@ -21,10 +21,10 @@ type Preempt struct {
 	// every target's memory.pressure, and the bar for "under pressure":
 	// tasks stalled at least Stall within the last Window.
 	Pressure PSITrigger
-	// Node thresholds, in percent of MemTotal available (MemAvailable).
+	// Node thresholds, of MemTotal available (MemAvailable).
 	Node Thresholds
-	// Container thresholds, in percent of a container's (or its pod's)
-	// memory.max not yet committed (usage minus reclaimable page cache).
+	// Container thresholds, of a container's (or its pod's) memory.max
+	// not yet committed (usage minus reclaimable page cache).
 	Container Thresholds
 	// Ladder is what is sent to the victim, in order, each step waiting
 	// its Grace for the process to exit before the next. The last is
@@ -57,17 +57,64 @@ type PSITrigger struct {
 	Window time.Duration
 }
 
-// Thresholds bound an episode, in percent (0..100) of memory available.
+// Thresholds bound an episode, as memory available. Each takes a
+// percentage of the total (0..100), a size in bytes, or both, and then the
+// lower wins, as earlyoom's -m/-M do: a percentage alone that suits a
+// 4 GiB node acts with 51 GiB free on a 512 GiB one. A zero field is not
+// given; a threshold with neither is off (only criticalAvailable may be).
 type Thresholds struct {
 	// MinAvailable: below it, and under pressure, the engine acts.
-	MinAvailable float64
+	MinAvailable      float64
+	MinAvailableBytes uint64
 	// CriticalAvailable: below it the engine acts without waiting for
-	// pressure and skips the ladder's grace periods. 0 turns it off.
-	CriticalAvailable float64
+	// pressure and skips the ladder's grace periods.
+	CriticalAvailable      float64
+	CriticalAvailableBytes uint64
 	// ReleaseAvailable: an episode ends once this much is available again
 	// (hysteresis: it must be above MinAvailable).
-	ReleaseAvailable float64
+	ReleaseAvailable      float64
+	ReleaseAvailableBytes uint64
 }
+
+// Level is one threshold: a percentage of the total, a size, or both.
+type Level struct {
+	Pct   float64
+	Bytes uint64
+}
+
+// Of is the threshold in bytes for a domain of total bytes: the lower of
+// the percentage and the size given; 0 when neither is.
+func (l Level) Of(total uint64) uint64 {
+	var out uint64
+	given := false
+	if l.Pct > 0 {
+		out, given = uint64(l.Pct/100*float64(total)), true
+	}
+	if l.Bytes > 0 && (!given || l.Bytes < out) {
+		out = l.Bytes
+	}
+	return out
+}
+
+// IsZero reports whether neither part is given.
+func (l Level) IsZero() bool { return l.Pct == 0 && l.Bytes == 0 }
+
+// String is the policy spelling, the inverse of ParseLevel.
+func (l Level) String() string {
+	var parts []string
+	if l.Pct > 0 || l.Bytes == 0 {
+		parts = append(parts, strconv.FormatFloat(l.Pct, 'f', -1, 64)+"%")
+	}
+	if l.Bytes > 0 {
+		parts = append(parts, FormatSize(l.Bytes))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Min, Critical and Release are the three thresholds as Levels.
+func (th Thresholds) Min() Level      { return Level{th.MinAvailable, th.MinAvailableBytes} }
+func (th Thresholds) Critical() Level { return Level{th.CriticalAvailable, th.CriticalAvailableBytes} }
+func (th Thresholds) Release() Level  { return Level{th.ReleaseAvailable, th.ReleaseAvailableBytes} }
 
 // Step is one rung of the action ladder.
 type Step struct {
@@ -112,12 +159,32 @@ var DefaultKeep = []string{
 	"rsession", "rserver", "sshd", "systemd",
 }
 
+// Default thresholds: the percentage binds on small domains, the size on
+// big ones (docs/policy.md, "Sizes and shares"). On a 4 GiB node the engine
+// acts below 410 MiB available (10%); on a 16 GiB node below 1.6 GiB; from
+// 20 GiB up below 2 GiB, which at the few GiB/s a hog allocates is still
+// most of a second above the kernel's own reserves (min_free_kbytes is at
+// most 256 MiB, and MemAvailable already leaves out the low watermarks).
+// Containers: the same shape, against memory.max.
+var (
+	DefaultNodeThresholds = Thresholds{
+		MinAvailable: 10, MinAvailableBytes: 2 << 30,
+		CriticalAvailable: 4, CriticalAvailableBytes: 768 << 20,
+		ReleaseAvailable: 20, ReleaseAvailableBytes: 4 << 30,
+	}
+	DefaultContainerThresholds = Thresholds{
+		MinAvailable: 5, MinAvailableBytes: 256 << 20,
+		CriticalAvailable: 2, CriticalAvailableBytes: 96 << 20,
+		ReleaseAvailable: 10, ReleaseAvailableBytes: 512 << 20,
+	}
+)
+
 // DefaultPreempt is the built-in preempt policy (disabled).
 func DefaultPreempt() Preempt {
 	return Preempt{
 		Pressure:     PSITrigger{Stall: 100 * time.Millisecond, Window: time.Second},
-		Node:         Thresholds{MinAvailable: 10, CriticalAvailable: 4, ReleaseAvailable: 20},
-		Container:    Thresholds{MinAvailable: 5, CriticalAvailable: 2, ReleaseAvailable: 10},
+		Node:         DefaultNodeThresholds,
+		Container:    DefaultContainerThresholds,
 		Ladder:       []Step{{"SIGINT", 2 * time.Second}, {"SIGTERM", 3 * time.Second}, {"SIGKILL", 0}},
 		Mrelease:     true,
 		Cooldown:     10 * time.Second,
@@ -182,15 +249,91 @@ func (t PSITrigger) Share() float64 { return float64(t.Stall) / float64(t.Window
 // ParsePercent reads "10%" or "10" (percent), "2.5%" too.
 func ParsePercent(s string) (float64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), "%")), 64)
-	if err != nil || v != v {
+	if err != nil || v != v || v < 0 || v > 100 {
 		return 0, fmt.Errorf("%q is not a percentage like 10%%", s)
 	}
 	return v, nil
 }
 
+// ParseLevel reads a threshold: a percentage ("10%", or "10"), a size
+// ("2GiB", "512Mi", "1.5G") or both, separated by a space or a comma
+// ("10% 2GiB"), the lower of which applies.
+func ParseLevel(s string) (Level, error) {
+	parts := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(parts) == 0 || len(parts) > 2 {
+		return Level{}, fmt.Errorf("%q: want a percentage, a size or both, e.g. 10%%, 2GiB or \"10%% 2GiB\"", s)
+	}
+	var l Level
+	var pct, size bool
+	for _, p := range parts {
+		if v, err := ParsePercent(p); err == nil {
+			if pct {
+				return Level{}, fmt.Errorf("%q: two percentages", s)
+			}
+			l.Pct, pct = v, true
+			continue
+		}
+		b, err := ParseSize(p)
+		if err != nil {
+			if len(parts) == 1 {
+				return Level{}, fmt.Errorf("%q is not a percentage like 10%% or a size like 2GiB", s)
+			}
+			return Level{}, fmt.Errorf("%q: %q is not a percentage like 10%% or a size like 2GiB", s, p)
+		}
+		if size {
+			return Level{}, fmt.Errorf("%q: two sizes", s)
+		}
+		l.Bytes, size = b, true
+	}
+	return l, nil
+}
+
+// sizeUnits are the suffixes ParseSize takes: binary (Ki, KiB, ...) as
+// Kubernetes quantities and free(1) spell them, decimal (K, KB, ...) as
+// SI.
+var sizeUnits = map[string]float64{
+	"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40,
+	"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+}
+
+// ParseSize reads a size with a unit: "2GiB", "2Gi", "512MiB", "1.5G",
+// "100M". A bare number is refused: it is read as a percentage elsewhere,
+// and a byte count nobody means is better refused than guessed.
+func ParseSize(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i <= 0 {
+		return 0, fmt.Errorf("%q is not a size like 2GiB", s)
+	}
+	unit := strings.TrimSuffix(s[i:], "B")
+	mult, ok := sizeUnits[unit]
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if !ok || err != nil || v <= 0 || v*mult >= 1<<62 {
+		return 0, fmt.Errorf("%q is not a size like 2GiB (units Ki, Mi, Gi, Ti or K, M, G, T, with an optional B)", s)
+	}
+	return uint64(v * mult), nil
+}
+
+// FormatSize spells b in the largest binary unit that keeps it whole, or
+// to one decimal in GiB/MiB otherwise; ParseSize reads it back.
+func FormatSize(b uint64) string {
+	for _, u := range []struct {
+		name string
+		m    uint64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b >= u.m && b%u.m == 0 {
+			return strconv.FormatUint(b/u.m, 10) + u.name
+		}
+	}
+	if b >= 1<<20 {
+		return strconv.FormatFloat(float64(b)/(1<<20), 'f', -1, 64) + "MiB"
+	}
+	return strconv.FormatFloat(float64(b)/(1<<10), 'f', -1, 64) + "KiB"
+}
+
 func (th Thresholds) check(add func(field string, err error)) {
 	pct := func(v, lo, hi float64) error {
-		if v < lo || v > hi {
+		if v != 0 && (v < lo || v > hi) {
 			return fmt.Errorf("%g%% is outside %g%%..%g%%", v, lo, hi)
 		}
 		return nil
@@ -198,12 +341,47 @@ func (th Thresholds) check(add func(field string, err error)) {
 	add("minAvailable", pct(th.MinAvailable, 1, 50))
 	add("criticalAvailable", pct(th.CriticalAvailable, 0, 50))
 	add("releaseAvailable", pct(th.ReleaseAvailable, 1, 90))
-	if th.CriticalAvailable >= th.MinAvailable && th.CriticalAvailable != 0 {
-		add("criticalAvailable", fmt.Errorf("%g%% must be below minAvailable %g%% (or 0 to turn it off)", th.CriticalAvailable, th.MinAvailable))
+	if th.Min().IsZero() {
+		add("minAvailable", errors.New("needs a percentage, a size or both"))
 	}
-	if th.ReleaseAvailable <= th.MinAvailable {
-		add("releaseAvailable", fmt.Errorf("%g%% must be above minAvailable %g%%, or one episode ends and the next begins at the same level", th.ReleaseAvailable, th.MinAvailable))
+	if th.Release().IsZero() {
+		add("releaseAvailable", errors.New("needs a percentage, a size or both"))
 	}
+	// Order, part by part: the parts one level gives and the other does
+	// not are ordered at run time (Resolve).
+	c, m, r := th.Critical(), th.Min(), th.Release()
+	if c.Pct > 0 && m.Pct > 0 && c.Pct >= m.Pct {
+		add("criticalAvailable", fmt.Errorf("%g%% must be below minAvailable %g%% (or 0 to turn it off)", c.Pct, m.Pct))
+	}
+	if c.Bytes > 0 && m.Bytes > 0 && c.Bytes >= m.Bytes {
+		add("criticalAvailable", fmt.Errorf("%s must be below minAvailable %s (or 0 to turn it off)", FormatSize(c.Bytes), FormatSize(m.Bytes)))
+	}
+	const why = ", or one episode ends and the next begins at the same level"
+	if r.Pct > 0 && m.Pct > 0 && r.Pct <= m.Pct {
+		add("releaseAvailable", fmt.Errorf("%g%% must be above minAvailable %g%%%s", r.Pct, m.Pct, why))
+	}
+	if r.Bytes > 0 && m.Bytes > 0 && r.Bytes <= m.Bytes {
+		add("releaseAvailable", fmt.Errorf("%s must be above minAvailable %s%s", FormatSize(r.Bytes), FormatSize(m.Bytes), why))
+	}
+}
+
+// Levels are the thresholds of one domain in bytes.
+type Levels struct {
+	Min, Critical, Release uint64
+}
+
+// Resolve applies th to a domain of total bytes. Levels given in
+// different parts (a percentage here, a size there) can cross on some
+// sizes; they are ordered here: critical at most min, release above it
+// (by 1% of the total, at most 256 MiB), so an episode always has room to
+// end.
+func (th Thresholds) Resolve(total uint64) Levels {
+	l := Levels{Min: th.Min().Of(total), Critical: th.Critical().Of(total), Release: th.Release().Of(total)}
+	l.Critical = min(l.Critical, l.Min)
+	if floor := l.Min + max(min(total/100, 256<<20), 1); l.Release < floor {
+		l.Release = floor
+	}
+	return l
 }
 
 func checkLadder(l []Step, add func(field string, err error)) {
