@@ -188,6 +188,18 @@ func TestChartSecurity(t *testing.T) {
 			hostPath: []string{"/dev/kmsg", "/sys/fs/cgroup", "/var/run/crio", "/var/run/nri"},
 			nri:      true,
 		},
+		// Written through /proc/PID/root of a container process: a ptrace
+		// read check (internal/preempt's TestMessageFileWithChartCaps).
+		"message file": {
+			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"messageFile": "/tmp/podwarden-oom.txt"}}},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
+		},
+		"message file, no early action": {
+			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"enabled": false, "messageFile": "/tmp/podwarden-oom.txt"}}},
+			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
+		},
 		"no early action": {
 			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"enabled": false}}},
 			caps:     []string{"DAC_OVERRIDE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},

@@ -54,7 +54,7 @@ does the agent read /proc/PID/exe of host daemons, which needs SYS_PTRACE. */}}
   "SYS_RESOURCE" "lower protected host daemons' oom_score_adj below their oom_score_adj_min"
   "DAC_OVERRIDE" "write /proc/PID/oom_score_adj of target processes owned by other uids (mode 0644)"
   "NET_ADMIN" "subscribe to the netlink process connector (fork/exec events)"
-  "SYS_PTRACE" "readlink /proc/PID/exe for the policy's exe: rules (a ptrace read check; never attaches)"
+  "SYS_PTRACE" "readlink /proc/PID/exe for the policy's exe: rules, open /proc/PID/root for preempt.messageFile (ptrace read checks; never attaches)"
   "SYSLOG" "read kernel OOM reports: /dev/kmsg under dmesg_restrict, or syslog(2) where the device is refused"
   "KILL" "policy.preempt: signal the one process it ends under memory pressure (another user's) through its pidfd"
   "IPC_LOCK" "policy.preempt: lock the agent's pages so its code is not evicted while the node thrashes"
