@@ -188,6 +188,15 @@ func (a *Agent) onDir(ctx context.Context, cg string, op cgwatch.Op) {
 		return
 	}
 	now := time.Now()
+	if t := a.targetOf(cg); t != nil && a.rt == nil && podBelow(t.Cgroup, cgroup.ParsePath(cg)) {
+		// A pod inside a glob's target: the target is a parent of pods
+		// (discover's rule), so rediscover now rather than let it
+		// swallow the pod's containers until the next full pass.
+		a.dropTarget(t.Cgroup)
+		a.forceFull = true
+		a.reconcile(ctx)
+		return
+	}
 	if t := a.targetOf(cg); t != nil {
 		// A cgroup inside a target (systemd in the container making a
 		// scope): clear its flag now and recheck the whole target soon,

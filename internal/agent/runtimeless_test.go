@@ -65,6 +65,27 @@ func TestRuntimelessFindsKubeletContainers(t *testing.T) {
 			{path: "/kubepods/burstable/pod" + uid, proc: "pause"},
 			{path: "/kubepods/burstable/pod" + uid + "/crio-conmon-" + cid, proc: "conmon"},
 			{path: "/kubepods/burstable/pod" + uid + "/crio-" + cid, target: true, proc: "app"}}},
+		// The load-time check refuses '**'; these rows hold the match-time
+		// guard alone to it. The old agent made the root cgroup the one
+		// target: every process below it, sshd and the shell included,
+		// went to 900.
+		{name: "'**' never targets the root, a host slice, a daemon or a kubelet level", selector: "**", cgroups: []cg{
+			{path: "/system.slice", proc: "systemd"},
+			{path: "/system.slice/sshd.service", proc: "sshd"},
+			{path: "/user.slice/user-1000.slice/session-1.scope", proc: "bash"},
+			{path: "/system.slice/batch-1.service", target: true, proc: "job"},
+			{path: "/kubepods/burstable/pod" + uid, proc: "pause"},
+			{path: "/kubepods/burstable/pod" + uid + "/" + cid, target: true, proc: "app"}}},
+		// A kind node is a Docker container holding pods: as a target it
+		// hid them, and raised the node's own systemd and kubelet.
+		{name: "a glob's match holding pods is not a target; its containers are", selector: "/docker/**", cgroups: []cg{
+			{path: "/docker/" + cid, proc: "systemd"},
+			{path: "/docker/" + cid + "/system.slice/kubelet.service", proc: "kubelet"},
+			{path: "/docker/" + cid + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice", proc: "pause"},
+			{path: "/docker/" + cid + "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + uidU + ".slice/cri-containerd-" + cid + ".scope", target: true, proc: "app"}}},
+		{name: "a glob's match holding pods is dropped even when none of them match", selector: "/docker/*", cgroups: []cg{
+			{path: "/docker/" + cid, proc: "systemd"},
+			{path: "/docker/" + cid + "/kubepods/pod" + uid + "/" + cid, proc: "app"}}},
 		{name: "selector outside pods chooses alone", selector: "/system.slice/batch-*.service", cgroups: []cg{
 			{path: "/system.slice/batch-1.service", target: true, proc: "job"},
 			{path: "/kubepods/pod" + uid + "/" + cid, proc: "app"}}},

@@ -72,22 +72,33 @@ type podInfo struct {
 // (from the runtime's last answer, a.pods) and their containers found in
 // the cgroup tree by id (reading the tree beats rebuilding paths for every
 // driver); without one, the policy's cgroup glob chooses container cgroups
-// directly.
+// directly. A target that turns out to hold pod cgroups (a glob matching
+// a kind node's container, or any parent the load-time check could not
+// foresee) is dropped: as a target it would swallow the containers below
+// it, each with its own pod, and they are taken one by one instead.
 func (a *Agent) discover(ctx context.Context) (map[string]*Target, error) {
 	targets := make(map[string]*Target)
 	if a.rt != nil && a.pods == nil {
 		return targets, nil // no answer from the runtime yet
 	}
-	var inside string // the last target found: Walk is pre-order
+	var open []*Target // targets enclosing the cgroup being visited: Walk is pre-order
+	podParents := map[string]bool{}
 	err := a.cg.Walk(ctx, "/", func(cg string) error {
-		if inside != "" && strings.HasPrefix(cg, inside+"/") {
-			return nil
+		for len(open) > 0 && !strings.HasPrefix(cg, open[len(open)-1].Cgroup+"/") {
+			open = open[:len(open)-1]
+		}
+		if len(open) > 0 {
+			if o := cgroup.ParsePath(cg); o.InPod() {
+				for _, t := range open {
+					podParents[t.Cgroup] = podParents[t.Cgroup] || podBelow(t.Cgroup, o)
+				}
+			}
 		}
 		t := a.match(cg)
 		if t != nil {
 			targets[cg] = t
-			inside = cg
-		} else if a.explain && a.rt == nil {
+			open = append(open, t)
+		} else if a.explain && a.rt == nil && len(open) == 0 {
 			a.explainCgroup(cg)
 		}
 		return nil
@@ -95,7 +106,30 @@ func (a *Agent) discover(ctx context.Context) (map[string]*Target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("walk cgroup tree: %w", err)
 	}
+	for cg := range podParents {
+		if podParents[cg] {
+			a.log.Debug("not a target: holds pod cgroups", "cgroup", cg)
+			delete(targets, cg)
+		}
+	}
+	// Everything below a target belongs to it: the outermost wins.
+	for cg := range targets {
+		for p := parentCgroup(cg); p != "/"; p = parentCgroup(p) {
+			if _, ok := targets[p]; ok {
+				delete(targets, cg)
+				break
+			}
+		}
+	}
 	return targets, nil
+}
+
+// podBelow reports whether the pod that cgroup path's owner o names lies
+// strictly below target cgroup cg: cg is then a parent of pods, not a
+// container. A target inside a pod (its container, or the outer pod of a
+// nested kubelet) has o's pod cgroup above or at it.
+func podBelow(cg string, o cgroup.Owner) bool {
+	return len(o.PodCgroup) > len(cg) && strings.HasPrefix(o.PodCgroup, cg+"/")
 }
 
 // setTargets replaces the targets with a fresh discovery, keeping the state
@@ -171,8 +205,20 @@ func (a *Agent) export(t *Target, d int) {
 	}
 }
 
-// match returns the target at container cgroup cg, or nil.
+// match returns the target at container cgroup cg, or nil. Whatever the
+// selector or the runtime says, a cgroup policy.NeverTarget names (the
+// root, a host slice, the kubelet's kubepods, QoS and pod levels) is
+// never one: the load-time check on the selector cannot see every path a
+// node has.
 func (a *Agent) match(cg string) *Target {
+	t := a.matchSelected(cg)
+	if t == nil || policy.NeverTarget(cg) != "" {
+		return nil
+	}
+	return t
+}
+
+func (a *Agent) matchSelected(cg string) *Target {
 	o := cgroup.ParsePath(cg)
 	if a.selfPod != "" && o.PodUID == a.selfPod {
 		return nil // the agent's own pod
