@@ -38,8 +38,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
+{{/* By digest when image.digest is set (a release's chart pins the
+multi-platform index it was built with: what was signed is what runs, on
+amd64 and arm64 alike), else by tag. */}}
 {{- define "podwarden.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
 {{- end }}
 
 {{/* "true" when a protected rule of the policy matches by exe: only then
