@@ -186,3 +186,19 @@ func BenchmarkParseAtLimit(b *testing.B) {
 		}
 	}
 }
+
+// FuzzCgroupSelector: any selector is accepted or refused without a
+// panic, and NeverTarget reads a path the same however its slashes are
+// doubled or trailing, as the cgroup paths it is given may be.
+func FuzzCgroupSelector(f *testing.F) {
+	for _, s := range []string{"**", "/kubepods/**", "/system.slice/*", "/kubepods/burstable/*", "/docker/**", "[", "/a//b/", "kubepods.slice/kubepods-pod" + exampleUID + ".slice"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = checkCgroupSelector(s)
+		p := "/" + strings.Join(segments(s), "/")
+		if a, b := NeverTarget(p), NeverTarget("//"+strings.ReplaceAll(p, "/", "//")+"/"); a != b {
+			t.Errorf("NeverTarget(%q) = %q, but %q with doubled slashes", p, a, b)
+		}
+	})
+}
