@@ -119,6 +119,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case now := <-a.timerC():
 			a.runDue(ctx, now)
 		case <-fast.C:
+			a.m.CgroupWatches.Set(float64(src.watches()))
 			if src.lostSomething(a.m) {
 				a.forceFull = true
 				a.reconcile(ctx)

@@ -2,9 +2,19 @@ package agent
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"podwarden/internal/podseries"
 )
+
+// SeriesGrace is how long a gone pod's OOM series are still exported (and
+// at least one scrape returns them) before they are deleted: longer than
+// a scrape interval, so the last increment is seen, and than
+// CrashLoopBackOff's longest wait (5 minutes), so a container restarting
+// slowly keeps its count.
+const SeriesGrace = 10 * time.Minute
 
 // Metrics are the agent's Prometheus series. They are registered on the
 // registry the caller passes, never on a global one.
@@ -23,11 +33,20 @@ type Metrics struct {
 	DependencyUp    *prometheus.GaugeVec
 	ReportsDropped  *prometheus.CounterVec
 	KernelLogSource *prometheus.GaugeVec
+	// CgroupWatches is set from the cgroup watcher at every fast pass.
+	CgroupWatches prometheus.Gauge
+
+	// oomSeries exports OOMKills in its place and deletes the series of
+	// gone pods; the loop tells it which pods are live.
+	oomSeries *podseries.Pruner
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not
 // registered, for tests and dry runs).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func NewMetrics(reg prometheus.Registerer) *Metrics { return newMetrics(reg, SeriesGrace) }
+
+// newMetrics is NewMetrics with the grace of gone pods' series.
+func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 	m := &Metrics{
 		ProtectedContainers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "podwarden_protected_containers", Help: "Target containers the policy currently applies to."}),
@@ -64,12 +83,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		KernelLogSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podwarden_kernel_log_source", Help: "1 for the source OOM kills are learnt from (kmsg, syslog, memory.events), 0 for the others."},
 			[]string{"source"}),
+		CgroupWatches: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podwarden_cgroup_watches", Help: "inotify watches held on the cgroup tree (one per cgroup directory; each counts against fs.inotify.max_user_watches)."}),
 	}
+	m.oomSeries = podseries.New(m.OOMKills, grace)
 	if reg != nil {
-		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.OOMKills, m.ProtectedInfo,
-			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp, m.ReportsDropped, m.KernelLogSource)
+		reg.MustRegister(m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs, m.oomSeries, m.ProtectedInfo,
+			m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp, m.ReportsDropped, m.KernelLogSource,
+			m.CgroupWatches)
 	}
 	return m
+}
+
+// setLivePods tells the series pruners which pods have targets now; the
+// series of the others go after the grace.
+func (m *Metrics) setLivePods(ts []Target) {
+	m.oomSeries.SetLive(func(yield func(podseries.Pod) bool) {
+		for i := range ts {
+			l := ts[i].labels()
+			if !yield(podseries.Pod{Namespace: l[0], Name: l[1]}) {
+				return
+			}
+		}
+	})
 }
 
 // The kind label of podwarden_oom_kills_total: a small fixed set, so

@@ -20,4 +20,5 @@ func (a *Agent) publishTargets() {
 		ts = append(ts, t)
 	}
 	a.snap.Store(&ts)
+	a.m.setLivePods(ts)
 }

@@ -66,6 +66,15 @@ func (s *sources) lostSomething(m *Metrics) bool {
 	return lost
 }
 
+// watches is the number of inotify watches the cgroup watcher holds, 0
+// without one.
+func (s *sources) watches() int {
+	if s.dir == nil {
+		return 0
+	}
+	return s.dir.Watches()
+}
+
 func (s *sources) close() {
 	if s.proc != nil {
 		s.proc.Close()
