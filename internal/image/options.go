@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,19 +21,36 @@ type options struct {
 	repo      *name.Repository
 	remote    []remote.Option
 	runner    Runner
+	stall     time.Duration
+	// guarded is transport under the watchdog and answer bounds (guard).
+	guarded http.RoundTripper
 }
 
 func makeOptions(opts ...Option) (*options, error) {
 	o := &options{
 		transport: remote.DefaultTransport,
 		keychain:  authn.DefaultKeychain,
+		stall:     DefaultStallTimeout,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
 		}
 	}
+	o.guarded = &guard{next: o.transport, stall: o.stall}
 	return o, nil
+}
+
+// WithStallTimeout sets how long a registry request may move no byte
+// before it fails with a *StallError (default DefaultStallTimeout).
+func WithStallTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("stall timeout must be positive, got %s", d)
+		}
+		o.stall = d
+		return nil
+	}
 }
 
 // WithTransport sets the HTTP transport, e.g. a Counter's.
@@ -108,7 +126,7 @@ func WithRemoteOptions(opts ...remote.Option) Option {
 func (o *options) remoteOptions(ctx context.Context) []remote.Option {
 	ro := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(o.transport),
+		remote.WithTransport(o.guarded),
 		remote.WithAuthFromKeychain(o.keychain),
 	}
 	return append(ro, o.remote...)

@@ -90,15 +90,27 @@ func (p *Patcher) Inspect(ctx context.Context, ref name.Reference) (*Info, error
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", ref, err)
 	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
-	}
 	m, err := img.Manifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest of %s: %w", ref, err)
 	}
+	if err := checkConfigSize(ref, m); err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading config of %s: %w", ref, err)
+	}
 	return &Info{Ref: ref, Digest: desc.Digest, Patches: appliedPatches(cfg), Image: img, Annotations: m.Annotations}, nil
+}
+
+// checkConfigSize refuses an image whose manifest declares a config over
+// MaxConfigSize, before the config is fetched.
+func checkConfigSize(ref name.Reference, m *v1.Manifest) error {
+	if m.Config.Size > MaxConfigSize || m.Config.Size < 0 {
+		return fmt.Errorf("%s: config %s declares %d bytes, over %d: %w", ref, m.Config.Digest, m.Config.Size, MaxConfigSize, ErrTooLarge)
+	}
+	return nil
 }
 
 // Missing returns the patches in want that info does not have, in order.
@@ -189,6 +201,11 @@ func (p *Patcher) Patch(ctx context.Context, ref name.Reference, patches []Patch
 		midImg, err := remote.Image(mid, p.o.remoteOptions(ctx)...)
 		if err != nil {
 			return nil, fmt.Errorf("reading built image %s: %w", mid, err)
+		}
+		if m, err := midImg.Manifest(); err != nil {
+			return nil, fmt.Errorf("reading manifest of %s: %w", mid, err)
+		} else if err := checkConfigSize(mid, m); err != nil {
+			return nil, err
 		}
 		img, err := patched(midImg, info, ref, files, missing)
 		if err != nil {
