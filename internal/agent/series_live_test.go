@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +38,23 @@ func scrapeSeries(t *testing.T, srv *httptest.Server, name string) []string {
 		}
 	}
 	return out
+}
+
+// scrapeValue returns the value of the unlabelled series name.
+func scrapeValue(t *testing.T, srv *httptest.Server, name string) (float64, bool) {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 func hasPod(lines []string, ns, pod string) bool {
@@ -122,4 +141,23 @@ func TestLiveGonePodSeriesAreDeleted(t *testing.T) {
 			t.Fatalf("after the grace:\n%s", strings.Join(s, "\n"))
 		}
 	}
+
+	// The watcher's count is published: one watch per directory of the
+	// hierarchy it follows (the host's other cgroups may come and go).
+	waitFor(t, 30*time.Second, "podwarden_cgroup_watches published", func() bool {
+		v, ok := scrapeValue(t, srv, "podwarden_cgroup_watches")
+		return ok && v > 0
+	})
+	v, _ := scrapeValue(t, srv, "podwarden_cgroup_watches")
+	dirs := 0
+	_ = filepath.WalkDir(h.cg.Dir("/"), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs++
+		}
+		return nil
+	})
+	if v > float64(dirs+64) {
+		t.Errorf("podwarden_cgroup_watches = %v for %d directories", v, dirs)
+	}
+	t.Logf("podwarden_cgroup_watches = %v, %d directories in %s", v, dirs, h.cg.Dir("/"))
 }
