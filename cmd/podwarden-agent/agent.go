@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"podwarden/internal/cli"
 	"podwarden/internal/cri"
 	"podwarden/internal/kubeevent"
+	"podwarden/internal/metricsserver"
 	"podwarden/internal/podname"
 	"podwarden/internal/policy"
 	"podwarden/internal/preempt"
@@ -44,6 +44,8 @@ type agentFlags struct {
 	fast        time.Duration
 	metricsAddr string
 	webConfig   string
+	metricsAuth string
+	metricsSrv  metricsserver.Options
 	pprof       bool
 	kmsgPath    string
 	kernelLog   string
@@ -96,6 +98,13 @@ policy whose selector names labels or namespaces is refused.`,
 	fl.DurationVar(&f.fast, "fast-interval", 2*time.Second, fmt.Sprintf("cheap re-check period for flags, OOM counters and (without the process connector) new processes (%v..%v)", agent.MinFastInterval, agent.MaxFastInterval))
 	fl.StringVar(&f.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (e.g. :9808)")
 	fl.StringVar(&f.webConfig, "web-config-file", "", "TLS and basic auth for --metrics-addr: a Prometheus exporter-toolkit web config file, as node_exporter's --web.config.file (docs/agent.md)")
+	fl.StringVar(&f.metricsAuth, "metrics-auth", authNone, `who may read /metrics (and /debug/pprof/): "none" (anyone who can connect), or "kubernetes": a bearer token the API server accepts (TokenReview) for a user allowed to get the non-resource URL /metrics (SubjectAccessReview), as kubelet does; in-cluster credentials. /healthz and /readyz stay open`)
+	def := metricsserver.DefaultOptions("")
+	f.metricsSrv = def
+	fl.IntVar(&f.metricsSrv.MaxConns, "metrics-max-connections", def.MaxConns, fmt.Sprintf("most open connections to --metrics-addr (1..%d); past it the connection idle longest is closed", metricsserver.MaxMaxConns))
+	fl.DurationVar(&f.metricsSrv.IdleTimeout, "metrics-idle-timeout", def.IdleTimeout, "close a keep-alive connection to --metrics-addr idle this long")
+	fl.DurationVar(&f.metricsSrv.ReadTimeout, "metrics-read-timeout", def.ReadTimeout, fmt.Sprintf("time allowed to read a request to --metrics-addr (its header: at most %s)", metricsserver.DefaultReadHeaderTimeout))
+	fl.DurationVar(&f.metricsSrv.WriteTimeout, "metrics-write-timeout", def.WriteTimeout, "time allowed to write a response (a pprof profile's ?seconds= must be shorter)")
 	fl.BoolVar(&f.pprof, "debug-pprof", false, "also serve Go's profiler at /debug/pprof/ on --metrics-addr (for memory and CPU profiles; off by default)")
 	fl.StringVar(&f.kmsgPath, "kmsg-path", "/dev/kmsg", `kernel log device read for OOM reports ("" to use memory.events counters only)`)
 	fl.StringVar(&f.kernelLog, "kernel-log", agent.SourceAuto, "where OOM kills are learnt from: auto (kmsg, then syslog, then memory.events), kmsg, syslog (the syslog(2) call, needs CAP_SYSLOG) or memory.events")
@@ -166,6 +175,16 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if f.kmsgPath == "" && f.kernelLog == agent.SourceAuto {
 		f.kernelLog = agent.SourceMemoryEvents
 	}
+	switch f.metricsAuth {
+	case authNone, authKubernetes:
+	default:
+		return fmt.Errorf("--metrics-auth %q: want none or kubernetes", f.metricsAuth)
+	}
+	f.metricsSrv.Addr, f.metricsSrv.WebConfigFile = f.metricsAddr, f.webConfig
+	f.metricsSrv.ReadHeaderTimeout = min(metricsserver.DefaultReadHeaderTimeout, f.metricsSrv.ReadTimeout)
+	if err := f.metricsSrv.Validate(); err != nil {
+		return fmt.Errorf("--metrics-*: %w", err)
+	}
 	if f.webConfig != "" {
 		if f.metricsAddr == "" {
 			return errors.New("--web-config-file needs --metrics-addr")
@@ -195,6 +214,12 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 		}
 		defer client.Close()
 		rt = client
+	}
+	var auth *metricsserver.KubeAuth
+	if f.metricsAuth == authKubernetes && f.metricsAddr != "" && !f.once && !f.dryRun {
+		if auth, err = kubeAuth(log); err != nil {
+			return err
+		}
 	}
 	var reporter *kubeevent.Reporter
 	if f.kubeEvents && !f.once && !f.dryRun {
@@ -237,7 +262,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 			f.output, f.verbose, f.noHeaders)
 	}
 	if f.metricsAddr != "" {
-		srv, _, err := serveMetrics(ctx, f.metricsAddr, f.webConfig, f.pprof, reg, a, log)
+		srv, err := serveMetrics(ctx, f.metricsSrv, auth, f.pprof, reg, a, log)
 		if err != nil {
 			return err
 		}
@@ -255,34 +280,60 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	return a.Run(ctx)
 }
 
-// serveMetrics serves /metrics, /healthz and /readyz on addr, with the TLS
-// and basic auth of exporter-toolkit web config file webConfig ("" for
-// plain HTTP), as node_exporter does.
-// It returns the server and the address it listens on.
-func serveMetrics(ctx context.Context, addr, webConfig string, withPprof bool, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, net.Addr, error) {
+const (
+	authNone       = "none"
+	authKubernetes = "kubernetes"
+)
+
+// kubeAuth checks scrapes' tokens with the API server, through the same
+// client (and service account) as the agent's Events.
+func kubeAuth(log *slog.Logger) (*metricsserver.KubeAuth, error) {
+	cfg, err := kubeevent.InCluster(kubeevent.ServiceAccountDir, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-auth kubernetes: %w", err)
+	}
+	cfg.UserAgent = "podwarden-agent/" + cli.Version()
+	api, err := kubeevent.NewRESTClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-auth kubernetes: %w", err)
+	}
+	return metricsserver.NewKubeAuth(api, metricsserver.AuthOptions{}, log), nil
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz with o's bounds and
+// the TLS and basic auth of o's exporter-toolkit web config file (as
+// node_exporter does). With auth, /metrics and the profiler need a token
+// the API server accepts and authorises; the probes' paths stay open
+// because kubelet's probes carry no token.
+func serveMetrics(ctx context.Context, o metricsserver.Options, auth *metricsserver.KubeAuth, withPprof bool, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*metricsserver.Server, error) {
+	protect := func(path string, h http.Handler) http.Handler {
+		if auth == nil {
+			return h
+		}
+		return auth.Protect(path, h)
+	}
 	mux := http.NewServeMux()
 	// Uncompressed: gzip costs about 1 MiB of flate state per scrape (and
 	// as much of heap the runtime then keeps) to save a few KiB on a
-	// node-local scrape of a page of about 10 KiB.
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{DisableCompression: true}))
+	// node-local scrape of a page of about 10 KiB. At most a few gathers
+	// at once: each holds a copy of every series; more get 503.
+	mux.Handle("/metrics", protect("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		DisableCompression: true, MaxRequestsInFlight: 4,
+	})))
 	mux.HandleFunc("/healthz", a.ServeHealth)
 	mux.HandleFunc("/readyz", a.ServeReady)
 	if withPprof {
-		// Behind the same TLS and auth as /metrics.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		// Behind the same TLS and auth as /metrics; RBAC names it
+		// nonResourceURLs: ["/debug/pprof/*"].
+		pp := http.NewServeMux()
+		pp.HandleFunc("/debug/pprof/", pprof.Index)
+		pp.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pp.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.Handle("/debug/pprof/", protect("/debug/pprof/", pp))
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	srv, err := metricsserver.Serve(ctx, o, mux, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		return nil, fmt.Errorf("--metrics-addr %s: %w", o.Addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	flags := &web.FlagConfig{WebListenAddresses: &[]string{addr}, WebConfigFile: &webConfig}
-	go func() {
-		if err := web.Serve(ln, srv, flags, log); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	return srv, ln.Addr(), nil
+	return srv, nil
 }

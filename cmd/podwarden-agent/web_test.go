@@ -18,6 +18,7 @@ import (
 	"podwarden/internal/agent"
 	"podwarden/internal/certtest"
 	"podwarden/internal/cgroup"
+	"podwarden/internal/metricsserver"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
@@ -42,32 +43,16 @@ func TestMetricsTLSAndAuth(t *testing.T) {
 	}
 	cfg := write("web.yml", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: "+string(hash)+"\n")
 
-	cg := t.TempDir()
-	if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("memory\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pfs, _ := procfs.NewFS("/proc")
-	cfs, _ := cgroup.NewFS(cg)
-	pol := policy.Default()
-	pol.CgroupSelector = "/none/*"
-	a, err := agent.New(agent.Config{Policy: pol, Proc: pfs, Cgroups: cfs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	agent.NewMetrics(reg)
-	srv, addr, err := serveMetrics(t.Context(), "127.0.0.1:0", cfg, false, reg, a, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	o := metricsserver.DefaultOptions("127.0.0.1:0")
+	o.WebConfigFile = cfg
+	addr := startMetrics(t, o, nil)
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	get := func(scheme, user, pass string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, scheme+"://"+addr.String()+"/metrics", nil)
+		req, _ := http.NewRequest(http.MethodGet, scheme+"://"+addr+"/metrics", nil)
 		if user != "" {
 			req.SetBasicAuth(user, pass)
 		}
@@ -100,7 +85,8 @@ func TestMetricsTLSAndAuth(t *testing.T) {
 	}
 }
 
-func TestWebConfigRefused(t *testing.T) {
+func TestMetricsFlagsRefused(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	bad := filepath.Join(t.TempDir(), "web.yml")
 	if err := os.WriteFile(bad, []byte("tls_server_config:\n  cert_file: /nonexistent.crt\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -111,10 +97,46 @@ func TestWebConfigRefused(t *testing.T) {
 	}{
 		{[]string{"--web-config-file", bad, "--metrics-addr", "127.0.0.1:0"}, "--web-config-file " + bad},
 		{[]string{"--web-config-file", bad}, "--web-config-file needs --metrics-addr"},
+		{[]string{"--metrics-auth", "basic"}, `--metrics-auth "basic": want none or kubernetes`},
+		{[]string{"--metrics-max-connections", "0"}, "max connections 0"},
+		{[]string{"--metrics-max-connections", "100000"}, "max connections 100000: want 1..4096"},
+		{[]string{"--metrics-idle-timeout", "0"}, "idle timeout 0s"},
+		{[]string{"--metrics-write-timeout", "-1s"}, "write timeout -1s"},
+		{[]string{"--metrics-read-timeout", "24h"}, "read timeout 24h0m0s"},
+		// Outside a pod there is no API server to check tokens with:
+		// refused at start, not a server that answers every scrape 503.
+		{[]string{"--no-cri", "--cgroup-selector", "/podwarden-none/*", "--metrics-addr", "127.0.0.1:0", "--metrics-auth", "kubernetes"},
+			"--metrics-auth kubernetes: not in a pod"},
 	} {
 		_, errOut := runAgentCmd(t, tc.args...)
 		if !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: stderr %q does not name %q", tc.args, errOut, tc.want)
 		}
 	}
+}
+
+// startMetrics serves an agent with no targets (the test's own cgroup
+// tree) through serveMetrics, as runAgent does, and returns the address.
+func startMetrics(t *testing.T, o metricsserver.Options, auth *metricsserver.KubeAuth) string {
+	t.Helper()
+	cg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cg, "cgroup.controllers"), []byte("memory\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pfs, _ := procfs.NewFS("/proc")
+	cfs, _ := cgroup.NewFS(cg)
+	pol := policy.Default()
+	pol.CgroupSelector = "/none/*"
+	a, err := agent.New(agent.Config{Policy: pol, Proc: pfs, Cgroups: cfs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	agent.NewMetrics(reg)
+	srv, err := serveMetrics(t.Context(), o, auth, false, reg, a, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr().String()
 }

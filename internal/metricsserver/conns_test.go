@@ -1,0 +1,227 @@
+package metricsserver
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testServer serves /ok, and /block which says it has started on
+// blocked and waits for release, on real loopback sockets.
+func testServer(t *testing.T, o Options) (srv *Server, blocked, release chan struct{}) {
+	t.Helper()
+	blocked, release = make(chan struct{}, 16), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	mux.HandleFunc("/block", func(w http.ResponseWriter, r *http.Request) {
+		blocked <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "released")
+	})
+	srv, err := Serve(t.Context(), o, mux, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, blocked, release
+}
+
+func testOptions(maxConns int) Options {
+	o := DefaultOptions("127.0.0.1:0")
+	o.MaxConns = maxConns
+	return o
+}
+
+// conn is one raw keep-alive client connection.
+type conn struct {
+	t  *testing.T
+	c  net.Conn
+	rd *bufio.Reader
+}
+
+func dial(t *testing.T, srv *Server) *conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", srv.Addr().String(), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &conn{t: t, c: c, rd: bufio.NewReader(c)}
+}
+
+func (c *conn) send(path string) {
+	c.t.Helper()
+	if _, err := io.WriteString(c.c, "GET "+path+" HTTP/1.1\r\nHost: agent\r\n\r\n"); err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// answer reads one response, or returns the error (io.EOF: closed).
+func (c *conn) answer() (*http.Response, error) {
+	_ = c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(c.rd, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
+
+func (c *conn) get(path string) int {
+	c.t.Helper()
+	c.send(path)
+	resp, err := c.answer()
+	if err != nil {
+		c.t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode
+}
+
+// closed waits (generously: a busy machine) for the server to close c.
+func (c *conn) closed() bool {
+	_ = c.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err := c.rd.ReadByte()
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)
+}
+
+func isReset(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "connection reset")
+}
+
+func waitStats(t *testing.T, srv *Server, ok func(Stats) bool) Stats {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := srv.Stats()
+		if ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server stats %+v never reached the expected state", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Past the bound, the connection idle longest makes room for the new one.
+func TestBoundEvictsOldestIdle(t *testing.T) {
+	srv, _, _ := testServer(t, testOptions(2))
+	a, b := dial(t, srv), dial(t, srv)
+	if code := a.get("/ok"); code != http.StatusOK {
+		t.Fatalf("a: %d", code)
+	}
+	waitStats(t, srv, func(s Stats) bool { return s.Idle == 1 })
+	if code := b.get("/ok"); code != http.StatusOK {
+		t.Fatalf("b: %d", code)
+	}
+	waitStats(t, srv, func(s Stats) bool { return s.Idle == 2 })
+	c := dial(t, srv)
+	if code := c.get("/ok"); code != http.StatusOK {
+		t.Fatalf("new connection past the bound: %d, want 200", code)
+	}
+	if !a.closed() {
+		t.Error("the oldest idle connection was not closed")
+	}
+	if code := b.get("/ok"); code != http.StatusOK {
+		t.Errorf("the younger idle connection: %d, want it kept", code)
+	}
+	if st := srv.Stats(); st.Evicted != 1 || st.Refused != 0 || st.Open > 2 {
+		t.Errorf("stats %+v, want 1 evicted, 0 refused, at most 2 open", st)
+	}
+}
+
+// Requests being served are never cut; a new connection is refused
+// instead, and served again once one ends.
+func TestBoundRefusesWhenAllBusy(t *testing.T) {
+	srv, blocked, release := testServer(t, testOptions(2))
+	a, b := dial(t, srv), dial(t, srv)
+	a.send("/block")
+	b.send("/block")
+	for range 2 {
+		<-blocked
+	}
+	c := dial(t, srv)
+	if !c.closed() {
+		t.Fatal("a connection past the bound, with every connection busy, was not refused")
+	}
+	close(release)
+	for name, cn := range map[string]*conn{"a": a, "b": b} {
+		if resp, err := cn.answer(); err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("busy connection %s: %v %v, want its answer", name, resp, err)
+		}
+	}
+	if st := srv.Stats(); st.Refused != 1 || st.Evicted != 0 {
+		t.Errorf("stats %+v, want 1 refused, 0 evicted", st)
+	}
+	waitStats(t, srv, func(s Stats) bool { return s.Idle == 2 })
+	if code := dial(t, srv).get("/ok"); code != http.StatusOK {
+		t.Errorf("after the busy ones ended: %d", code)
+	}
+}
+
+// Each phase of a connection ends: a header that never completes
+// (slowloris), an idle keep-alive connection, and a header over the
+// bound (431, before the handler).
+func TestDeadlinesAndHeaderBound(t *testing.T) {
+	o := testOptions(8)
+	o.ReadHeaderTimeout, o.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond
+	o.MaxHeaderBytes = 1 << 10
+	srv, _, _ := testServer(t, o)
+
+	slow := dial(t, srv)
+	if _, err := io.WriteString(slow.c, "GET /ok HTTP/1.1\r\nHost: agent\r\nX-Slow: "); err != nil {
+		t.Fatal(err)
+	}
+	idle := dial(t, srv)
+	if code := idle.get("/ok"); code != http.StatusOK {
+		t.Fatal(code)
+	}
+	for name, c := range map[string]*conn{"unfinished header": slow, "idle": idle} {
+		if !c.closed() {
+			t.Errorf("%s: connection still open after its deadline", name)
+		}
+	}
+
+	big := dial(t, srv)
+	if _, err := io.WriteString(big.c, "GET /ok HTTP/1.1\r\nHost: agent\r\nX-Big: "+strings.Repeat("a", 16<<10)+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := big.answer(); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16 KiB header: %v %v, want 431", resp, err)
+	}
+	waitStats(t, srv, func(s Stats) bool { return s.Open == 0 })
+}
+
+func TestOptionsValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit func(*Options)
+		want string
+	}{
+		"defaults":         {func(*Options) {}, ""},
+		"no idle timeout":  {func(o *Options) { o.IdleTimeout = 0 }, "idle timeout 0s"},
+		"no write timeout": {func(o *Options) { o.WriteTimeout = -time.Second }, "write timeout -1s"},
+		"huge timeout":     {func(o *Options) { o.ReadTimeout = time.Hour }, "read timeout 1h0m0s"},
+		"no connections":   {func(o *Options) { o.MaxConns = 0 }, "max connections 0"},
+		"too many":         {func(o *Options) { o.MaxConns = MaxMaxConns + 1 }, "max connections 4097"},
+		"tiny header":      {func(o *Options) { o.MaxHeaderBytes = 100 }, "max header bytes 100"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := DefaultOptions(":0")
+			tc.edit(&o)
+			err := o.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
