@@ -10,11 +10,8 @@ import (
 )
 
 // SeriesGrace is how long a gone pod's OOM series are still exported (and
-// at least one scrape returns them) before they are deleted: longer than
-// a scrape interval, so the last increment is seen, and than
-// CrashLoopBackOff's longest wait (5 minutes), so a container restarting
-// slowly keeps its count.
-const SeriesGrace = 10 * time.Minute
+// at least one scrape returns them) before they are deleted.
+const SeriesGrace = podseries.DefaultGrace
 
 // Metrics are the agent's Prometheus series. They are registered on the
 // registry the caller passes, never on a global one.

@@ -27,6 +27,12 @@ const (
 	LabelPod       = "pod"
 )
 
+// DefaultGrace is the grace podwarden's series use: longer than a scrape
+// interval, so the last increment is seen, and than CrashLoopBackOff's
+// longest wait (5 minutes), so a container restarting slowly keeps its
+// count.
+const DefaultGrace = 10 * time.Minute
+
 // unscrapedFactor times the grace is how long a gone pod's series stay
 // when nobody scrapes: without it they would live as long as the process
 // on an agent nobody monitors.
