@@ -1,23 +1,15 @@
 package status
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 )
 
 // Metric names status reads; the agent defines them (internal/agent).
@@ -166,125 +158,4 @@ type Cluster struct {
 	NodesWithoutAgent []string `json:"nodesWithoutAgent"`
 	// Warnings are partial failures: nodes could not be listed, etc.
 	Warnings []string `json:"warnings,omitempty"`
-}
-
-// Options select the agents and bound the work.
-type Options struct {
-	Namespace string // of the DaemonSet
-	Selector  string // label selector of its pods
-	// MetricsTimeout bounds each agent's /metrics read (default 5s).
-	MetricsTimeout time.Duration
-	// Parallel is how many agents are read at once (default 16).
-	Parallel int
-}
-
-// DefaultMetricsPort is used when an agent pod has no port named "metrics".
-const DefaultMetricsPort = "9808"
-
-// Read lists the agent pods and reads each one's /metrics through
-// the API server's pod proxy (pods/proxy, so the user needs no network
-// path to the nodes). Listing the pods must work; everything else is
-// reported per agent or as a warning.
-func Read(ctx context.Context, client typedcorev1.CoreV1Interface, o Options) (Cluster, error) {
-	if o.MetricsTimeout <= 0 {
-		o.MetricsTimeout = 5 * time.Second
-	}
-	if o.Parallel <= 0 {
-		o.Parallel = 16
-	}
-	pods, err := client.Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: o.Selector})
-	if err != nil {
-		return Cluster{}, fmt.Errorf("listing agent pods in %s (%s): %w", o.Namespace, o.Selector, err)
-	}
-	st := Cluster{Namespace: o.Namespace, Agents: make([]Agent, len(pods.Items)), NodesWithoutAgent: []string{}}
-	sem := make(chan struct{}, o.Parallel)
-	var wg sync.WaitGroup
-	for i := range pods.Items {
-		pod := &pods.Items[i]
-		st.Agents[i] = agentOf(pod)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			m, err := readMetrics(ctx, client, pod, o.MetricsTimeout)
-			if err != nil {
-				st.Agents[i].Error = err.Error()
-				return
-			}
-			st.Agents[i].Metrics = &m
-		}()
-	}
-	wg.Wait()
-	slices.SortFunc(st.Agents, func(a, b Agent) int { return strings.Compare(a.Node+"\x00"+a.Pod, b.Node+"\x00"+b.Pod) })
-
-	nodes, err := client.Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("cannot list nodes, so nodes without an agent are not shown: %v", err))
-		return st, nil
-	}
-	have := map[string]bool{}
-	for _, a := range st.Agents {
-		have[a.Node] = true
-	}
-	for _, n := range nodes.Items {
-		if !have[n.Name] {
-			st.NodesWithoutAgent = append(st.NodesWithoutAgent, n.Name)
-		}
-	}
-	slices.Sort(st.NodesWithoutAgent)
-	return st, nil
-}
-
-func agentOf(pod *corev1.Pod) Agent {
-	a := Agent{Node: pod.Spec.NodeName, Pod: pod.Name, Phase: string(pod.Status.Phase)}
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			a.Ready = c.Status == corev1.ConditionTrue
-		}
-	}
-	for _, cs := range pod.Status.ContainerStatuses {
-		if cs.Name != "agent" {
-			continue
-		}
-		a.Restarts = cs.RestartCount
-		if cs.State.Running != nil {
-			t := cs.State.Running.StartedAt.Time
-			a.StartedAt = &t
-		}
-	}
-	return a
-}
-
-func metricsPort(pod *corev1.Pod) string {
-	for _, c := range pod.Spec.Containers {
-		for _, p := range c.Ports {
-			if p.Name == "metrics" {
-				return strconv.Itoa(int(p.ContainerPort))
-			}
-		}
-	}
-	return DefaultMetricsPort
-}
-
-func readMetrics(ctx context.Context, client typedcorev1.CoreV1Interface, pod *corev1.Pod, timeout time.Duration) (AgentMetrics, error) {
-	if pod.Status.PodIP == "" {
-		// The proxy would only say "address not allowed".
-		return AgentMetrics{}, fmt.Errorf("pod has no IP yet (phase %s): not running", pod.Status.Phase)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	b, err := client.Pods(pod.Namespace).ProxyGet("http", pod.Name, metricsPort(pod), "metrics", nil).DoRaw(ctx)
-	if err != nil {
-		// For proxy failures the API server's reason (dial error, ...) is
-		// in the body, not in client-go's generic error.
-		var apiStatus metav1.Status
-		if json.Unmarshal(b, &apiStatus) == nil && apiStatus.Message != "" {
-			err = fmt.Errorf("%w: %s", err, apiStatus.Message)
-		} else if body := strings.TrimSpace(string(b)); body != "" && len(body) < 500 {
-			err = fmt.Errorf("%w: %s", err, body)
-		}
-		return AgentMetrics{}, fmt.Errorf("reading /metrics through the API server proxy: %w", err)
-	}
-	return ParseMetrics(bytes.NewReader(b))
 }
