@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"podwarden/internal/cli"
@@ -24,6 +27,9 @@ type statusFlags struct {
 	output     string
 	noHeaders  bool
 	timeout    time.Duration
+	qps        float64
+	burst      int
+	inflight   int
 }
 
 func newStatusCmd(s streams) *cobra.Command {
@@ -41,7 +47,18 @@ pod are listed at the end.
 Uses the kubeconfig like kubectl (--kubeconfig, $KUBECONFIG, ~/.kube/config,
 or the in-cluster ServiceAccount). The user needs the chart's
 podwarden-viewer ClusterRole bound in the agents' namespace (pods list,
-pods/proxy get), and podwarden-node-viewer to see nodes without an agent.`,
+pods/proxy get), and podwarden-node-viewer to see nodes without an agent.
+
+Reading a large cluster: the pod and node lists are read in pages of 500.
+At most --max-inflight agents are read at once, and reads start at most
+--qps a second (--burst at once): the pod proxy is a long-running request
+that the API server's priority and fairness does not queue, so these are
+what bound status's load on it. Each agent gets --timeout from when its
+request is sent; an agent that does not answer in time is listed with the
+others that could not be read, and holds one of the --max-inflight slots
+meanwhile. With the defaults 1,000 agents take a few seconds
+(docs/kubernetes.md has measured figures). On a terminal, status shows its
+progress on stderr while it reads.`,
 		Example: `  podwarden status
   podwarden status -n podwarden-system -o json
   podwarden status --context prod -l app.kubernetes.io/instance=podwarden
@@ -56,7 +73,10 @@ pods/proxy get), and podwarden-node-viewer to see nodes without an agent.`,
 	fl.StringVarP(&f.selector, "selector", "l", "app.kubernetes.io/name=podwarden", "label selector of the agent pods")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table, json, yaml or name (the agent pods, pod/NAME)")
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "table: do not print the tables' header lines")
-	fl.DurationVar(&f.timeout, "timeout", 5*time.Second, "time allowed to read one agent's metrics")
+	fl.DurationVar(&f.timeout, "timeout", status.DefaultMetricsTimeout, "time allowed to read one agent's metrics, from when its request is sent")
+	fl.Float64Var(&f.qps, "qps", status.DefaultQPS, "agent reads started per second at most (-1: no limit)")
+	fl.IntVar(&f.burst, "burst", status.DefaultBurst, "agent reads started at once before --qps paces them")
+	fl.IntVar(&f.inflight, "max-inflight", status.DefaultMaxInflight, "agents read at the same time at most")
 	return cmd
 }
 
@@ -66,22 +86,25 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 	default:
 		return fmt.Errorf("--output %q: want table, json, yaml or name", f.output)
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = f.kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
-		&clientcmd.ConfigOverrides{CurrentContext: f.context}).ClientConfig()
+	if f.timeout <= 0 || f.inflight <= 0 || f.burst <= 0 || f.qps == 0 {
+		return fmt.Errorf("--timeout, --max-inflight, --burst and --qps must be positive (--qps -1: no limit)")
+	}
+	cfg, err := loadKubeconfig(f.kubeconfig, f.context)
 	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+		return err
 	}
 	// Only the core/v1 client: a full clientset would add every API
 	// group's client to the binary.
-	client, err := typedcorev1.NewForConfig(cfg)
+	client, err := typedcorev1.NewForConfig(status.ClientConfig(cfg))
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return fmt.Errorf("kubernetes client for %s: %w", cfg.Host, err)
 	}
+	progress := newProgressLine(s.ErrOut, time.Now)
 	st, err := status.Read(cmd.Context(), client, status.Options{
 		Namespace: f.namespace, Selector: f.selector, MetricsTimeout: f.timeout,
+		QPS: f.qps, Burst: f.burst, MaxInflight: f.inflight, Progress: progress.update,
 	})
+	progress.clear()
 	if err != nil {
 		return err
 	}
@@ -98,6 +121,60 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 		return nil
 	}
 	return writeStatus(s.Out, st, f.noHeaders)
+}
+
+// loadKubeconfig loads the client config as kubectl does. Its errors name
+// the kubeconfig files tried: client-go's own for none found only says "try
+// setting KUBERNETES_MASTER".
+func loadKubeconfig(path, context string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	tried := strings.Join(rules.GetLoadingPrecedence(), ", ")
+	switch {
+	case clientcmd.IsEmptyConfig(err):
+		return nil, fmt.Errorf("no kubeconfig: tried %s (none exists or none has a cluster), and this is not a pod with a service account; use --kubeconfig or $KUBECONFIG", tried)
+	case err != nil:
+		return nil, fmt.Errorf("loading kubeconfig %s: %w", tried, err)
+	}
+	return cfg, nil
+}
+
+// progressLine shows how far the agent reads are, on stderr when it is a
+// terminal: from a second into the reads, at most five times a second, on
+// one line that is cleared at the end, so a quick status prints nothing and
+// scripts never see it.
+type progressLine struct {
+	w           io.Writer // nil: not a terminal
+	now         func() time.Time
+	start, last time.Time
+	shown       bool
+}
+
+func newProgressLine(errOut io.Writer, now func() time.Time) *progressLine {
+	p := &progressLine{now: now, start: now()}
+	if f, ok := errOut.(*os.File); ok {
+		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+			p.w = f
+		}
+	}
+	return p
+}
+
+func (p *progressLine) update(pr status.Progress) {
+	t := p.now()
+	if p.w == nil || t.Sub(p.start) < time.Second || t.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last, p.shown = t, true
+	fmt.Fprintf(p.w, "\r\x1b[Kreading agents: %d/%d, %d unreadable", pr.Done, pr.Total, pr.Unreadable)
+}
+
+func (p *progressLine) clear() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
 }
 
 // writeStatus prints the kubectl-style tables.

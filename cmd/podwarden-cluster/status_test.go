@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -11,10 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"podwarden/internal/kubetest"
 	"podwarden/internal/status"
@@ -91,27 +94,7 @@ func TestStatusAPIServer(t *testing.T) {
 		kubetest.User{Token: strangerToken, Name: "bob"})
 	ctx := t.Context()
 	admin := srv.Admin(t)
-	manifest, err := os.ReadFile("../../deploy/manifests/podwarden.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kubetest.Apply(ctx, srv.Config(kubetest.AdminToken), manifest, false); err != nil {
-		t.Fatal(err)
-	}
-	// Bind the chart's viewer roles to group sre, as the chart does with
-	// viewer.subjects.
-	sre := []rbacv1.Subject{{Kind: "Group", Name: "sre", APIGroup: "rbac.authorization.k8s.io"}}
-	if _, err := admin.RbacV1().RoleBindings("podwarden-system").Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sre-viewer"}, Subjects: sre,
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-viewer"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "sre-node-viewer"}, Subjects: sre,
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-node-viewer"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	srv.EnsureNamespace(ctx, t, "podwarden-system")
+	installChart(t, srv)
 
 	metricsIP, metricsPort := serveFixtureMetrics(t)
 	for _, n := range []string{"node-a", "node-b", "node-c"} {
@@ -152,20 +135,7 @@ func TestStatusAPIServer(t *testing.T) {
 		}
 	}
 
-	kubeconfig := func(token string) string {
-		p := filepath.Join(t.TempDir(), "kubeconfig")
-		cfg := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: %q}}]
-contexts: [{name: test, context: {cluster: test, user: u}}]
-current-context: test
-`, srv.URL, token)
-		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	kubeconfig := func(token string) string { return statusKubeconfig(t, srv, token) }
 	runStatusCmd := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		cmd := newStatusCmd(streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
@@ -229,6 +199,51 @@ current-context: test
 	})
 }
 
+// installChart applies the chart's manifests and binds its viewer roles to
+// group sre, as the chart does with viewer.subjects.
+func installChart(t *testing.T, srv *kubetest.Server) {
+	t.Helper()
+	ctx := t.Context()
+	admin := srv.Admin(t)
+	manifest, err := os.ReadFile("../../deploy/manifests/podwarden.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kubetest.Apply(ctx, srv.Config(kubetest.AdminToken), manifest, false); err != nil {
+		t.Fatal(err)
+	}
+	sre := []rbacv1.Subject{{Kind: "Group", Name: "sre", APIGroup: "rbac.authorization.k8s.io"}}
+	if _, err := admin.RbacV1().RoleBindings("podwarden-system").Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sre-viewer"}, Subjects: sre,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-viewer"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sre-node-viewer"}, Subjects: sre,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-node-viewer"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv.EnsureNamespace(ctx, t, "podwarden-system")
+}
+
+// statusKubeconfig writes a kubeconfig for srv with token and returns its
+// path.
+func statusKubeconfig(t *testing.T, srv *kubetest.Server, token string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: %q}}]
+contexts: [{name: test, context: {cluster: test, user: u}}]
+current-context: test
+`, srv.URL, token)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // serveFixtureMetrics serves internal/status's fixture on a non-loopback
 // address of this machine, or returns "" if there is none.
 func serveFixtureMetrics(t *testing.T) (string, int) {
@@ -276,4 +291,88 @@ func closedPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestStatusKubeconfigErrors: without a usable kubeconfig, status names the
+// files it tried (client-go alone says "try setting KUBERNETES_MASTER").
+func TestStatusKubeconfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	// client-go takes ~/.kube/config from $HOME when it starts.
+	home := clientcmd.RecommendedHomeFile
+	for _, tc := range []struct {
+		name, kubeconfigEnv string
+		args                []string
+		want                []string
+	}{
+		{"nothing", "", nil, []string{"no kubeconfig: tried " + home + " ", "--kubeconfig or $KUBECONFIG"}},
+		{"$KUBECONFIG of missing files", dir + "/a:" + dir + "/b", nil, []string{"tried " + dir + "/a, " + dir + "/b"}},
+		{"--kubeconfig missing", "", []string{"--kubeconfig", dir + "/c"}, []string{"loading kubeconfig " + dir + "/c: ", "no such file"}},
+		{"unknown context", "", []string{"--kubeconfig", "testdata/kubeconfig-one-context.yaml", "--context", "prod"}, []string{"loading kubeconfig testdata/kubeconfig-one-context.yaml: ", `"prod"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := os.Stat(home); err == nil && tc.kubeconfigEnv == "" && tc.args == nil {
+				t.Skipf("%s exists here", home)
+			}
+			t.Setenv("KUBECONFIG", tc.kubeconfigEnv)
+			t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a pod
+			var out, errOut bytes.Buffer
+			cmd := newStatusCmd(streams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(&out)
+			cmd.SetErr(&errOut)
+			err := cmd.ExecuteContext(t.Context())
+			if err == nil {
+				t.Fatal("status without a kubeconfig succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "KUBERNETES_MASTER") {
+				t.Errorf("error %q still points at KUBERNETES_MASTER", err)
+			}
+		})
+	}
+}
+
+// TestStatusProgressLine: the progress line shows from a second into the
+// reads, at most five times a second, and is cleared at the end; a quick
+// status prints nothing, and neither does one whose stderr is not a
+// terminal (a file, a pipe).
+func TestStatusProgressLine(t *testing.T) {
+	start := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		at   []time.Duration // when each agent is done
+		want string
+	}{
+		{"quick", []time.Duration{100 * time.Millisecond, 900 * time.Millisecond}, ""},
+		{"long", []time.Duration{500 * time.Millisecond, 1100 * time.Millisecond, 1200 * time.Millisecond, 1400 * time.Millisecond},
+			"\r\x1b[Kreading agents: 2/4, 1 unreadable\r\x1b[Kreading agents: 4/4, 1 unreadable\r\x1b[K"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			now := start
+			p := &progressLine{w: &buf, now: func() time.Time { return now }, start: start}
+			for i, d := range tc.at {
+				now = start.Add(d)
+				p.update(status.Progress{Done: i + 1, Unreadable: min(i, 1), Total: len(tc.at)})
+			}
+			p.clear()
+			if buf.String() != tc.want {
+				t.Errorf("got %q, want %q", buf.String(), tc.want)
+			}
+		})
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, w := range []io.Writer{&bytes.Buffer{}, f} {
+		if p := newProgressLine(w, time.Now); p.w != nil {
+			t.Errorf("%T taken for a terminal", w)
+		}
+	}
 }
