@@ -54,6 +54,9 @@ type Server struct {
 	CertFile string
 	// SAKeyFile is the service-account signing key.
 	SAKeyFile string
+	// APIServerPID and EtcdPID are the processes' IDs, for tests that
+	// measure what a client costs the server (ProcessCPU).
+	APIServerPID, EtcdPID int
 }
 
 // Options configure the API server beyond the defaults Start uses.
@@ -160,7 +163,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	t.Cleanup(cancel)
 
 	client, peer := freeAddr(t), freeAddr(t)
-	start(t, ctx, dir, etcdBin, "--data-dir", filepath.Join(dir, "etcd"),
+	etcd := start(t, ctx, dir, etcdBin, "--data-dir", filepath.Join(dir, "etcd"),
 		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
 		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
 		"--initial-cluster", "default=http://"+peer, "--unsafe-no-fsync", "--log-level", "warn")
@@ -202,10 +205,11 @@ func StartWith(t testing.TB, o Options) *Server {
 		}
 		args = append(args, "--egress-selector-config-file="+cfg)
 	}
-	start(t, ctx, dir, apiserverBin, args...)
+	apiserver := start(t, ctx, dir, apiserverBin, args...)
 	s := &Server{URL: "https://" + secure, Dir: dir,
-		CertFile:  filepath.Join(dir, "certs", "apiserver.crt"),
-		SAKeyFile: filepath.Join(dir, "sa.key")}
+		CertFile:     filepath.Join(dir, "certs", "apiserver.crt"),
+		SAKeyFile:    filepath.Join(dir, "sa.key"),
+		APIServerPID: apiserver.Process.Pid, EtcdPID: etcd.Process.Pid}
 	if err := s.waitReady(ctx, 90*time.Second); err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "kube-apiserver.log"))
 		t.Fatalf("%v\n%s", err, b[max(0, len(b)-3000):])
@@ -336,7 +340,7 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-func start(t testing.TB, ctx context.Context, dir, bin string, args ...string) {
+func start(t testing.TB, ctx context.Context, dir, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	name := strings.SplitN(filepath.Base(bin), "-v", 2)[0]
@@ -357,4 +361,5 @@ func start(t testing.TB, ctx context.Context, dir, bin string, args ...string) {
 		_ = cmd.Wait()
 		logf.Close()
 	})
+	return cmd
 }
