@@ -20,6 +20,10 @@ const (
 	// pressure but every process in it is kept (keep patterns, its init),
 	// so podwarden left it to the kernel.
 	ReasonPressureNothingKillable = "MemoryPressureNothingKillable"
+	// ReasonPressureNotActed is a Warning: memory was short in the pod's
+	// scope but podwarden ended nothing, because no kill could help (what
+	// grew was shmem, kernel memory, or too little of the shortage).
+	ReasonPressureNotActed = "MemoryPressureNotActed"
 )
 
 // Pressure scopes: what ran short.
@@ -48,7 +52,8 @@ type PressureKill struct {
 	StallPct float64
 	// Why names why this pod or container and this process were chosen.
 	Why string
-	// Outcome: "" a process was ended; "dry-run"; "nothing-killable".
+	// Outcome: "" a process was ended; "dry-run"; "nothing-killable";
+	// "not-acted".
 	Outcome string
 }
 
@@ -56,6 +61,7 @@ type PressureKill struct {
 const (
 	OutcomeDryRun          = "dry-run"
 	OutcomeNothingKillable = "nothing-killable"
+	OutcomeNotActed        = "not-acted"
 )
 
 // maxMessage is what the API server's events.k8s.io validation allows in a
@@ -80,6 +86,8 @@ func PressureMessage(k PressureKill) string {
 		fmt.Fprintf(&b, "podwarden would end process %s%s (dry run, nothing sent)", proc, where)
 	case OutcomeNothingKillable:
 		fmt.Fprintf(&b, "podwarden found nothing it may end%s: every process is kept", where)
+	case OutcomeNotActed:
+		fmt.Fprintf(&b, "podwarden ended nothing%s: no kill could give the memory back", where)
 	default:
 		fmt.Fprintf(&b, "podwarden ended process %s%s", proc, where)
 		if len(k.Signals) > 0 {
@@ -88,7 +96,7 @@ func PressureMessage(k PressureKill) string {
 		b.WriteString(" before the kernel's OOM killer had to")
 	}
 	b.WriteString(": ")
-	if k.RSSBytes > 0 && k.Outcome != OutcomeNothingKillable {
+	if k.RSSBytes > 0 && k.Outcome != OutcomeNothingKillable && k.Outcome != OutcomeNotActed {
 		fmt.Fprintf(&b, "%s resident; ", oom.HumanBytes(k.RSSBytes))
 	}
 	fmt.Fprintf(&b, "%s memory low: ", scopeName(k.Scope))
@@ -133,6 +141,8 @@ func (r *Reporter) PodPressureKill(ctx context.Context, k PressureKill) error {
 		typ, reason = "Normal", ReasonPressureKillDryRun
 	case OutcomeNothingKillable:
 		reason = ReasonPressureNothingKillable
+	case OutcomeNotActed:
+		reason = ReasonPressureNotActed
 	}
 	r.enqueue(ref, typ, reason, PressureMessage(k))
 	return nil

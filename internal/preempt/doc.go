@@ -10,10 +10,18 @@
 // every target's memory.pressure, MemAvailable headroom, usage against
 // memory.max), the episode state machine (hysteresis between minAvailable
 // and releaseAvailable, a cooldown between kills, so one episode ends with
-// one kill), the culprit and victim choice (growth, then size; keep
-// patterns and the container's init spared; the kernel's badness among
-// the rest, from internal/oom) and the action ladder (pidfd signals and
+// one kill), the culprit choice and the action ladder (pidfd signals and
 // process_mrelease).
+//
+// The culprit is what grew, never what is big or what it is called: the
+// target whose committed memory grew lately, and in it the process whose
+// private memory (anon + swap) grew, or the family (a parent and the
+// children it forks) that did, ended together as one kill. Keep patterns
+// and the container's init (the oldest process whose parent is outside the
+// container, not pid 1 of an inner namespace) only spare bystanders in a
+// family. When no kill can give the memory back (nothing growing, growth
+// in shmem or kernel memory, a culprit smaller than the shortfall) nothing
+// is ended and the reason is said (culprit.go, choose.go).
 //
 // It runs on its own goroutine, never on the agent's reconcile loop, and
 // never waits on the network: Events and message files go through a

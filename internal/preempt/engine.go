@@ -67,8 +67,12 @@ type Engine struct {
 	targets  map[string]*targetState
 	episodes map[string]*episode
 	lastKill map[string]time.Time
-	settle   time.Time
-	lastFull time.Time
+	// retryAt is when a scope whose kill was refused is looked at again;
+	// refusedAt when a refusal (scope key/reason) was last reported.
+	retryAt   map[string]time.Time
+	refusedAt map[string]time.Time
+	settle    time.Time
+	lastFull  time.Time
 
 	reports chan report
 }
@@ -80,6 +84,8 @@ type targetState struct {
 	// gone is set when the cgroup has disappeared while the snapshot
 	// still lists it (the agent has not caught up): never a candidate.
 	gone bool
+	// procs is the recent history of its processes' private memory.
+	procs procHist
 }
 
 // Timing of the loop.
@@ -133,7 +139,8 @@ func New(cfg Config) (*Engine, error) {
 		targets:  map[string]*targetState{},
 		episodes: map[string]*episode{},
 		lastKill: map[string]time.Time{},
-		reports:  make(chan report, reportQueue),
+		retryAt:  map[string]time.Time{}, refusedAt: map[string]time.Time{},
+		reports: make(chan report, reportQueue),
 	}
 	e.cgTriggers = cfg.Cgroups.Version() == cgroup.V2
 	return e, nil
@@ -238,7 +245,7 @@ func (e *Engine) sleep() time.Duration {
 	if e.polled {
 		most = pollMax
 	}
-	floor := uint64(e.pol.Node.MinAvailable / 100 * float64(e.nodeH.total))
+	floor := e.nodeH.lv.Min
 	if e.nodeH.avail <= floor {
 		return lowTick
 	}
@@ -285,8 +292,8 @@ func (e *Engine) logStart() {
 		containers = "polled with usage every " + fullEvery.String() + " (triggers unavailable)"
 	}
 	e.log.Info("preempt engine running", "node_pressure", node, "container_pressure", containers,
-		"dry_run", e.pol.DryRun, "node_min_available_pct", e.pol.Node.MinAvailable,
-		"node_critical_available_pct", e.pol.Node.CriticalAvailable, "node_release_available_pct", e.pol.Node.ReleaseAvailable,
+		"dry_run", e.pol.DryRun, "node_min_available", e.pol.Node.Min().String(), "node_min_available_bytes", e.nodeH.lv.Min,
+		"node_critical_available", e.pol.Node.Critical().String(), "node_release_available", e.pol.Node.Release().String(),
 		"ladder", ladderString(e.pol.Ladder), "cooldown", e.pol.Cooldown, "targets", len(e.targets))
 }
 
@@ -312,7 +319,7 @@ func (e *Engine) warmUp() {
 		_ = unix.PidfdSendSignal(fd, 0, nil, 0)
 		unix.Close(fd)
 	}
-	_ = chooseVictim(nil, e.pol.Keep, e.pol.KeepInit, 1)
+	_ = attribute(nil, &procHist{}, e.now(), time.Second, 0, e.pol.Keep, e.pol.KeepInit)
 	_ = ladderString(e.pol.Ladder)
 }
 
@@ -420,7 +427,7 @@ func (e *Engine) step(fired map[string]bool) {
 // crosses minAvailable between two full samples.
 func (e *Engine) hot(st *targetState) bool {
 	s, ok := st.h.last()
-	return ok && s.total > 0 && float64(s.avail) < float64(s.total)*2*e.pol.Container.ReleaseAvailable/100
+	return ok && s.total > 0 && s.avail < 2*e.pol.Container.Resolve(s.total).Release
 }
 
 // acting reports whether an episode is between its first signal and its
@@ -480,6 +487,7 @@ func (e *Engine) sampleTarget(now time.Time, st *targetState) {
 	s := sample{at: now, usage: usage, committed: usage}
 	if ms, err := fsys.MemStat(cg); err == nil {
 		s.committed = ms.Committed(usage)
+		s.shmem = ms.Shmem
 	}
 	if l, err := fsys.Limit(cg); err == nil && !l.Unlimited {
 		s.total = l.Bytes
@@ -491,4 +499,13 @@ func (e *Engine) sampleTarget(now time.Time, st *targetState) {
 		s.some, s.full, s.psi = p.Some.Total, p.Full.Total, true
 	}
 	st.h.add(s, e.keep())
+	st.procs.add(now, e.readProcs(cg, procfs.FieldStat|procfs.FieldStatus), e.recent())
+}
+
+// recent is the window the culprit is looked for in: what grew lately,
+// not what filled up when it started (a pod that loaded its data 25 s ago
+// and has held it flat since did not cause pressure now). A quarter of the
+// growth window, at least 5 s: two or three full samples.
+func (e *Engine) recent() time.Duration {
+	return max(e.pol.GrowthWindow/4, 5*time.Second)
 }

@@ -1,16 +1,10 @@
 package preempt
 
 import (
-	"cmp"
 	"errors"
-	"fmt"
-	"io/fs"
-	"slices"
 	"time"
 
 	"podwarden/internal/kubeevent"
-	"podwarden/internal/oom"
-	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 )
 
@@ -27,13 +21,17 @@ type episode struct {
 	// victim and its handle; nil h for episodes that send nothing (dry
 	// run, nothing killable, opted out).
 	victim procfs.Proc
-	h      Handle
-	step   int // index of the last ladder step sent
-	sentAt time.Time
-	sent   []string
-	why    string
-	root   procRef // a process of the container that lives on
-	at     health
+	// members are every process ended: the victim alone, or a family
+	// (victim first); frees is their private memory when chosen.
+	members []procfs.Proc
+	frees   uint64
+	h       Handle
+	step    int // index of the last ladder step sent
+	sentAt  time.Time
+	sent    []string
+	why     string
+	root    procRef // a process of the container that lives on
+	at      health
 	// ended is when the victim exited (or the episode was settled without
 	// a signal): from then on nothing more is done in this episode.
 	ended time.Time
@@ -81,7 +79,7 @@ func (e *Engine) advance(now time.Time) {
 			// its last thread has gone (seen on a starved guest: 7 s).
 			// Only here: a process whose main thread exits alone can live
 			// on, and mid-ladder that must not count as its end.
-			exited = !sameProcess(e.cfg.Proc, ep.victim)
+			exited = !e.anyLeft(ep)
 		}
 		switch {
 		case exited && !e.present(ep.cg):
@@ -123,6 +121,19 @@ func (e *Engine) advance(now time.Time) {
 			e.finish(ep, now, "recovered")
 		}
 	}
+}
+
+// anyLeft reports whether a member of ep still runs (not a zombie).
+func (e *Engine) anyLeft(ep *episode) bool {
+	if len(ep.members) == 0 {
+		return sameProcess(e.cfg.Proc, ep.victim)
+	}
+	for _, m := range ep.members {
+		if sameProcess(e.cfg.Proc, m) {
+			return true
+		}
+	}
+	return false
 }
 
 // deleted ends an episode whose target went away under it (the pod was
@@ -193,7 +204,7 @@ func podRef(t Target) string {
 func (e *Engine) tell(ep *episode, outcome string) {
 	k := kubeevent.PressureKill{
 		PodUID: ep.target.PodUID, Namespace: ep.target.Namespace, PodName: ep.target.PodName, Container: ep.target.Container,
-		Comm: ep.victim.Comm, PID: ep.victim.PID, RSSBytes: ep.victim.RSS(), Signals: ep.sent, Scope: ep.scope,
+		Comm: ep.victim.Comm, PID: ep.victim.PID, RSSBytes: ep.rss(), Signals: ep.sent, Scope: ep.scope,
 		Available: ep.at.avail, Total: ep.at.total, StallPct: ep.at.stall * 100, Why: ep.why, Outcome: outcome,
 	}
 	if ep.at.stall < 0 {
@@ -201,6 +212,18 @@ func (e *Engine) tell(ep *episode, outcome string) {
 	}
 	logKill(e.log, k, ep.target)
 	e.queue(report{k: k, root: ep.root})
+}
+
+// rss is what the ended processes hold resident.
+func (ep *episode) rss() uint64 {
+	if len(ep.members) == 0 {
+		return ep.victim.RSS()
+	}
+	var n uint64
+	for _, m := range ep.members {
+		n += m.RSS()
+	}
+	return n
 }
 
 // send sends ladder step i to the victim.
@@ -240,213 +263,21 @@ func (e *Engine) cooling(key string, now time.Time) bool {
 	if now.Before(e.settle) {
 		return true
 	}
+	if at, ok := e.retryAt[key]; ok {
+		if now.Before(at) {
+			return true
+		}
+		delete(e.retryAt, key)
+	}
+	for k, at := range e.refusedAt {
+		if now.Sub(at) >= e.pol.Cooldown {
+			delete(e.refusedAt, k) // state dies when it stops mattering
+		}
+	}
 	last, ok := e.lastKill[key]
 	if ok && now.Sub(last) >= e.pol.Cooldown {
 		delete(e.lastKill, key) // state dies when it stops mattering
 		return false
 	}
 	return ok
-}
-
-// startNode begins a node episode when the node is in danger: the culprit
-// is the target whose committed memory grew most (or, if none grew, the
-// largest), the victim the largest process in it that is not kept.
-func (e *Engine) startNode(now time.Time) {
-	if e.nodeH.level < levelDanger || e.episodes[nodeKey] != nil || e.cooling(nodeKey, now) {
-		return
-	}
-	// Rank on fresh numbers.
-	for _, st := range e.targets {
-		e.sampleTarget(now, st)
-	}
-	cands := e.rankNode()
-	if len(cands) > 0 && e.inEpisode(cands[0].st.t.Cgroup) {
-		return // the culprit's own episode is already acting in it
-	}
-	ep := &episode{key: nodeKey, scope: kubeevent.ScopeNode, start: now, at: e.nodeH}
-	e.episodes[nodeKey] = ep
-	if len(cands) == 0 {
-		e.log.Warn("node memory short but no target container to act in: leaving it to the kernel",
-			"available_bytes", e.nodeH.avail, "total_bytes", e.nodeH.total)
-		e.finish(ep, now, "no_target")
-		return
-	}
-	c := cands[0]
-	e.begin(ep, c.st, c.why, (e.nodeH.total+e.swapTotal)/oom.PageSize, now)
-}
-
-type candidate struct {
-	st  *targetState
-	why string
-}
-
-// rankNode orders the targets by how much they caused the shortage:
-// growth of committed memory over the growth window (at least 1% of RAM
-// or 16 MiB counts), then committed memory.
-func (e *Engine) rankNode() []candidate {
-	type ranked struct {
-		st                *targetState
-		growth, committed uint64
-	}
-	minGrowth := max(16<<20, e.nodeH.total/100)
-	var rs []ranked
-	for _, st := range e.targets {
-		s, ok := st.h.last()
-		if st.gone || !ok {
-			continue
-		}
-		rs = append(rs, ranked{st, st.h.growth(e.pol.GrowthWindow), s.committed})
-	}
-	grew := func(r ranked) bool { return r.growth >= minGrowth }
-	slices.SortFunc(rs, func(a, b ranked) int {
-		if ga, gb := grew(a), grew(b); ga != gb {
-			if ga {
-				return -1
-			}
-			return 1
-		} else if ga {
-			if c := cmp.Compare(b.growth, a.growth); c != 0 {
-				return c
-			}
-		}
-		if c := cmp.Compare(b.committed, a.committed); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.st.t.Cgroup, b.st.t.Cgroup)
-	})
-	out := make([]candidate, 0, len(rs))
-	for _, r := range rs {
-		why := fmt.Sprintf("container %s grew %s in the last %v (%s committed now)",
-			r.st.t.containerName(), oom.HumanBytes(r.growth), e.pol.GrowthWindow, oom.HumanBytes(r.committed))
-		if !grew(r) {
-			why = fmt.Sprintf("no target grew by %s in the last %v; container %s holds the most memory of the targets (%s committed)",
-				oom.HumanBytes(minGrowth), e.pol.GrowthWindow, r.st.t.containerName(), oom.HumanBytes(r.committed))
-		}
-		out = append(out, candidate{r.st, why})
-	}
-	return out
-}
-
-// startContainers begins an episode in every target that is in danger
-// against its own memory.max (its committed memory near the limit while
-// its own memory.pressure rises), unless an episode already acts in it.
-func (e *Engine) startContainers(now time.Time) {
-	for cg, st := range e.targets {
-		if st.gone {
-			continue
-		}
-		key := containerKey(cg)
-		if e.episodes[key] != nil || e.inEpisode(cg) || e.cooling(key, now) {
-			continue
-		}
-		h := judge(&st.h, e.pol.Container, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
-		if h.level < levelDanger {
-			continue
-		}
-		ep := &episode{key: key, scope: kubeevent.ScopeContainer, start: now, at: h}
-		e.episodes[key] = ep
-		why := fmt.Sprintf("container %s is at %.0f%% of its memory limit with its own memory pressure", st.t.containerName(), 100-h.pct)
-		e.begin(ep, st, why, h.total/oom.PageSize, now)
-	}
-}
-
-// begin chooses the victim in st and sends the first step (or, in a dry
-// run, only reports it).
-func (e *Engine) begin(ep *episode, st *targetState, why string, totalPages uint64, now time.Time) {
-	ep.cg, ep.target, ep.why = st.t.Cgroup, st.t, why
-	mode := st.t.Preempt.Mode
-	if mode == policy.PreemptOff {
-		e.log.Warn("culprit opted out (podwarden.dev/preempt: off): leaving it to the kernel", "target", st.t.name(), "why", why)
-		e.finish(ep, now, "opted_out")
-		return
-	}
-	keep := st.t.Preempt.Keep
-	if keep == nil {
-		keep = e.pol.Keep
-	}
-	for try := 0; try < 3; try++ {
-		procs := e.procs(st.t.Cgroup)
-		c := chooseVictim(procs, keep, e.pol.KeepInit, totalPages)
-		ep.root = rootRef(procs, c.victim)
-		if c.victim == nil {
-			ep.why = why
-			if s := c.keptSummary(); s != "" {
-				ep.why += "; kept: " + s
-			}
-			e.tell(ep, kubeevent.OutcomeNothingKillable)
-			e.finish(ep, now, "nothing_killable")
-			return
-		}
-		ep.victim = *c.victim
-		ep.why = why + fmt.Sprintf("; %s (pid %d) has the highest OOM badness in it (%s resident)",
-			c.victim.Comm, c.victim.PID, oom.HumanBytes(c.victim.RSS()))
-		if s := c.keptSummary(); s != "" {
-			ep.why += " after keeping " + s
-		}
-		if e.pol.DryRun || mode == policy.PreemptDryRun {
-			ep.sent = []string{e.pol.Ladder[0].Signal}
-			e.tell(ep, kubeevent.OutcomeDryRun)
-			e.lastKill[ep.key] = now // one report per cooldown, as one kill
-			e.m.Kills.WithLabelValues(st.t.Namespace, podLabel(st.t), st.t.containerName(), ep.scope, "dry-run").Inc()
-			e.finish(ep, now, "dry_run")
-			return
-		}
-		h, err := e.sig.Open(ep.victim)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // exited between the scan and the open: choose again
-		}
-		if err != nil {
-			e.log.Error("cannot open the victim", "pid", ep.victim.PID, "err", err)
-			e.finish(ep, now, "error")
-			return
-		}
-		// Never a process outside the target: the pid, now held, must
-		// still be in the container.
-		if pids, err := e.cfg.Cgroups.Procs(st.t.Cgroup, true); err != nil || !slices.Contains(pids, ep.victim.PID) {
-			h.Close()
-			continue
-		}
-		ep.h = h
-		e.send(ep, 0, now)
-		return
-	}
-	e.finish(ep, now, "recovered") // every choice vanished: memory is being freed anyway
-}
-
-// procs reads every process of cg and below.
-func (e *Engine) procs(cg string) []procfs.Proc {
-	pids, err := e.cfg.Cgroups.Procs(cg, true)
-	if err != nil {
-		return nil
-	}
-	out := make([]procfs.Proc, 0, len(pids))
-	for _, pid := range pids {
-		p, err := e.cfg.Proc.Read(pid, victimFields)
-		if err == nil {
-			out = append(out, p)
-		}
-	}
-	cmds := cmdlinesWithin(e.cfg.Proc, pids, cmdlineWait)
-	for i := range out {
-		out[i].Cmdline = cmds[out[i].PID]
-	}
-	return out
-}
-
-// rootProc picks a process that lives on in the container, for the
-// message file: its init if it is there, else any other.
-func rootProc(procs []procfs.Proc, victim *procfs.Proc) int {
-	best := 0
-	for _, p := range procs {
-		if victim != nil && p.PID == victim.PID || p.State == 'Z' || p.Kernel {
-			continue
-		}
-		if p.NSPID == 1 {
-			return p.PID
-		}
-		if best == 0 {
-			best = p.PID
-		}
-	}
-	return best
 }

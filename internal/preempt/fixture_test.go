@@ -43,6 +43,12 @@ type fixture struct {
 	some               uint64
 	psi                bool
 	cgPSI              map[string]uint64
+	// ppid and shmem (MiB) of fixture processes; a pid not in ppid has
+	// its parent outside the container.
+	ppid  map[int]int
+	shmem map[int]uint64
+	// cgShmem is each container's shmem in MiB, part of its file MiB.
+	cgShmem map[string]uint64
 }
 
 const mib = 1 << 20
@@ -54,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		t: t, proc: filepath.Join(dir, "proc"), cg: filepath.Join(dir, "cgroup"),
 		now: time.Unix(1_000_000, 0), sig: &fakeSignaler{exitOn: map[int][]string{}},
 		pol: policy.DefaultPreempt(), rep: &fakeReporter{}, logs: &syncbuf.Buffer{},
-		totalMiB: 1000, availMiB: 600, psi: true, cgPSI: map[string]uint64{},
+		totalMiB: 1000, availMiB: 600, psi: true, cgPSI: map[string]uint64{}, ppid: map[int]int{}, shmem: map[int]uint64{}, cgShmem: map[string]uint64{},
 	}
 	f.pol.Enabled = true
 	f.pol.Keep = policy.DefaultKeep
@@ -132,22 +138,31 @@ func (f *fixture) usage(cg string, limitMiB, usageMiB, fileMiB uint64) {
 		limit = fmt.Sprint(limitMiB * mib)
 	}
 	f.write(d+"/memory.max", limit+"\n")
-	f.write(d+"/memory.stat", fmt.Sprintf("anon %d\nfile %d\nshmem 0\nactive_file 0\ninactive_file %d\n", (usageMiB-fileMiB)*mib, fileMiB*mib, fileMiB*mib))
+	// shmem is part of file (as the kernel counts it) and never inactive
+	// cache: reclaim cannot drop it.
+	sh := min(f.cgShmem[cg], fileMiB)
+	f.write(d+"/memory.stat", fmt.Sprintf("anon %d\nfile %d\nshmem %d\nactive_file 0\ninactive_file %d\n", (usageMiB-fileMiB)*mib, fileMiB*mib, sh*mib, (fileMiB-sh)*mib))
 	f.write(d+"/memory.pressure", fmt.Sprintf("some avg10=0.00 avg60=0.00 avg300=0.00 total=%d\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", f.cgPSI[cg]))
 }
 
 // process adds a process to cg.
 func (f *fixture) process(cg string, pid, nspid int, comm string, rssMiB uint64, cmdline ...string) {
 	d := fmt.Sprintf("%s/%d", f.proc, pid)
-	f.write(d+"/stat", fmt.Sprintf("%d (%s) S 1 %d %d 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, comm, pid, pid, 5000+pid))
-	f.write(d+"/status", fmt.Sprintf("Name:\t%s\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t%d\t%d\nRssAnon:\t%d kB\nRssFile:\t0 kB\nRssShmem:\t0 kB\nVmSwap:\t0 kB\nVmPTE:\t40 kB\n",
-		comm, pid, nspid, rssMiB*1024))
+	ppid := f.ppid[pid]
+	if ppid == 0 {
+		ppid = 1 // outside the container: the runtime's shim
+	}
+	f.write(d+"/stat", fmt.Sprintf("%d (%s) S %d %d %d 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, comm, ppid, pid, pid, 5000+pid))
+	f.write(d+"/status", fmt.Sprintf("Name:\t%s\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t%d\t%d\nRssAnon:\t%d kB\nRssFile:\t0 kB\nRssShmem:\t%d kB\nVmSwap:\t0 kB\nVmPTE:\t40 kB\n",
+		comm, pid, nspid, rssMiB*1024, f.shmem[pid]*1024))
 	f.write(d+"/cmdline", strings.Join(cmdline, "\x00")+"\x00")
 	f.write(d+"/oom_score_adj", "900\n")
 	f.write(d+"/cgroup", "0::"+cg+"\n")
 	procs := f.cg + cg + "/cgroup.procs"
 	b, _ := os.ReadFile(procs)
-	f.write(procs, string(b)+fmt.Sprintf("%d\n", pid))
+	if !slices.Contains(strings.Fields(string(b)), fmt.Sprint(pid)) {
+		f.write(procs, string(b)+fmt.Sprintf("%d\n", pid))
+	}
 }
 
 // exit removes a process, as when it has died and been reaped.

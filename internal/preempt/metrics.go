@@ -2,12 +2,22 @@ package preempt
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// Label sets of the engine's series, in one place: a pod's series are
+// found by these when it is gone (ForgetPod).
+var (
+	killLabels    = []string{"namespace", "pod", "container", "scope", "signal"}
+	signalLabels  = []string{"signal", "result"}
+	episodeLabels = []string{"scope", "outcome"}
+	refusalLabels = []string{"scope", "reason"}
+)
+
 // Metrics are the engine's Prometheus series, registered on the registry
 // the caller passes (nil: not registered).
 type Metrics struct {
 	Kills    *prometheus.CounterVec
 	Signals  *prometheus.CounterVec
 	Episodes *prometheus.CounterVec
+	Refusals *prometheus.CounterVec
 	Dropped  prometheus.Counter
 	Triggers prometheus.Gauge
 }
@@ -17,22 +27,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Kills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_kills_total",
-			Help: "Processes podwarden ended under memory pressure before the kernel OOM killer, by namespace, pod (its name, or its UID where the name is not known), container, scope (node, container, pod) and the signal that ended them; dry runs count with signal \"dry-run\"."},
-			[]string{"namespace", "pod", "container", "scope", "signal"}),
+			Help: "Processes (or families of processes, counted once) podwarden ended under memory pressure before the kernel OOM killer, by namespace, pod (its name, or its UID where the name is not known), container, scope (node, container, pod) and the signal that ended them; dry runs count with signal \"dry-run\"."},
+			killLabels),
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_signals_total", Help: "Signals sent by the action ladder, by signal and result (ok, exited, error)."},
-			[]string{"signal", "result"}),
+			signalLabels),
 		Episodes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_episodes_total",
-			Help: "Pressure episodes by scope and outcome (killed, recovered, dry_run, target_gone, nothing_killable, opted_out, no_target, stuck)."},
-			[]string{"scope", "outcome"}),
+			Help: "Pressure episodes by scope and outcome (killed, recovered, dry_run, target_gone, refused, opted_out, no_target, stuck)."},
+			episodeLabels),
+		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_preempt_refusals_total",
+			Help: "Times memory was short but podwarden ended nothing because no kill could help, by scope and reason: no_growth (no target growing: pressure from outside the targets or memory held flat), shmem (the growth is shmem or tmpfs), not_process_memory (kernel memory or unreclaimable cache), kill_too_small (the culprit holds less than the scope needs). Counted once per cooldown."},
+			refusalLabels),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "podwarden_preempt_reports_dropped_total", Help: "Events and message files dropped because the report queue was full."}),
 		Triggers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "podwarden_preempt_psi_triggers", Help: "PSI triggers armed (the node's and one per target container); 0 means pressure is polled."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Kills, m.Signals, m.Episodes, m.Dropped, m.Triggers)
+		reg.MustRegister(m.Kills, m.Signals, m.Episodes, m.Refusals, m.Dropped, m.Triggers)
 	}
 	return m
+}
+
+// ForgetPod deletes the series of a pod that is gone (by the namespace and
+// pod labels it was counted under) and returns how many went.
+func (m *Metrics) ForgetPod(namespace, pod string) int {
+	return m.Kills.DeletePartialMatch(prometheus.Labels{killLabels[0]: namespace, killLabels[1]: pod})
 }

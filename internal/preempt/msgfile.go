@@ -21,8 +21,8 @@ type procRef struct {
 // rootRef is rootProc's choice with its start time: the message file is
 // written up to a cooldown after the choice, when the pid may name
 // another process.
-func rootRef(procs []procfs.Proc, victim *procfs.Proc) procRef {
-	pid := rootProc(procs, victim)
+func rootRef(procs []procfs.Proc, a attribution) procRef {
+	pid := rootProc(procs, a)
 	for _, p := range procs {
 		if p.PID == pid {
 			return procRef{pid: pid, start: p.StartTime}

@@ -83,6 +83,8 @@ func logKill(log *slog.Logger, k kubeevent.PressureKill, target Target) {
 		log.Warn("would end process under memory pressure (dry run)", attrs...)
 	case kubeevent.OutcomeNothingKillable:
 		log.Warn("memory pressure in a target whose processes are all kept: leaving it to the kernel", attrs...)
+	case kubeevent.OutcomeNotActed:
+		log.Warn("memory short but no kill could help: leaving it to the kernel and kubelet", attrs...)
 	default:
 		log.Warn("ended process under memory pressure", attrs...)
 	}

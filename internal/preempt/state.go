@@ -17,6 +17,10 @@ type Target struct {
 	PodName   string
 	Container string
 	Preempt   policy.PreemptDecision
+	// InitPID is the container's init as the runtime started it (host
+	// pid), 0 when the agent does not know it: the engine then finds it in
+	// the process tree (containerInit).
+	InitPID int
 }
 
 // name is how logs and messages call the target.
@@ -50,6 +54,9 @@ type sample struct {
 	// committed is usage minus reclaimable page cache (cgroups only).
 	committed uint64
 	usage     uint64
+	// shmem is tmpfs and shared memory charged to a cgroup: no kill of a
+	// process frees it.
+	shmem uint64
 	// some and full are the PSI stall totals in microseconds; psi is
 	// false when the domain has none (cgroup v1, psi=0).
 	some, full uint64
@@ -164,6 +171,7 @@ type health struct {
 	avail, total uint64
 	pct          float64 // avail in percent of total
 	stall        float64 // 0..1; -1 unknown
+	lv           policy.Levels
 }
 
 // fastDrop is the fall of available memory, in percent of the total per
@@ -182,6 +190,7 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 		return health{level: levelOK, stall: -1}
 	}
 	hl := health{avail: cur.avail, total: cur.total, pct: 100 * float64(cur.avail) / float64(cur.total), stall: -1}
+	hl.lv = th.Resolve(cur.total)
 	stall, psi := h.stall(window, full)
 	if psi {
 		hl.stall = stall
@@ -189,16 +198,24 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	drop := h.drop(window)
 	pressure := psi && stall >= bar || float64(drop) >= fastDrop/100*float64(cur.total) || !cur.psi && drop > 0
 	switch {
-	case th.CriticalAvailable > 0 && hl.pct < th.CriticalAvailable:
+	case hl.lv.Critical > 0 && cur.avail < hl.lv.Critical:
 		hl.level = levelCritical
-	case hl.pct < th.MinAvailable && pressure:
+	case cur.avail < hl.lv.Min && pressure:
 		hl.level = levelDanger
-	case hl.pct < th.ReleaseAvailable:
+	case cur.avail < hl.lv.Release:
 		hl.level = levelLow
 	default:
 		hl.level = levelOK
 	}
 	return hl
+}
+
+// need is what the scope must get back to be above releaseAvailable.
+func (hl health) need() uint64 {
+	if hl.avail >= hl.lv.Release {
+		return 0
+	}
+	return hl.lv.Release - hl.avail
 }
 
 func base(p string) string {

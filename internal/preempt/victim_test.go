@@ -18,7 +18,7 @@ func TestKeepRule(t *testing.T) {
 		p    procfs.Proc
 		want string
 	}{
-		"container init":             {procfs.Proc{PID: 50, NSPID: 1, Comm: "python"}, "container init (pid 1)"},
+		"pid 1 of a namespace":       {procfs.Proc{PID: 50, NSPID: 1, Comm: "python"}, ""},
 		"jupyter-lab by comm":        {procfs.Proc{Comm: "jupyter-lab"}, "keep jupyter-lab"},
 		"jupyter-lab by script":      {procfs.Proc{Comm: "python3.11", Cmdline: []string{"/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab", "--ip=0.0.0.0"}}, "keep jupyter-lab"},
 		"singleuser, comm cut at 15": {procfs.Proc{Comm: "jupyterhub-sing"}, "keep jupyterhub-singleuser"},
@@ -28,50 +28,15 @@ func TestKeepRule(t *testing.T) {
 		"ipykernel dies":             {procfs.Proc{Comm: "python3", Cmdline: []string{"python3", "-m", "ipykernel_launcher", "-f", "k.json"}}, ""},
 		"R kernel dies":              {procfs.Proc{Comm: "R", Cmdline: []string{"/usr/lib/R/bin/exec/R", "--no-echo"}}, ""},
 		"flag is not a script":       {procfs.Proc{Comm: "python", Cmdline: []string{"python", "-c", "jupyter-lab"}}, ""},
-		"pid 1 kept only inside":     {procfs.Proc{PID: 1, NSPID: 0, Comm: "app"}, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := keepRule(tc.p, keep, true); got != tc.want {
+			if got := keepRule(tc.p, keep); got != tc.want {
 				t.Errorf("keepRule = %q, want %q", got, tc.want)
 			}
 		})
 	}
-	if got := keepRule(procfs.Proc{NSPID: 1, Comm: "app"}, nil, false); got != "" {
-		t.Errorf("keepInit off: %q", got)
-	}
-	if got := keepRule(procfs.Proc{Comm: "code-server"}, []string{"code-*"}, false); got != "keep code-*" {
+	if got := keepRule(procfs.Proc{Comm: "code-server"}, []string{"code-*"}); got != "keep code-*" {
 		t.Errorf("glob: %q", got)
-	}
-}
-
-func TestChooseVictim(t *testing.T) {
-	mb := func(n uint64) uint64 { return n << 20 }
-	procs := []procfs.Proc{
-		{PID: 1, NSPID: 1, Comm: "tini", State: 'S', RSSAnon: mb(1), OOMScoreAdj: 900},
-		{PID: 2, NSPID: 7, Comm: "jupyter-lab", State: 'S', RSSAnon: mb(900), OOMScoreAdj: 900},
-		{PID: 3, NSPID: 8, Comm: "python3", State: 'S', RSSAnon: mb(300), OOMScoreAdj: 900},
-		{PID: 4, NSPID: 9, Comm: "python3", State: 'S', RSSAnon: mb(200), Swap: mb(150), OOMScoreAdj: 900},
-		{PID: 5, NSPID: 10, Comm: "defunct", State: 'Z', OOMScoreAdj: 900},
-		{PID: 6, NSPID: 11, Comm: "pinned", State: 'S', RSSAnon: mb(800), OOMScoreAdj: -1000},
-		{PID: 7, NSPID: 12, Comm: "lowadj", State: 'S', RSSAnon: mb(320), OOMScoreAdj: 0},
-	}
-	const total = 1 << 30 / 4096
-	c := chooseVictim(procs, policy.DefaultKeep, true, total)
-	// 4 has swap: 350 MiB of badness beats 3's 300 and 7's 320 at a
-	// lower adj; 2 is kept, 6 is unkillable, 5 has no memory.
-	if c.victim == nil || c.victim.PID != 4 {
-		t.Fatalf("victim %+v, want pid 4", c.victim)
-	}
-	if len(c.kept) != 2 || c.keptSummary() != "tini (pid 1, container init (pid 1)), jupyter-lab (pid 2, keep jupyter-lab)" {
-		t.Errorf("kept %q", c.keptSummary())
-	}
-	// adj weighs as in the kernel: at 1000, 7 goes before the bigger ones.
-	procs[6].OOMScoreAdj = 1000
-	if c := chooseVictim(procs, policy.DefaultKeep, true, total); c.victim.PID != 7 {
-		t.Errorf("victim %d, want 7 (adj 1000 goes first, as in the kernel)", c.victim.PID)
-	}
-	if c := chooseVictim(procs[:2], policy.DefaultKeep, true, total); c.victim != nil {
-		t.Errorf("only kept processes: victim %+v", c.victim)
 	}
 }
 

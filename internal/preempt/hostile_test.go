@@ -1,0 +1,331 @@
+package preempt
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"podwarden/internal/kubeevent"
+	"podwarden/internal/policy"
+)
+
+// The issue's hostile pods (issue 19) on fixture trees: whatever a pod
+// does to itself, the engine ends what grew or nothing, never a bystander.
+
+// notebookPod is jupyter() with a shell (104, child of the server) that
+// the hostile processes are started from.
+func notebookPod(f *fixture) string {
+	nb, _ := jupyter(f)
+	f.ppid[102], f.ppid[103], f.ppid[104] = 101, 102, 102
+	f.process(nb, 101, 1, "tini", 1, "/usr/bin/tini", "--", "start.sh")
+	f.process(nb, 102, 7, "jupyter-lab", 60, "/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab", "--ip=0.0.0.0")
+	// The kernel from the issue: 120 MiB, flat.
+	f.process(nb, 103, 40, "python3", 120, "/opt/conda/bin/python3", "-m", "ipykernel_launcher", "-f", "/tmp/k.json")
+	f.process(nb, 104, 41, "bash", 4, "/bin/bash")
+	f.usage(nb, 0, 190, 0)
+	f.availMiB = 500
+	f.run(4*time.Second, 0)
+	return nb
+}
+
+// hogGrows grows pid in nb by stepMiB a second until something is
+// signalled or it reaches maxMiB; the node's available memory falls with
+// it, tasks stall once it is below 15%.
+func hogGrows(f *fixture, nb string, pid, nspid int, comm string, stepMiB, maxMiB uint64, cmdline ...string) {
+	base := f.availMiB
+	for mib := stepMiB; mib <= maxMiB && len(f.sig.signals()) == 0; mib += stepMiB {
+		f.process(nb, pid, nspid, comm, mib, cmdline...)
+		f.usage(nb, 0, 190+mib, 0)
+		f.availMiB = base - min(base-5, mib)
+		stall := 0.0
+		if f.availMiB < 150 {
+			stall = 0.4
+		}
+		f.run(time.Second, stall)
+	}
+}
+
+func refusals(f *fixture, scope, reason string) float64 {
+	return testutil.ToFloat64(f.engine().m.Refusals.WithLabelValues(scope, reason))
+}
+
+func TestRenamedHogOnlyTheHogEnds(t *testing.T) {
+	tests := []struct {
+		name    string
+		comm    string
+		cmdline []string
+	}{
+		{"prctl jupyter-lab", "jupyter-lab", []string{"python3", "hog.py"}},
+		{"prctl sshd", "sshd", []string{"python3", "hog.py"}},
+		{"prctl systemd", "systemd", []string{"python3", "hog.py"}},
+		{"exec -a sshd", "python3", []string{"sshd: ada [priv]", "hog.py"}},
+		{"exec -a jupyter-lab", "python3", []string{"jupyter-lab", "hog.py"}},
+		{"file named systemd", "systemd", []string{"/tmp/x/systemd", "--user"}},
+		{"script named jupyter-lab", "python3", []string{"/usr/bin/python3", "/tmp/jupyter-lab"}},
+		{"comm cut at 15", "jupyterhub-sing", []string{"jupyterhub-singleuser"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			nb := notebookPod(f)
+			f.ppid[105] = 104
+			f.sig.exitOn[105] = []string{"SIGINT"}
+			hogGrows(f, nb, 105, 42, tc.comm, 40, 490, tc.cmdline...)
+			f.run(2*time.Second, 0.4)
+			if got := f.sig.signals(); !slices.Equal(got, []string{"105 SIGINT"}) {
+				t.Fatalf("signals %v, want SIGINT to the hog (105) only", got)
+			}
+			rs := f.reports()
+			if len(rs) != 1 || rs[0].PID != 105 || rs[0].Outcome != "" {
+				t.Fatalf("reports %+v, want the kill of 105", rs)
+			}
+			if !strings.Contains(rs[0].Why, "(pid 105) grew") {
+				t.Errorf("why %q does not say the hog grew", rs[0].Why)
+			}
+		})
+	}
+}
+
+// TestInnerPidNamespaceHog: unshare --pid --fork makes the hog pid 1 of
+// its own namespace; the container's init is still tini, and the hog
+// ends.
+func TestInnerPidNamespaceHog(t *testing.T) {
+	f := newFixture(t)
+	nb := notebookPod(f)
+	f.ppid[105], f.ppid[106] = 104, 105
+	f.process(nb, 105, 42, "unshare", 1, "unshare", "--pid", "--fork", "python3", "hog.py")
+	f.run(2*time.Second, 0)
+	f.sig.exitOn[106] = []string{"SIGINT"}
+	hogGrows(f, nb, 106, 1, "python3", 40, 490, "python3", "hog.py")
+	f.run(2*time.Second, 0.4)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"106 SIGINT"}) {
+		t.Fatalf("signals %v, want SIGINT to the inner pid 1 (106) only", got)
+	}
+	if rs := f.reports(); len(rs) != 1 || rs[0].PID != 106 || strings.Contains(rs[0].Why, "container's init") {
+		t.Errorf("reports %+v, want the kill of 106, not called the container's init", rs)
+	}
+}
+
+// TestShmFillEndsNothing: /dev/shm is charged to the container until its
+// files go: ending the server (the biggest process) would free nothing.
+func TestShmFillEndsNothing(t *testing.T) {
+	f := newFixture(t)
+	nb := notebookPod(f)
+	f.ppid[105] = 104
+	for mib := uint64(40); mib <= 480; mib += 40 {
+		f.shmem[105] = mib // dd into /dev/shm: resident as shmem only
+		f.process(nb, 105, 42, "dd", 1, "dd", "if=/dev/zero", "of=/dev/shm/fill")
+		f.cgShmem[nb] = mib
+		f.usage(nb, 0, 190+mib, mib)
+		f.availMiB = 500 - min(495, mib)
+		stall := 0.0
+		if f.availMiB < 150 {
+			stall = 0.5
+		}
+		f.run(time.Second, stall)
+	}
+	f.run(5*time.Second, 0.5)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v for a /dev/shm fill", s)
+	}
+	if n := refusals(f, kubeevent.ScopeNode, reasonShmem); n != 1 {
+		t.Errorf("refusals{node,shmem} = %v, want 1 (once per cooldown)", n)
+	}
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "shmem or tmpfs") {
+		t.Errorf("reports %+v, want one not-acted Event saying the growth is shmem", rs)
+	}
+	if msg := kubeevent.PressureMessage(rs[0]); !strings.Contains(msg, "podwarden ended nothing in container notebook") {
+		t.Errorf("Event message %q", msg)
+	}
+}
+
+// TestForkStormEndsTheFamilyOnce: make forking 40 MiB compilers, three a
+// second. One kill of one child per cooldown cannot keep up; the family
+// (make and every child) is ended at once, counted once, and the server,
+// the kernel, the shell and the init live.
+func TestForkStormEndsTheFamilyOnce(t *testing.T) {
+	f := newFixture(t)
+	nb := notebookPod(f)
+	f.ppid[110] = 104
+	f.process(nb, 110, 50, "make", 8, "make", "-j")
+	f.sig.exitOn[110] = []string{"SIGINT"}
+	f.run(2*time.Second, 0)
+	used := uint64(198)
+	next := 111
+	for range 40 {
+		if len(f.sig.signals()) > 0 {
+			break
+		}
+		for range 3 { // three children a second
+			f.ppid[next] = 110
+			f.sig.exitOn[next] = []string{"SIGINT"}
+			f.process(nb, next, next-60, "cc1", 40, "/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "-quiet")
+			next++
+			used += 40
+		}
+		f.usage(nb, 0, used, 0)
+		f.availMiB = 500 - min(495, used-198)
+		stall := 0.0
+		if f.availMiB < 150 {
+			stall = 0.5
+		}
+		f.run(time.Second, stall)
+	}
+	sent := f.sig.signals()
+	if len(sent) < 2 || sent[0] != "110 SIGINT" {
+		t.Fatalf("signals %v, want make (110) first, then its children", sent)
+	}
+	for _, s := range sent {
+		var pid int
+		var sig string
+		fmt.Sscanf(s, "%d %s", &pid, &sig)
+		if pid < 110 {
+			t.Errorf("signal %q to a process outside the family", s)
+		}
+	}
+	if want := next - 110; len(sent) != want {
+		t.Errorf("%d signals, want %d: make and each of its children once", len(sent), want)
+	}
+	f.availMiB = 480
+	f.usage(nb, 0, 190, 0)
+	f.run(15*time.Second, 0)
+	if n := testutil.ToFloat64(f.engine().m.Kills.WithLabelValues("ns", "nb", "notebook", kubeevent.ScopeNode, "SIGINT")); n != 1 {
+		t.Errorf("kills = %v, want 1: the family is one kill", n)
+	}
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].PID != 110 || !strings.Contains(rs[0].Why, "the family of make (pid 110)") {
+		t.Errorf("reports %+v, want one naming make's family", rs)
+	}
+}
+
+// TestFlatHolderBesideChurnEndsNothing (issue 19, item 4): a pod loads
+// 700 MiB and holds it flat; another reads files over and over. The node
+// dips under minAvailable with stalls; nothing grew lately, so nothing is
+// ended, and the refusal is counted.
+func TestFlatHolderBesideChurnEndsNothing(t *testing.T) {
+	f := newFixture(t)
+	f.totalMiB, f.availMiB = 1000, 900
+	hold := f.container("hold", "data", 0, 10, 0)
+	f.process(hold, 301, 1, "python3", 10, "python3", "load.py")
+	churn := f.container("etl", "reader", 0, 20, 0)
+	f.process(churn, 401, 1, "cat", 2, "cat")
+	f.run(3*time.Second, 0)
+	for mib := uint64(100); mib <= 700; mib += 100 { // its start: 7 s
+		f.process(hold, 301, 1, "python3", mib, "python3", "load.py")
+		f.usage(hold, 0, mib+10, 0)
+		f.availMiB = 900 - mib
+		f.run(time.Second, 0)
+	}
+	f.run(12*time.Second, 0) // flat since
+	// Page cache churn: the reader's cache comes and goes, MemAvailable
+	// dips to 9.8%, tasks stall on refaults.
+	for i := range 20 {
+		cache := uint64(80 + 10*(i%3))
+		f.usage(churn, 0, 20+cache, cache)
+		f.availMiB = 98
+		f.run(time.Second, 0.6)
+	}
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v: the holder has been flat for 12 s", s)
+	}
+	if n := refusals(f, kubeevent.ScopeNode, reasonNoGrowth); n < 1 {
+		t.Errorf("refusals{node,no_growth} = %v, want at least 1", n)
+	}
+	if !strings.Contains(f.logs.String(), "no kill could help") {
+		t.Errorf("no log line saying why nothing was done:\n%s", f.logs)
+	}
+}
+
+// TestPressureFromOutsideTargets (issue 19, item 5): MemAvailable falls
+// with no target growing (a host process): no target is ended.
+func TestPressureFromOutsideTargets(t *testing.T) {
+	f := newFixture(t)
+	a := f.container("a", "nb", 0, 170, 0)
+	f.process(a, 201, 1, "python3", 164, "python3", "-m", "ipykernel_launcher")
+	b := f.container("b", "nb", 0, 120, 0)
+	f.process(b, 301, 1, "python3", 114, "python3", "-m", "ipykernel_launcher")
+	f.run(3*time.Second, 0)
+	for avail := uint64(600); avail >= 40; avail -= 40 {
+		f.availMiB = avail
+		f.run(time.Second, 0.5)
+	}
+	f.run(30*time.Second, 0.5)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v for pressure from outside every target", s)
+	}
+	if rs := f.reports(); len(rs) != 0 {
+		t.Errorf("reports %+v: no pod caused it", rs)
+	}
+	// Once per cooldown over 30 s and more: 3 or 4, not one a tick.
+	if n := refusals(f, kubeevent.ScopeNode, reasonNoGrowth); n < 2 || n > 5 {
+		t.Errorf("refusals{node,no_growth} = %v, want one per cooldown", n)
+	}
+	if !strings.Contains(f.logs.String(), "the shortage comes from outside the targets") {
+		t.Errorf("the log does not say where the pressure is:\n%s", f.logs)
+	}
+}
+
+// TestKillTooSmall: a pod grows a little while the node is short for
+// other reasons: ending it would not bring the node back, so nothing is
+// ended.
+func TestKillTooSmall(t *testing.T) {
+	f := newFixture(t)
+	c := f.container("small", "app", 0, 20, 0)
+	f.process(c, 201, 1, "app", 15, "/app")
+	f.run(3*time.Second, 0)
+	for i := uint64(1); i <= 8; i++ {
+		f.process(c, 201, 1, "app", 15+5*i, "/app")
+		f.usage(c, 0, 20+5*i, 0)
+		f.availMiB = 600 - 70*i // mostly a host process
+		f.run(time.Second, 0.5)
+	}
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v: the app holds 55 MiB of a 200 MiB shortfall", s)
+	}
+	if n := refusals(f, kubeevent.ScopeNode, reasonTooSmall); n != 1 {
+		t.Errorf("refusals{node,kill_too_small} = %v, want 1", n)
+	}
+	rs := f.reports()
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "needs to be above releaseAvailable") {
+		t.Errorf("reports %+v", rs)
+	}
+}
+
+// TestBigNodeDefaults (issue 19, item 6): on a 512 GiB node the defaults
+// do nothing at 40 GiB free, however hard tasks stall and whatever grows;
+// percentages alone (the old defaults) acted there.
+func TestBigNodeDefaults(t *testing.T) {
+	for name, tc := range map[string]struct {
+		th   policy.Thresholds
+		want bool
+	}{
+		"defaults":         {policy.DefaultNodeThresholds, false},
+		"percentages only": {policy.Thresholds{MinAvailable: 10, CriticalAvailable: 4, ReleaseAvailable: 20}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.pol.Node = tc.th
+			f.totalMiB, f.availMiB = 512<<10, 200<<10
+			c := f.container("train", "job", 0, 1<<10, 0)
+			f.process(c, 201, 1, "python3", 1<<10, "python3", "train.py")
+			f.run(3*time.Second, 0)
+			for gib := uint64(10); gib <= 160; gib += 10 {
+				f.process(c, 201, 1, "python3", (1+gib)<<10, "python3", "train.py")
+				f.usage(c, 0, (1+gib)<<10, 0)
+				f.availMiB = (200 - gib) << 10
+				f.run(time.Second, 0.9)
+			}
+			if got := f.engine().nodeH.avail >> 30; got != 40 {
+				t.Fatalf("fixture: %d GiB available, want 40", got)
+			}
+			if acted := len(f.sig.signals()) > 0; acted != tc.want {
+				t.Errorf("acted %v with 40 GiB of 512 free, want %v (signals %v)", acted, tc.want, f.sig.signals())
+			}
+		})
+	}
+}
