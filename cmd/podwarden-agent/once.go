@@ -12,9 +12,11 @@ import (
 	"podwarden/internal/termsafe"
 )
 
-// onceResult is what `agent --once` prints, in every format. Its JSON
-// keys, and those of everything in it, are snake_case.
+// onceResult is what `agent --once` prints, in every format
+// (docs/schemas/agent-once.schema.json). Its JSON keys, and those of
+// everything in it, are snake_case, but for Kubernetes' apiVersion and kind.
 type onceResult struct {
+	cli.TypeMeta
 	DryRun bool `json:"dry_run"`
 	// Containers are every container considered, targets or not, with why.
 	Containers []agent.Candidate `json:"containers"`
@@ -56,6 +58,7 @@ func writeOnce(out io.Writer, r onceResult, format string, verbose, noHeaders bo
 		}
 	}
 	if format == "json" || format == "yaml" {
+		r.TypeMeta = cli.Meta("AgentPass")
 		if err := cli.WriteStructured(out, format, r); err != nil {
 			return err
 		}

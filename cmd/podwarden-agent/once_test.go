@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"sigs.k8s.io/yaml"
+
 	"podwarden/internal/cli"
 )
 
@@ -123,7 +126,7 @@ func checkKeys(t *testing.T, path string, v any) {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if !snakeCase.MatchString(k) {
+			if !snakeCase.MatchString(k) && (path != "$" || k != "apiVersion") {
 				t.Errorf("%s: key %q is not snake_case", path, k)
 			}
 			checkKeys(t, path+"."+k, e)
@@ -147,6 +150,10 @@ func TestOnceStructuredOutput(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out)
 	}
 	checkKeys(t, "$", doc)
+	if doc["apiVersion"] != "podwarden.dev/v1" || doc["kind"] != "AgentPass" {
+		t.Errorf("apiVersion %v kind %v, want podwarden.dev/v1 AgentPass", doc["apiVersion"], doc["kind"])
+	}
+	validateSchema(t, "agent-once.schema.json", []byte(out))
 	for _, k := range []string{"dry_run", "containers", "targets", "changes"} {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("no %q in %s", k, out)
@@ -161,7 +168,12 @@ func TestOnceStructuredOutput(t *testing.T) {
 		t.Errorf("target: %v", tg)
 	}
 	y, _, code := runOnce(t, "-o", "yaml")
-	if code != 0 || !strings.Contains(y, "dry_run: true\n") || !strings.Contains(y, "    pod_uid: \""+onceUID+"\"\n") {
+	if js, err := yaml.YAMLToJSON([]byte(y)); err != nil {
+		t.Errorf("yaml: %v", err)
+	} else {
+		validateSchema(t, "agent-once.schema.json", js)
+	}
+	if code != 0 || !strings.HasPrefix(y, "apiVersion: podwarden.dev/v1\nkind: AgentPass\ndry_run: true\n") || !strings.Contains(y, "    pod_uid: \""+onceUID+"\"\n") {
 		t.Errorf("yaml:\n%s", y)
 	}
 }
@@ -215,5 +227,23 @@ func TestOnceEscapesHostileNames(t *testing.T) {
 	out, _, _ := runOnceOn(t, hostileOnceNode, "-o", "json")
 	if !strings.Contains(out, `"\u001b[31mnb\u202e0\u009b"`) || strings.ContainsRune(out, '\u202e') {
 		t.Errorf("json: want the true pod name, \\u-escaped:\n%s", out)
+	}
+}
+
+// validateSchema checks doc against docs/schemas/name.
+func validateSchema(t *testing.T, name string, doc []byte) {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	sch, err := c.Compile(filepath.Join("..", "..", "docs", "schemas", name))
+	if err != nil {
+		t.Fatalf("compiling %s: %v", name, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, doc)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Errorf("does not match %s: %v\n%s", name, err, doc)
 	}
 }

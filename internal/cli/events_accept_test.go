@@ -102,7 +102,7 @@ func TestEventsRealLogs(t *testing.T) {
 // gotReport is what the test reads of a line of `events -o json`.
 type gotReport struct {
 	Line    int    `json:"line"`
-	Kind    string `json:"kind"`
+	Kind    string `json:"scope"`
 	Victims []struct {
 		PID  int    `json:"pid"`
 		Comm string `json:"comm"`

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/kmsg"
 	"podwarden/internal/oom"
 	"podwarden/internal/oomreport"
@@ -17,12 +18,12 @@ import (
 // seen twice and those older than --since, formats the rest, and keeps
 // count of what it had to say about them on stderr.
 type eventWriter struct {
-	out     io.Writer
-	f       *eventsFlags
-	uptime  time.Duration // boot-relative now for /dev/kmsg, 0 for files
-	dedup   *oomreport.Dedup
-	podName func(uid string) string
-	buf     []byte
+	out    io.Writer
+	f      *eventsFlags
+	uptime time.Duration // boot-relative now for /dev/kmsg, 0 for files
+	dedup  *oomreport.Dedup
+	pods   func(uid string) (namespace, name string, ok bool)
+	buf    []byte
 
 	printed, older int
 	// repeats are the first reports dropped as seen before, nRepeats
@@ -38,7 +39,12 @@ type eventWriter struct {
 const maxNotes = 8
 
 func newEventWriter(ctx context.Context, out io.Writer, f *eventsFlags, uptime time.Duration, dedup *oomreport.Dedup) *eventWriter {
-	return &eventWriter{out: out, f: f, uptime: uptime, dedup: dedup, podName: namer(ctx, f.pods.resolver())}
+	res := f.pods.resolver()
+	pods := func(uid string) (string, string, bool) {
+		p, ok := res.Lookup(ctx, uid)
+		return p.Namespace, p.Name, ok
+	}
+	return &eventWriter{out: out, f: f, uptime: uptime, dedup: dedup, pods: pods}
 }
 
 func (w *eventWriter) write(r *oomreport.Report) error {
@@ -54,8 +60,9 @@ func (w *eventWriter) write(r *oomreport.Report) error {
 		w.older++
 		return nil
 	}
+	r.NamePods(w.pods)
 	var err error
-	if w.buf, err = appendEvent(w.buf[:0], w.f.output, r, w.podName); err != nil {
+	if w.buf, err = appendEvent(w.buf[:0], w.f.output, r); err != nil {
 		return err
 	}
 	if _, err := w.out.Write(w.buf); err != nil {
@@ -115,15 +122,27 @@ func (w *eventWriter) notes(errOut io.Writer, name string, n int, unit string) {
 	}
 }
 
+// Schema of `events -o json` (docs/schemas/events.schema.json): each
+// line is one document, so each carries them.
+const (
+	eventAPIVersion = apiVersion
+	eventKind       = "OOMEvent"
+)
+
 // appendEvent appends one event in format: a JSON line, or a paragraph
-// naming pods with podName.
-func appendEvent(b []byte, format string, r *oomreport.Report, pod func(uid string) string) ([]byte, error) {
+// naming pods by the names r.NamePods gave them.
+func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 	if format == "json" {
 		start := len(b)
+		b = append(b, `{"apiVersion":"`+eventAPIVersion+`","kind":"`+eventKind+`",`...)
+		body := len(b)
 		b, err := r.AppendJSON(b)
 		if err != nil {
 			return b, fmt.Errorf("encoding event: %w", err)
 		}
+		// The report's own opening brace goes: its fields join the
+		// envelope's.
+		b = append(b[:body], b[body+1:]...)
 		// The true strings, with what JSON leaves raw but a terminal acts
 		// on (C1, bidi) as \u escapes.
 		if line := termsafe.JSON(b[start:]); len(line) != len(b)-start {
@@ -135,45 +154,67 @@ func appendEvent(b []byte, format string, r *oomreport.Report, pod func(uid stri
 	// /dev/kmsg \xNN escapes kmsg decoded to the true bytes: each goes
 	// through termsafe, as dmesg would print it.
 	esc := termsafe.Escape
-	podName := func(uid string) string { return esc(pod(uid)) }
+	podName := func(uid, ns, name string) string {
+		if name != "" {
+			return esc(ns + "/" + name)
+		}
+		return esc(uid)
+	}
 	var sb strings.Builder
 	switch {
 	case !r.Time.IsZero():
 		sb.WriteString(r.Time.Format(time.RFC3339))
 	case r.Stamp != "":
 		sb.WriteString(esc(r.Stamp))
-	default:
+	case r.Monotonic != 0:
 		fmt.Fprintf(&sb, "[%.6f]", r.Monotonic)
 	}
 	if r.Line > 0 {
 		fmt.Fprintf(&sb, " line %d:", r.Line)
 	}
 	fmt.Fprintf(&sb, " %s OOM", esc(r.Kind))
-	if r.Invoker.Comm != "" {
-		fmt.Fprintf(&sb, " invoked by %s (pid %d, adj %d, %s order %d)", esc(r.Invoker.Comm), r.Invoker.PID, r.Invoker.OOMScoreAdj, esc(r.Invoker.GFPMask), r.Invoker.Order)
+	if inv := r.Invoker; inv.Comm != "" {
+		fmt.Fprintf(&sb, " invoked by %s (", esc(inv.Comm))
+		if inv.PID != 0 {
+			fmt.Fprintf(&sb, "pid %d, ", inv.PID)
+		}
+		if inv.OOMScoreAdj != nil {
+			fmt.Fprintf(&sb, "adj %d, ", *inv.OOMScoreAdj)
+		}
+		if inv.GFPMask != "" {
+			fmt.Fprintf(&sb, "%s ", esc(inv.GFPMask))
+		}
+		if inv.Order != nil {
+			fmt.Fprintf(&sb, "order %d", *inv.Order)
+		}
+		sb.WriteString(")")
 	}
 	if r.Kind == "cgroup" && r.OOMMemcg != "" {
 		fmt.Fprintf(&sb, " in %s", esc(r.OOMMemcg))
 	}
-	switch {
+	switch pod := podName(r.PodUID, r.PodNamespace, r.PodName); {
 	case r.PodUID != "" && r.ContainerID != "":
-		fmt.Fprintf(&sb, " (pod %s container %.12s)", podName(r.PodUID), esc(r.ContainerID))
+		fmt.Fprintf(&sb, " (pod %s container %s)", pod, esc(cgroup.ShortID(r.ContainerID)))
 	case r.PodUID != "":
-		fmt.Fprintf(&sb, " (pod %s)", podName(r.PodUID))
+		fmt.Fprintf(&sb, " (pod %s)", pod)
 	case r.ContainerID != "":
-		fmt.Fprintf(&sb, " (container %.12s)", esc(r.ContainerID))
+		fmt.Fprintf(&sb, " (container %s)", esc(cgroup.ShortID(r.ContainerID)))
 	}
 	sb.WriteString(".")
-	for _, v := range r.Victims {
+	for i := range r.Victims {
+		v := &r.Victims[i]
 		fmt.Fprintf(&sb, " Killed %s (pid %d", esc(v.Comm), v.PID)
 		if r.Sized() {
-			fmt.Fprintf(&sb, ", anon %s, adj %d", oom.HumanBytes(uint64(max(v.AnonRSSKB, 0))*1024), v.OOMScoreAdj)
+			fmt.Fprintf(&sb, ", anon %s", oom.HumanBytes(uint64(max(v.AnonRSSKB, 0))*1024))
+			if adj, ok := v.Adj(); ok {
+				fmt.Fprintf(&sb, ", adj %d", adj)
+			}
 		}
 		switch {
 		case v.PodUID != "":
-			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID))
+			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID, v.PodNamespace, v.PodName))
 		case v.ContainerID != "":
-			fmt.Fprintf(&sb, ", container %.12s", esc(v.ContainerID))
+			fmt.Fprintf(&sb, ", container %s", esc(cgroup.ShortID(v.ContainerID)))
 		case v.Cgroup != "":
 			fmt.Fprintf(&sb, ", %s", esc(v.Cgroup))
 		}
@@ -183,5 +224,5 @@ func appendEvent(b []byte, format string, r *oomreport.Report, pod func(uid stri
 	if r.Incomplete {
 		fmt.Fprintf(&sb, " Incomplete: missing %s.", esc(strings.Join(r.Missing, ", ")))
 	}
-	return append(append(b, sb.String()...), "\n\n"...), nil
+	return append(append(b, strings.TrimPrefix(sb.String(), " ")...), "\n\n"...), nil
 }

@@ -43,13 +43,19 @@ func TestEventsFile(t *testing.T) {
 				if err := json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &m); err != nil {
 					t.Fatal(err)
 				}
-				for _, k := range []string{"time", "kind", "constraint", "oom_memcg", "task_memcg", "invoker", "victims", "group_kill_cgroup", "pod_uid", "container_id", "diagnosis", "incomplete"} {
-					if _, ok := m[k]; !ok && k != "time" {
+				for _, k := range []string{"apiVersion", "kind", "monotonic_s", "scope", "constraint", "oom_memcg", "task_memcg", "invoker", "victims", "diagnosis", "incomplete"} {
+					if _, ok := m[k]; !ok {
 						t.Errorf("key %q missing", k)
 					}
 				}
-				if m["kind"] != tc.wantKind {
-					t.Errorf("kind = %v", m["kind"])
+				// Unknown is absent: no memory.oom.group line, no wall clock.
+				for _, k := range []string{"time", "group_kill_cgroup"} {
+					if v, ok := m[k]; ok {
+						t.Errorf("key %q = %v, want it absent", k, v)
+					}
+				}
+				if m["apiVersion"] != "podwarden.dev/v1" || m["kind"] != "OOMEvent" || m["scope"] != tc.wantKind {
+					t.Errorf("apiVersion %v kind %v scope %v", m["apiVersion"], m["kind"], m["scope"])
 				}
 			}
 		})
@@ -92,23 +98,51 @@ func TestEventsFollow(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if !strings.Contains(out.String(), `"kind":"cgroup"`) {
+	if !strings.Contains(out.String(), `"scope":"cgroup"`) {
 		t.Fatalf("no report while following: %q", out.String())
 	}
 }
 
 // Events name the pod the way ps and victims do: namespace/name from the
-// kubelet's log directories, the UID when no directory names it.
+// kubelet's log directories, in the text, its diagnosis and the JSON, the
+// UID when no directory names it; a container id is crictl's 13
+// characters in text, whole in JSON.
 func TestEventsPodNames(t *testing.T) {
 	const file = "../../internal/oomreport/testdata/synth-4.19-v1-memcg.log"
+	const uid = "6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c"
 	pods := t.TempDir()
-	if err := os.Mkdir(filepath.Join(pods, "ml_train-7_6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(pods, "ml_train-7_"+uid), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for dir, want := range map[string]string{pods: "(pod ml/train-7 container 4a1b2c3d4e5f). Killed stress (pid 4242, anon 99.0 MiB, adj 998, pod ml/train-7)", "": "pod 6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c container"} {
-		out, errOut, code := runForTest(t, "events", "--file", file, "--pod-log-dir", dir)
-		if code != 0 || !strings.Contains(out, want) {
-			t.Errorf("--pod-log-dir %q: code %d, stderr %q, want %q in:\n%s", dir, code, errOut, want, out)
-		}
+	tests := map[string]struct {
+		dir, output string
+		want, not   []string
+	}{
+		"named text": {dir: pods, output: "text", want: []string{
+			"(pod ml/train-7 container 4a1b2c3d4e5f6). Killed stress (pid 4242, anon 99.0 MiB, adj 998, pod ml/train-7).",
+			"Diagnosis: container 4a1b2c3d4e5f6 of pod ml/train-7 hit its memory limit"}, not: []string{"pod " + uid}},
+		"named json": {dir: pods, output: "json", want: []string{
+			`"pod_uid":"` + uid + `","pod_namespace":"ml","pod_name":"train-7","container_id":"4a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"`,
+			`"summary":"container 4a1b2c3d4e5f6 of pod ml/train-7 hit its memory limit`}},
+		"unnamed text": {dir: "", output: "text", want: []string{"(pod " + uid + " container 4a1b2c3d4e5f6)", "of pod " + uid + " hit"}},
+		"unnamed json": {dir: "", output: "json", want: []string{`"pod_uid":"` + uid + `","container_id":`}, not: []string{"pod_name", "pod_namespace"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := runForTest(t, "events", "--file", file, "--pod-log-dir", tc.dir, "-o", tc.output)
+			if code != 0 {
+				t.Fatalf("code %d, stderr %q", code, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("want %q in:\n%s", w, out)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(out, n) {
+					t.Errorf("want no %q in:\n%s", n, out)
+				}
+			}
+		})
 	}
 }

@@ -198,13 +198,15 @@ func TestHostileNamesAreEscaped(t *testing.T) {
 			Pod     string   `json:"pod_name"`
 			Cgroup  string   `json:"cgroup"`
 		}
+		var doc struct {
+			Items   json.RawMessage `json:"items"`
+			Victims json.RawMessage `json:"victims"`
+		}
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatal(err)
+		}
+		out = string(doc.Items)
 		if cmd == "victims" {
-			var doc struct {
-				Victims json.RawMessage `json:"victims"`
-			}
-			if err := json.Unmarshal([]byte(out), &doc); err != nil {
-				t.Fatal(err)
-			}
 			out = string(doc.Victims)
 		}
 		if err := json.Unmarshal([]byte(out), &rows); err != nil {

@@ -13,6 +13,21 @@ import (
 	"podwarden/internal/termsafe"
 )
 
+// apiVersion names the schema of every JSON and YAML document the node
+// commands print (docs/schemas/), beside a kind per document type, as
+// Kubernetes objects carry them: a script can check what it reads and a
+// later incompatible change gets a new version.
+const apiVersion = "podwarden.dev/v1"
+
+// TypeMeta is the apiVersion and kind every document starts with.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+// Meta is the TypeMeta of kind in this version.
+func Meta(kind string) TypeMeta { return TypeMeta{APIVersion: apiVersion, Kind: kind} }
+
 // WriteStructured writes v as format "json" (indented) or "yaml". Both use
 // the JSON field names, the public interface of every command's output.
 // Strings are the true ones; what a terminal would act on and JSON leaves

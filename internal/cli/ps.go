@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/oom"
 	"podwarden/internal/podname"
 	"podwarden/internal/procfs"
@@ -98,7 +99,7 @@ func runPs(ctx context.Context, s Streams, f *psFlags) error {
 	name := namer(ctx, pods)
 	switch f.output {
 	case "json", "yaml":
-		return WriteStructured(s.Out, f.output, psRows(ctx, procs, pods))
+		return WriteStructured(s.Out, f.output, psList{TypeMeta: Meta("ProcessList"), Items: psRows(ctx, procs, pods)})
 	case "name":
 		return writePsNames(s.Out, procs)
 	case "wide":
@@ -241,9 +242,16 @@ func writePsWide(w io.Writer, procs []snapshot.Process, pod func(uid string) str
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", p.PID, p.PPID, p.OOMScore, p.OOMScoreAdj,
 			oom.HumanBytes(p.RSS()), oom.HumanBytes(p.Swap), Dash(string(p.Owner.QoS)), Dash(pod(p.Owner.PodUID)),
-			Dash(shortID(p.Owner.ContainerID)), termsafe.Escape(p.MemCgroup), strings.Repeat("  ", n.depth), termsafe.Escape(cmd))
+			Dash(cgroup.ShortID(p.Owner.ContainerID)), termsafe.Escape(p.MemCgroup), strings.Repeat("  ", n.depth), termsafe.Escape(cmd))
 	}
 	return tw.Flush()
+}
+
+// psList is the document `ps -o json|yaml` prints
+// (docs/schemas/ps.schema.json), a kubectl-style List.
+type psList struct {
+	TypeMeta
+	Items []psRow `json:"items"`
 }
 
 // psRow is the JSON shape of one process; its keys are a public interface.
@@ -266,11 +274,11 @@ type psRow struct {
 	PgTables    uint64   `json:"pgtables_bytes"`
 	Cgroup      string   `json:"cgroup"`
 	CgroupV1    string   `json:"cgroup_v1_memory,omitempty"`
-	PodUID      string   `json:"pod_uid"`
+	PodUID      string   `json:"pod_uid,omitempty"`
 	Namespace   string   `json:"pod_namespace,omitempty"`
 	PodName     string   `json:"pod_name,omitempty"`
-	ContainerID string   `json:"container_id"`
-	QoS         string   `json:"qos"`
+	ContainerID string   `json:"container_id,omitempty"`
+	QoS         string   `json:"qos,omitempty"`
 	Runtime     string   `json:"runtime,omitempty"`
 }
 
@@ -317,11 +325,4 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
-}
-
-func shortID(id string) string {
-	if len(id) > 13 {
-		return id[:13]
-	}
-	return id
 }

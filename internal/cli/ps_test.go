@@ -97,7 +97,7 @@ func TestPsNoMatch(t *testing.T) {
 		"unnamed pods": {[]string{"--pod", "jupyter-alice", "--pod-log-dir", ""}, "matches pod jupyter-alice"},
 		"missing dir":  {[]string{"-n", "hub", "--pod-log-dir", "/nonexistent/pods"}, "matches namespace hub (pods named from /nonexistent/pods, which does not exist"},
 	} {
-		for _, o := range []struct{ output, stdout string }{{"tree", ""}, {"wide", ""}, {"name", ""}, {"json", "[]\n"}, {"yaml", "[]\n"}} {
+		for _, o := range []struct{ output, stdout string }{{"tree", ""}, {"wide", ""}, {"name", ""}, {"json", emptyPsJSON}, {"yaml", emptyPsYAML}} {
 			t.Run(name+"/"+o.output, func(t *testing.T) {
 				args := append([]string{"ps", "-o", o.output, "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc)}, tc.args...)
 				out, errOut, code := runForTest(t, args...)
@@ -115,22 +115,39 @@ func TestPsJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ps failed: %s", errOut)
 	}
-	var rows []map[string]any
-	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+	var doc struct {
+		APIVersion string           `json:"apiVersion"`
+		Kind       string           `json:"kind"`
+		Items      []map[string]any `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
+	if doc.APIVersion != "podwarden.dev/v1" || doc.Kind != "ProcessList" {
+		t.Errorf("apiVersion %q kind %q, want podwarden.dev/v1 ProcessList", doc.APIVersion, doc.Kind)
+	}
+	rows := doc.Items
 	if len(rows) != 67 {
 		t.Fatalf("got %d rows, want 67", len(rows))
 	}
-	for _, key := range []string{"pid", "ppid", "comm", "cmdline", "state", "oom_score", "oom_score_adj", "rss_bytes", "swap_bytes", "cgroup", "pod_uid", "container_id", "qos"} {
-		if _, ok := rows[0][key]; !ok {
-			t.Errorf("row lacks key %q: %v", key, rows[0])
+	var hog, host map[string]any
+	for _, r := range rows {
+		switch r["pid"].(float64) {
+		case 2062665:
+			hog = r
+		case 1:
+			host = r
 		}
 	}
-	var hog map[string]any
-	for _, r := range rows {
-		if r["pid"].(float64) == 2062665 {
-			hog = r
+	for _, key := range []string{"pid", "ppid", "comm", "cmdline", "state", "oom_score", "oom_score_adj", "rss_bytes", "swap_bytes", "cgroup", "pod_uid", "container_id", "qos"} {
+		if _, ok := hog[key]; !ok {
+			t.Errorf("pod row lacks key %q: %v", key, hog)
+		}
+	}
+	// Unknown is absent, never "": init is in no pod and no container.
+	for _, key := range []string{"pod_uid", "pod_namespace", "pod_name", "container_id", "qos"} {
+		if v, ok := host[key]; ok {
+			t.Errorf("pid 1 has %s = %q, want it absent", key, v)
 		}
 	}
 	if hog == nil || hog["pod_uid"] != seedPodUID || hog["pod_namespace"] != "hub" || hog["pod_name"] != "jupyter-alice" ||
@@ -152,7 +169,7 @@ func TestPsWideAndExtended(t *testing.T) {
 		t.Fatalf("--no-headers:\n%s", bare)
 	}
 	yml, _, code := runForTest(t, "ps", "-o", "yaml", "--pod", seedPodName, "--proc-root", proc, "--cgroup-root", cg, "--pod-log-dir", podLogDir(proc))
-	if code != 0 || !strings.Contains(yml, "- pid: 999004\n  ppid: ") || !strings.Contains(yml, "\n  pod_name: jupyter-alice\n") {
+	if code != 0 || !strings.HasPrefix(yml, "apiVersion: podwarden.dev/v1\nkind: ProcessList\nitems:\n") || !strings.Contains(yml, "- pid: 999004\n    ppid: ") || !strings.Contains(yml, "\n    pod_name: jupyter-alice\n") {
 		t.Fatalf("yaml output:\n%s", yml)
 	}
 	out, _, code = runForTest(t, "ps", "--extended", "--pod", seedPodUID, "--proc-root", proc, "--cgroup-root", cg)
@@ -181,3 +198,10 @@ func TestPsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// What `ps -o json|yaml` prints when no process matches: kubectl's empty
+// List.
+const (
+	emptyPsJSON = "{\n  \"apiVersion\": \"podwarden.dev/v1\",\n  \"kind\": \"ProcessList\",\n  \"items\": []\n}\n"
+	emptyPsYAML = "apiVersion: podwarden.dev/v1\nkind: ProcessList\nitems: []\n"
+)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/oom"
 	"podwarden/internal/podname"
 	"podwarden/internal/procfs"
@@ -258,7 +259,7 @@ func (v victimsView) table(w io.Writer, shown []oom.Victim, o victimsTable) erro
 		p, _ := v.snap.Lookup(t.PID)
 		if o.wide {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\t%s\t%s\n", rank, pid, Dash(t.Comm), badness, points, p.OOMScore, t.Adj,
-				oom.HumanBytes(p.RSS()), Dash(string(p.Owner.QoS)), Dash(t.Pod), Dash(shortID(p.Owner.ContainerID)), Dash(t.Cgroup))
+				oom.HumanBytes(p.RSS()), Dash(string(p.Owner.QoS)), Dash(t.Pod), Dash(cgroup.ShortID(p.Owner.ContainerID)), Dash(t.Cgroup))
 			return
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%+d\t%s\t%s\t%s\n", rank, pid, Dash(t.Comm), badness, p.OOMScore, t.Adj,
@@ -323,15 +324,18 @@ type victimRow struct {
 	OOMScoreAdj  int         `json:"oom_score_adj"`
 	RSSBytes     uint64      `json:"rss_bytes"`
 	Cgroup       string      `json:"cgroup"`
-	PodUID       string      `json:"pod_uid"`
+	PodUID       string      `json:"pod_uid,omitempty"`
 	Namespace    string      `json:"pod_namespace,omitempty"`
 	PodName      string      `json:"pod_name,omitempty"`
-	ContainerID  string      `json:"container_id"`
+	ContainerID  string      `json:"container_id,omitempty"`
 	GroupCgroup  string      `json:"group_cgroup,omitempty"`
 	Members      []victimRow `json:"members,omitempty"`
 }
 
+// victimsDoc is the document `victims -o json|yaml` prints
+// (docs/schemas/victims.schema.json).
 type victimsDoc struct {
+	TypeMeta
 	Domain     string      `json:"domain"`
 	TotalPages uint64      `json:"total_pages"`
 	Victims    []victimRow `json:"victims"`
@@ -347,7 +351,7 @@ func (v victimsView) doc(shown []oom.Victim, verdict oom.Verdict, next string) v
 			OOMScore: p.OOMScore, OOMScoreAdj: t.Adj, RSSBytes: p.RSS(), Cgroup: t.Cgroup,
 			PodUID: p.Owner.PodUID, Namespace: pod.Namespace, PodName: pod.Name, ContainerID: p.Owner.ContainerID}
 	}
-	doc := victimsDoc{Domain: "node", TotalPages: v.domain.TotalPages, Victims: []victimRow{}, Verdict: verdict, Next: next}
+	doc := victimsDoc{TypeMeta: Meta("OOMPrediction"), Domain: "node", TotalPages: v.domain.TotalPages, Victims: []victimRow{}, Verdict: verdict, Next: next}
 	if !v.domain.Node() {
 		doc.Domain = v.domain.Cgroup
 	}

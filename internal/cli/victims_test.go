@@ -151,7 +151,7 @@ func TestVictimsWideNamespaceAndHeaders(t *testing.T) {
 		t.Errorf("-o name -n hub: want journald and its 37 group members, in kill order:\n%s", names)
 	}
 	yml, _, code := runForTest(t, append(args, "-o", "yaml", "--limit", "1")...)
-	if code != 0 || !strings.HasPrefix(yml, "domain: node\n") || !strings.Contains(yml, "\nnext: ") {
+	if code != 0 || !strings.HasPrefix(yml, "apiVersion: podwarden.dev/v1\nkind: OOMPrediction\ndomain: node\n") || !strings.Contains(yml, "\nnext: ") {
 		t.Errorf("yaml:\n%s", yml)
 	}
 }

@@ -269,7 +269,7 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 			// The victim as the summary names it; the kill line that
 			// follows, if the log kept it, adds its sizes.
 			a.seen[pid] = true
-			rep.Victims = append(rep.Victims, Victim{PID: pid, Comm: task, UID: uid})
+			rep.Victims = append(rep.Victims, Victim{PID: pid, Comm: task, UID: uid, has: victimHasUID})
 			a.summaryVictim, a.killMono, a.quiet = true, r.Monotonic, 0
 		}
 		return true
@@ -326,7 +326,7 @@ func (a *Assembler) line(r *kmsg.Record, opens bool) bool {
 			a.summaryVictim = false
 			v := &rep.Victims[len(rep.Victims)-1]
 			delete(a.seen, v.PID)
-			*v = Victim{PID: pid, Comm: comm, UID: v.UID}
+			*v = Victim{PID: pid, Comm: comm, UID: v.UID, has: v.has & victimHasUID}
 			parseKillFields(rest, v)
 			a.seen[pid], a.killed, rep.killSeen, a.quiet = true, true, true, 0
 			return true

@@ -44,11 +44,18 @@ func finish(r *Report) {
 		case r.TaskMemcg != "":
 			v.Cgroup = r.TaskMemcg
 		}
-		// Kill lines before 5.4 carry no oom_score_adj; the task table does.
-		if v.OOMScoreAdj == 0 {
+		// Kill lines before 5.4 carry no oom_score_adj, before 4.19 no
+		// UID; the task table does.
+		if v.has&(victimHasAdj|victimHasUID) != victimHasAdj|victimHasUID {
 			for _, t := range r.Tasks {
-				if t.PID == v.PID {
-					v.OOMScoreAdj = t.OOMScoreAdj
+				if t.PID != v.PID {
+					continue
+				}
+				if v.has&victimHasAdj == 0 && t.has&taskHasAdj != 0 {
+					v.OOMScoreAdj, v.has = t.OOMScoreAdj, v.has|victimHasAdj
+				}
+				if v.has&victimHasUID == 0 && t.has&taskHasUID != 0 {
+					v.UID, v.has = t.UID, v.has|victimHasUID
 				}
 			}
 		}
@@ -217,11 +224,11 @@ func diagnose(r *Report) Diagnosis {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
 		switch {
 		case r.PodUID != "" && r.ContainerID != "":
-			b = append(append(append(append(b, "container "...), short(r.ContainerID)...), " of pod "...), r.PodUID...)
+			b = append(append(append(append(b, "container "...), cgroup.ShortID(r.ContainerID)...), " of pod "...), r.pod()...)
 		case r.PodUID != "":
-			b = append(append(b, "pod "...), r.PodUID...)
+			b = append(append(b, "pod "...), r.pod()...)
 		case r.ContainerID != "":
-			b = append(append(b, "container "...), short(r.ContainerID)...)
+			b = append(append(b, "container "...), cgroup.ShortID(r.ContainerID)...)
 		case r.OOMMemcg != "":
 			b = append(b, r.OOMMemcg...)
 		default:
@@ -259,8 +266,10 @@ func appendVictim(b []byte, r *Report) []byte {
 	v := &r.Victims[0]
 	b = strconv.AppendInt(append(append(b, v.Comm...), " (pid "...), int64(v.PID), 10)
 	if r.Sized() {
-		b = append(appendKiB(append(b, ", "...), v.AnonRSSKB), " anon, adj "...)
-		b = strconv.AppendInt(b, int64(v.OOMScoreAdj), 10)
+		b = append(appendKiB(append(b, ", "...), v.AnonRSSKB), " anon"...)
+		if adj, ok := v.Adj(); ok {
+			b = strconv.AppendInt(append(b, ", adj "...), int64(adj), 10)
+		}
 	}
 	return append(b, ')')
 }
@@ -285,7 +294,8 @@ func protectionGap(r *Report) string {
 	v := r.Victims[0]
 	byAdj := false
 	if v.Cgroup == "" {
-		if expectsSummary(r) || v.OOMScoreAdj == -997 || v.OOMScoreAdj >= 2 {
+		adj, known := v.Adj()
+		if expectsSummary(r) || !known || adj == -997 || adj >= 2 {
 			return ""
 		}
 		byAdj = true
@@ -316,11 +326,4 @@ func bystanders(r *Report) int {
 		return 0
 	}
 	return len(r.Victims) - 1
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

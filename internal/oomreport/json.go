@@ -9,51 +9,47 @@ import (
 )
 
 // AppendJSON appends r as encoding/json would marshal it (same field
-// order, omitempty/omitzero, HTML-safe string escaping, sorted map keys),
-// without reflection: encoding/json was a fifth of `podwarden events -o
+// order, omitempty/omitzero, HTML-safe string escaping, sorted map keys,
+// Task's and Victim's MarshalJSON), without reflection: encoding/json was a fifth of `podwarden events -o
 // json` on report-dense logs. json_test.go holds the two equal on every
 // golden report and on fuzzed ones, so a field added to Report must be
 // added here too.
 func (r *Report) AppendJSON(b []byte) ([]byte, error) {
+	if math.IsInf(r.Monotonic, 0) || math.IsNaN(r.Monotonic) {
+		return b, fmt.Errorf("encoding report: monotonic_s %v is not a JSON number", r.Monotonic)
+	}
+	// One leading comma for every field: stripped at the end, since
+	// which field comes first depends on what the log gave.
+	start := len(b)
 	b = append(b, '{')
 	if !r.Time.IsZero() {
 		t, err := r.Time.MarshalJSON()
 		if err != nil {
 			return b, fmt.Errorf("encoding report time: %w", err)
 		}
-		b = append(b, `"time":`...)
-		b = append(b, t...)
-		b = append(b, ',')
+		b = append(append(b, `,"time":`...), t...)
 	}
 	if r.Stamp != "" {
-		b = appendStringField(b, `"stamp":`, r.Stamp)
-		b = append(b, ',')
+		b = appendStringField(b, `,"stamp":`, r.Stamp)
 	}
-	if math.IsInf(r.Monotonic, 0) || math.IsNaN(r.Monotonic) {
-		return b, fmt.Errorf("encoding report: monotonic_s %v is not a JSON number", r.Monotonic)
+	// omitzero, which takes -0 for zero too.
+	if r.Monotonic != 0 {
+		b = appendFloat(append(b, `,"monotonic_s":`...), r.Monotonic)
 	}
-	b = append(b, `"monotonic_s":`...)
-	b = appendFloat(b, r.Monotonic)
 	if r.Line != 0 {
 		b = appendIntField(b, `,"line":`, int64(r.Line))
 	}
-	b = appendStringField(b, `,"kind":`, r.Kind)
-	if r.Kernel != "" {
-		b = appendStringField(b, `,"kernel":`, r.Kernel)
+	b = appendStringField(b, `,"scope":`, r.Kind)
+	b = appendOptString(b, `,"kernel":`, r.Kernel)
+	b = appendOptString(b, `,"constraint":`, r.Constraint)
+	b = appendOptString(b, `,"nodemask":`, r.Nodemask)
+	b = appendOptString(b, `,"cpuset":`, r.Cpuset)
+	b = appendOptString(b, `,"mems_allowed":`, r.MemsAllowed)
+	b = appendOptString(b, `,"oom_memcg":`, r.OOMMemcg)
+	b = appendOptString(b, `,"task_memcg":`, r.TaskMemcg)
+	if r.Invoker != (Invoker{}) {
+		b = r.Invoker.appendJSON(append(b, `,"invoker":`...))
 	}
-	b = appendStringField(b, `,"constraint":`, r.Constraint)
-	if r.Nodemask != "" {
-		b = appendStringField(b, `,"nodemask":`, r.Nodemask)
-	}
-	if r.Cpuset != "" {
-		b = appendStringField(b, `,"cpuset":`, r.Cpuset)
-	}
-	if r.MemsAllowed != "" {
-		b = appendStringField(b, `,"mems_allowed":`, r.MemsAllowed)
-	}
-	b = appendStringField(b, `,"oom_memcg":`, r.OOMMemcg)
-	b = appendStringField(b, `,"task_memcg":`, r.TaskMemcg)
-	b = r.Invoker.appendJSON(append(b, `,"invoker":`...))
 	if r.Memcg != nil {
 		b = r.Memcg.appendJSON(append(b, `,"memcg":`...))
 	}
@@ -83,7 +79,7 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
-	b = appendStringField(b, `,"group_kill_cgroup":`, r.GroupKillCgroup)
+	b = appendOptString(b, `,"group_kill_cgroup":`, r.GroupKillCgroup)
 	if len(r.Reaped) > 0 {
 		b = append(b, `,"reaped":[`...)
 		for i, rp := range r.Reaped {
@@ -99,8 +95,10 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
-	b = appendStringField(b, `,"pod_uid":`, r.PodUID)
-	b = appendStringField(b, `,"container_id":`, r.ContainerID)
+	b = appendOptString(b, `,"pod_uid":`, r.PodUID)
+	b = appendOptString(b, `,"pod_namespace":`, r.PodNamespace)
+	b = appendOptString(b, `,"pod_name":`, r.PodName)
+	b = appendOptString(b, `,"container_id":`, r.ContainerID)
 	b = appendStrings(append(b, `,"diagnosis":{"codes":`...), r.Diagnosis.Codes)
 	b = appendStringField(b, `,"summary":`, r.Diagnosis.Summary)
 	b = append(b, `},"incomplete":`...)
@@ -108,20 +106,30 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 	if len(r.Missing) > 0 {
 		b = appendStrings(append(b, `,"missing":`...), r.Missing)
 	}
-	return append(b, '}'), nil
+	b = append(b, '}')
+	// Drop the comma after the opening brace.
+	return append(b[:start+1], b[start+2:]...), nil
 }
 
 func (inv *Invoker) appendJSON(b []byte) []byte {
-	b = appendStringField(append(b, '{'), `"comm":`, inv.Comm)
+	start := len(b)
+	b = append(b, '{')
+	b = appendOptString(b, `,"comm":`, inv.Comm)
 	if inv.PID != 0 {
 		b = appendIntField(b, `,"pid":`, int64(inv.PID))
 	}
-	if inv.GFPMask != "" {
-		b = appendStringField(b, `,"gfp_mask":`, inv.GFPMask)
+	b = appendOptString(b, `,"gfp_mask":`, inv.GFPMask)
+	if inv.Order != nil {
+		b = appendIntField(b, `,"order":`, int64(*inv.Order))
 	}
-	b = appendIntField(b, `,"order":`, int64(inv.Order))
-	b = appendIntField(b, `,"oom_score_adj":`, int64(inv.OOMScoreAdj))
-	return append(b, '}')
+	if inv.OOMScoreAdj != nil {
+		b = appendIntField(b, `,"oom_score_adj":`, int64(*inv.OOMScoreAdj))
+	}
+	if len(b) == start+1 {
+		return append(b, '}')
+	}
+	b = append(b, '}')
+	return append(b[:start+1], b[start+2:]...)
 }
 
 func (m *Memcg) appendJSON(b []byte) []byte {
@@ -148,39 +156,93 @@ func (m *Memcg) appendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// Columns of the task table, for Task.has.
+const (
+	taskHasUID uint16 = 1 << iota
+	taskHasTGID
+	taskHasTotalVM
+	taskHasRSS
+	taskHasRSSAnon
+	taskHasRSSFile
+	taskHasRSSShmem
+	taskHasPgtables
+	taskHasSwapents
+	taskHasAdj
+)
+
+// MarshalJSON writes only the columns the table's layout printed:
+// encoding/json has no tag for "absent unless the kernel printed it".
+func (t Task) MarshalJSON() ([]byte, error) { return t.appendJSON(nil), nil }
+
 func (t *Task) appendJSON(b []byte) []byte {
 	b = appendIntField(append(b, '{'), `"pid":`, int64(t.PID))
-	b = appendIntField(b, `,"uid":`, int64(t.UID))
-	b = appendIntField(b, `,"tgid":`, int64(t.TGID))
-	b = appendIntField(b, `,"total_vm":`, t.TotalVM)
-	b = appendIntField(b, `,"rss":`, t.RSS)
-	b = appendIntField(b, `,"rss_anon":`, t.RSSAnon)
-	b = appendIntField(b, `,"rss_file":`, t.RSSFile)
-	b = appendIntField(b, `,"rss_shmem":`, t.RSSShmem)
-	b = appendIntField(b, `,"pgtables_bytes":`, t.PgtablesBytes)
-	b = appendIntField(b, `,"swapents":`, t.Swapents)
-	b = appendIntField(b, `,"oom_score_adj":`, int64(t.OOMScoreAdj))
+	for _, c := range []struct {
+		bit uint16
+		key string
+		n   int64
+	}{
+		{taskHasUID, `,"uid":`, int64(t.UID)}, {taskHasTGID, `,"tgid":`, int64(t.TGID)},
+		{taskHasTotalVM, `,"total_vm":`, t.TotalVM}, {taskHasRSS, `,"rss":`, t.RSS},
+		{taskHasRSSAnon, `,"rss_anon":`, t.RSSAnon}, {taskHasRSSFile, `,"rss_file":`, t.RSSFile},
+		{taskHasRSSShmem, `,"rss_shmem":`, t.RSSShmem}, {taskHasPgtables, `,"pgtables_bytes":`, t.PgtablesBytes},
+		{taskHasSwapents, `,"swapents":`, t.Swapents}, {taskHasAdj, `,"oom_score_adj":`, int64(t.OOMScoreAdj)},
+	} {
+		if t.has&c.bit != 0 {
+			b = appendIntField(b, c.key, c.n)
+		}
+	}
 	b = appendStringField(b, `,"name":`, t.Name)
 	return append(b, '}')
 }
 
+// Fields of a kill line, for Victim.has.
+const (
+	victimHasUID uint8 = 1 << iota
+	victimHasTotalVM
+	victimHasAnon
+	victimHasFile
+	victimHasShmem
+	victimHasPgtables
+	victimHasAdj
+)
+
+// MarshalJSON writes only the fields the input printed.
+func (v Victim) MarshalJSON() ([]byte, error) { return v.appendJSON(nil), nil }
+
 func (v *Victim) appendJSON(b []byte) []byte {
 	b = appendIntField(append(b, '{'), `"pid":`, int64(v.PID))
 	b = appendStringField(b, `,"comm":`, v.Comm)
-	b = appendIntField(b, `,"uid":`, int64(v.UID))
-	b = appendIntField(b, `,"total_vm_kb":`, v.TotalVMKB)
-	b = appendIntField(b, `,"anon_rss_kb":`, v.AnonRSSKB)
-	b = appendIntField(b, `,"file_rss_kb":`, v.FileRSSKB)
-	b = appendIntField(b, `,"shmem_rss_kb":`, v.ShmemRSSKB)
-	b = appendIntField(b, `,"pgtables_kb":`, v.PgtablesKB)
-	b = appendIntField(b, `,"oom_score_adj":`, int64(v.OOMScoreAdj))
-	b = appendStringField(b, `,"cgroup":`, v.Cgroup)
-	b = appendStringField(b, `,"pod_uid":`, v.PodUID)
-	b = appendStringField(b, `,"container_id":`, v.ContainerID)
+	for _, c := range []struct {
+		bit uint8
+		key string
+		n   int64
+	}{
+		{victimHasUID, `,"uid":`, int64(v.UID)}, {victimHasTotalVM, `,"total_vm_kb":`, v.TotalVMKB},
+		{victimHasAnon, `,"anon_rss_kb":`, v.AnonRSSKB}, {victimHasFile, `,"file_rss_kb":`, v.FileRSSKB},
+		{victimHasShmem, `,"shmem_rss_kb":`, v.ShmemRSSKB}, {victimHasPgtables, `,"pgtables_kb":`, v.PgtablesKB},
+		{victimHasAdj, `,"oom_score_adj":`, int64(v.OOMScoreAdj)},
+	} {
+		if v.has&c.bit != 0 {
+			b = appendIntField(b, c.key, c.n)
+		}
+	}
+	b = appendOptString(b, `,"cgroup":`, v.Cgroup)
+	b = appendOptString(b, `,"pod_uid":`, v.PodUID)
+	b = appendOptString(b, `,"pod_namespace":`, v.PodNamespace)
+	b = appendOptString(b, `,"pod_name":`, v.PodName)
+	b = appendOptString(b, `,"container_id":`, v.ContainerID)
 	if v.GroupMember {
 		b = append(b, `,"group_member":true`...)
 	}
 	return append(b, '}')
+}
+
+// appendOptString writes an omitempty string field.
+func appendOptString(b []byte, key, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendStringField(b, key, s)
 }
 
 func appendIntField(b []byte, key string, n int64) []byte {

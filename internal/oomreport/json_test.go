@@ -82,16 +82,18 @@ func filledReport(s string, mono float64, n int64, flags uint8) Report {
 		return ""
 	}
 	c := &Counter{UsageKB: n, LimitKB: -n, Failcnt: n / 3}
+	order, adj := int(n>>1), int(n>>2)
 	r := Report{
 		Monotonic: mono, Stamp: pick(3), Line: int(n >> 3), Kind: s, Kernel: pick(0), Constraint: s, Nodemask: pick(1), Cpuset: pick(2),
 		MemsAllowed: pick(3), OOMMemcg: s, TaskMemcg: s,
-		Invoker: Invoker{Comm: s, PID: int(n), GFPMask: pick(4), Order: int(n >> 1), OOMScoreAdj: int(n >> 2)},
+		Invoker: Invoker{Comm: pick(5), PID: int(n), GFPMask: pick(4), Order: &order, OOMScoreAdj: &adj},
 		Tasks: []Task{{PID: int(n), UID: 1, TGID: 2, TotalVM: n, RSS: n, RSSAnon: -1, RSSFile: -1, RSSShmem: -1,
-			PgtablesBytes: n, Swapents: n, OOMScoreAdj: -997, Name: s}},
+			PgtablesBytes: n, Swapents: n, OOMScoreAdj: -997, Name: s, has: uint16(n)}},
 		Victims: []Victim{{PID: int(n), Comm: s, UID: 3, TotalVMKB: n, AnonRSSKB: n, FileRSSKB: n, ShmemRSSKB: n,
-			PgtablesKB: n, OOMScoreAdj: int(n), Cgroup: s, PodUID: s, ContainerID: s, GroupMember: on(5)}},
+			PgtablesKB: n, OOMScoreAdj: int(n), Cgroup: pick(6), PodUID: s, PodNamespace: pick(2), PodName: pick(2),
+			ContainerID: pick(1), GroupMember: on(5), has: uint8(n)}},
 		GroupKillCgroup: s, Reaped: []Reaped{{PID: int(n), Comm: s, AnonRSSKB: n, FileRSSKB: n, ShmemRSSKB: n}},
-		PodUID: s, ContainerID: s, Diagnosis: Diagnosis{Codes: []string{s, DiagNodeOOM}, Summary: s},
+		PodUID: pick(0), PodNamespace: pick(1), PodName: pick(1), ContainerID: s, Diagnosis: Diagnosis{Codes: []string{s, DiagNodeOOM}, Summary: s},
 		Incomplete: on(6), Missing: []string{s},
 		MemInfo: map[string]int64{s: n, s + "a": -n, "b" + s: 0},
 	}
@@ -108,6 +110,7 @@ func filledReport(s string, mono float64, n int64, flags uint8) Report {
 		// The zero and empty forms: omitted fields, null and [] slices.
 		r.Tasks, r.Reaped, r.Missing, r.MemInfo = nil, []Reaped{}, []string{}, map[string]int64{}
 		r.Victims, r.Diagnosis.Codes = nil, nil
+		r.Invoker = Invoker{Comm: pick(5), PID: int(n) & 1}
 		if on(3) {
 			r.Victims, r.Diagnosis.Codes = []Victim{}, []string{}
 		}

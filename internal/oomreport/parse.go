@@ -48,9 +48,11 @@ func parseInvoked(comm, rest string, inv *Invoker, r *Report) {
 		case "gfp_mask":
 			inv.GFPMask = v
 		case "order":
-			inv.Order = atoi(v)
+			n := atoi(v)
+			inv.Order = &n
 		case "oom_score_adj":
-			inv.OOMScoreAdj = atoi(v)
+			n := atoi(v)
+			inv.OOMScoreAdj = &n
 		case "nodemask":
 			r.Nodemask = v
 		}
@@ -173,19 +175,19 @@ func parseKillFields(s string, v *Victim) {
 	eachKV(s, func(key string, n int64) {
 		switch key {
 		case "total-vm":
-			v.TotalVMKB = n
+			v.TotalVMKB, v.has = n, v.has|victimHasTotalVM
 		case "anon-rss":
-			v.AnonRSSKB = n
+			v.AnonRSSKB, v.has = n, v.has|victimHasAnon
 		case "file-rss":
-			v.FileRSSKB = n
+			v.FileRSSKB, v.has = n, v.has|victimHasFile
 		case "shmem-rss":
-			v.ShmemRSSKB = n
+			v.ShmemRSSKB, v.has = n, v.has|victimHasShmem
 		case "UID":
-			v.UID = int(n)
+			v.UID, v.has = int(n), v.has|victimHasUID
 		case "pgtables":
-			v.PgtablesKB = n
+			v.PgtablesKB, v.has = n, v.has|victimHasPgtables
 		case "oom_score_adj":
-			v.OOMScoreAdj = int(n)
+			v.OOMScoreAdj, v.has = int(n), v.has|victimHasAdj
 		}
 	})
 }
@@ -245,27 +247,27 @@ func parseTaskRow(cols []string, line string, scratch *[]string) (Task, bool) {
 		n := atoi64(fields[i])
 		switch c {
 		case "uid":
-			t.UID = int(n)
+			t.UID, t.has = int(n), t.has|taskHasUID
 		case "tgid":
-			t.TGID = int(n)
+			t.TGID, t.has = int(n), t.has|taskHasTGID
 		case "total_vm":
-			t.TotalVM = n
+			t.TotalVM, t.has = n, t.has|taskHasTotalVM
 		case "rss":
-			t.RSS = n
+			t.RSS, t.has = n, t.has|taskHasRSS
 		case "rss_anon":
-			t.RSSAnon = n
+			t.RSSAnon, t.has = n, t.has|taskHasRSSAnon
 		case "rss_file":
-			t.RSSFile = n
+			t.RSSFile, t.has = n, t.has|taskHasRSSFile
 		case "rss_shmem":
-			t.RSSShmem = n
+			t.RSSShmem, t.has = n, t.has|taskHasRSSShmem
 		case "pgtables_bytes":
-			t.PgtablesBytes = n
+			t.PgtablesBytes, t.has = n, t.has|taskHasPgtables
 		case "nr_ptes":
-			t.PgtablesBytes = n * 4096
+			t.PgtablesBytes, t.has = n*4096, t.has|taskHasPgtables
 		case "swapents":
-			t.Swapents = n
+			t.Swapents, t.has = n, t.has|taskHasSwapents
 		case "oom_score_adj":
-			t.OOMScoreAdj = int(n)
+			t.OOMScoreAdj, t.has = int(n), t.has|taskHasAdj
 		}
 	}
 	t.Name = strings.Join(fields[len(num):], " ")

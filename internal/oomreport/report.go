@@ -9,29 +9,36 @@ type Report struct {
 	// it, when it could not be made a Time (a syslog date without a year,
 	// a dmesg -T stamp in another locale).
 	Stamp string `json:"stamp,omitempty"`
-	// Monotonic is seconds since boot of the first line.
-	Monotonic float64 `json:"monotonic_s"`
+	// Monotonic is seconds since boot of the first line, 0 when the log
+	// does not give it (no OOM report is printed at boot's first instant).
+	Monotonic float64 `json:"monotonic_s,omitzero"`
 	// Line is the input line the report starts on; 0 from /dev/kmsg.
-	Line            int              `json:"line,omitempty"`
-	Kind            string           `json:"kind"` // "node" or "cgroup"
+	Line int `json:"line,omitempty"`
+	// Kind is "node", "cgroup" or "unknown"; its JSON key is "scope"
+	// because "kind" names the document's type (docs/schemas).
+	Kind            string           `json:"scope"`
 	Kernel          string           `json:"kernel,omitempty"`
-	Constraint      string           `json:"constraint"`
+	Constraint      string           `json:"constraint,omitempty"`
 	Nodemask        string           `json:"nodemask,omitempty"`
 	Cpuset          string           `json:"cpuset,omitempty"`
 	MemsAllowed     string           `json:"mems_allowed,omitempty"`
-	OOMMemcg        string           `json:"oom_memcg"`
-	TaskMemcg       string           `json:"task_memcg"`
-	Invoker         Invoker          `json:"invoker"`
+	OOMMemcg        string           `json:"oom_memcg,omitempty"`
+	TaskMemcg       string           `json:"task_memcg,omitempty"`
+	Invoker         Invoker          `json:"invoker,omitzero"`
 	Memcg           *Memcg           `json:"memcg,omitempty"`
 	MemInfo         map[string]int64 `json:"mem_info,omitempty"`
 	Tasks           []Task           `json:"tasks,omitempty"`
 	Victims         []Victim         `json:"victims"`
-	GroupKillCgroup string           `json:"group_kill_cgroup"`
+	GroupKillCgroup string           `json:"group_kill_cgroup,omitempty"`
 	Reaped          []Reaped         `json:"reaped,omitempty"`
-	PodUID          string           `json:"pod_uid"`
-	ContainerID     string           `json:"container_id"`
-	Diagnosis       Diagnosis        `json:"diagnosis"`
-	Incomplete      bool             `json:"incomplete"`
+	PodUID          string           `json:"pod_uid,omitempty"`
+	// PodNamespace and PodName are set by NamePods, when a caller knows
+	// the pod; the kernel's log names pods by UID only.
+	PodNamespace string    `json:"pod_namespace,omitempty"`
+	PodName      string    `json:"pod_name,omitempty"`
+	ContainerID  string    `json:"container_id,omitempty"`
+	Diagnosis    Diagnosis `json:"diagnosis"`
+	Incomplete   bool      `json:"incomplete"`
 	// Missing names what made the report incomplete.
 	Missing []string `json:"missing,omitempty"`
 
@@ -77,13 +84,15 @@ const (
 // but not its memory.
 func (r *Report) Sized() bool { return r.killSeen }
 
-// Invoker is the task whose allocation triggered the OOM killer.
+// Invoker is the task whose allocation triggered the OOM killer. Order
+// and OOMScoreAdj are nil unless the invoker line was in the input (a
+// paste that starts later may still give the pid, from the "CPU:" line).
 type Invoker struct {
-	Comm        string `json:"comm"`
+	Comm        string `json:"comm,omitempty"`
 	PID         int    `json:"pid,omitempty"`
 	GFPMask     string `json:"gfp_mask,omitempty"`
-	Order       int    `json:"order"`
-	OOMScoreAdj int    `json:"oom_score_adj"`
+	Order       *int   `json:"order,omitempty"`
+	OOMScoreAdj *int   `json:"oom_score_adj,omitempty"`
 }
 
 // Memcg holds the memory cgroup counters printed for a cgroup OOM.
@@ -106,7 +115,8 @@ type Counter struct {
 }
 
 // Task is one row of the "Tasks state" table; memory values are in pages
-// as the kernel prints them, -1 when the layout lacks the column.
+// as the kernel prints them. A column the table's layout lacks (rss_anon
+// before 6.8) is -1 here and absent from the JSON (MarshalJSON).
 type Task struct {
 	PID           int    `json:"pid"`
 	UID           int    `json:"uid"`
@@ -120,9 +130,15 @@ type Task struct {
 	Swapents      int64  `json:"swapents"`
 	OOMScoreAdj   int    `json:"oom_score_adj"`
 	Name          string `json:"name"`
+
+	// has marks the columns the layout printed (taskHas* bits).
+	has uint16
 }
 
-// Victim is one killed process.
+// Victim is one killed process. A field its kill line did not print
+// (shmem-rss before 4.x, UID before 4.19, pgtables and oom_score_adj
+// before 5.x, every size when only the oom-kill summary line named it)
+// is 0 here and absent from the JSON (MarshalJSON).
 type Victim struct {
 	PID         int    `json:"pid"`
 	Comm        string `json:"comm"`
@@ -133,11 +149,17 @@ type Victim struct {
 	ShmemRSSKB  int64  `json:"shmem_rss_kb"`
 	PgtablesKB  int64  `json:"pgtables_kb"`
 	OOMScoreAdj int    `json:"oom_score_adj"`
-	Cgroup      string `json:"cgroup"`
-	PodUID      string `json:"pod_uid"`
-	ContainerID string `json:"container_id"`
+	Cgroup      string `json:"cgroup,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+	// PodNamespace and PodName are set by NamePods.
+	PodNamespace string `json:"pod_namespace,omitempty"`
+	PodName      string `json:"pod_name,omitempty"`
+	ContainerID  string `json:"container_id,omitempty"`
 	// GroupMember marks processes killed only because of memory.oom.group.
 	GroupMember bool `json:"group_member,omitempty"`
+
+	// has marks the fields the input printed (victimHas* bits).
+	has uint8
 }
 
 // Reaped is an oom_reaper result line.
@@ -162,3 +184,37 @@ type Diagnosis struct {
 	Codes   []string `json:"codes"`
 	Summary string   `json:"summary"`
 }
+
+// NamePods sets the namespace and name of the report's pod and of each
+// victim's, from pod (the kernel names pods by UID only; the node knows
+// their names), and has the diagnosis name the pod as namespace/name.
+func (r *Report) NamePods(pod func(uid string) (namespace, name string, ok bool)) {
+	named := false
+	set := func(uid string, ns, name *string) {
+		if uid == "" {
+			return
+		}
+		if n, m, ok := pod(uid); ok && m != "" {
+			*ns, *name, named = n, m, true
+		}
+	}
+	set(r.PodUID, &r.PodNamespace, &r.PodName)
+	for i := range r.Victims {
+		set(r.Victims[i].PodUID, &r.Victims[i].PodNamespace, &r.Victims[i].PodName)
+	}
+	if named {
+		r.Diagnosis = diagnose(r)
+	}
+}
+
+// pod is how the diagnosis names the report's pod.
+func (r *Report) pod() string {
+	if r.PodName != "" {
+		return r.PodNamespace + "/" + r.PodName
+	}
+	return r.PodUID
+}
+
+// Adj is the victim's oom_score_adj, and whether the input gave it (its
+// kill line from 5.4 on, else its task table row).
+func (v *Victim) Adj() (int, bool) { return v.OOMScoreAdj, v.has&victimHasAdj != 0 }
