@@ -56,7 +56,10 @@ quoted with "> " or wrapped by a mail client or terminal. A report cut short
 still counts when it names its victim: a paste that starts at the task table
 or the kill line, or only the "oom-kill:" summary lines of dmesg | grep.
 
--o json prints JSON Lines: one JSON object per report per line.
+-o json prints JSON Lines: one JSON object per report per line, each with
+apiVersion podwarden.dev/v1 and kind OOMEvent (docs/schemas); a value the
+log does not give is absent, never 0 or "". Pods are named namespace/name
+when --pod-log-dir names them, else by UID.
 
 What it could not use is said on stderr: lines that looked like part of an
 OOM report but went into none (with their line numbers and why), lines of

@@ -32,8 +32,9 @@ func newPsCmd(s Streams, pods *podSource) *cobra.Command {
 		Short: "Print the process tree with OOM scores",
 		Long: `Print every process as a tree with its oom_score and oom_score_adj, the
 way "if memory ran out now" is decided. -o wide adds memory, cgroup and pod
-(namespace/name); -o json and -o yaml print a list of objects, -o name
-process/PID per line (kubectl's TYPE/NAME).
+(namespace/name); -o json and -o yaml print a ProcessList (apiVersion
+podwarden.dev/v1, items: one object per process; keys and schema in
+docs/schemas), -o name process/PID per line (kubectl's TYPE/NAME).
 
 Pods are named from the kubelet's /var/log/pods directories (podwarden-agent
 asks the container runtime first); a pod neither knows shows its UID. A

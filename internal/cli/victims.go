@@ -55,7 +55,8 @@ swap for a node OOM), shown as a size; the highest dies first. A process at
 Pods are shown as namespace/name, named from the kubelet's /var/log/pods
 directories (podwarden-agent asks the container runtime first), else by UID.
 A namespace with no victim says so on stderr and, as kubectl does, prints an
-empty list. --no-headers prints the rows only: no header, "more", verdict or
+empty list. -o json and -o yaml print an OOMPrediction (apiVersion
+podwarden.dev/v1; keys and schema in docs/schemas). --no-headers prints the rows only: no header, "more", verdict or
 next line.
 
 With --exit-code the exit status is 0 when the verdict finds no problem, 1
