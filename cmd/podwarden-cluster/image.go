@@ -23,6 +23,8 @@ type imageFlags struct {
 	Repository string
 	Insecure   bool
 	Timeout    time.Duration
+	// Stall bounds one registry request that moves no byte.
+	Stall time.Duration
 	// BuildKit helper (image_build.go).
 	BuildkitAddr string
 	Builder      string
@@ -46,7 +48,8 @@ the base (resolve, webhook) or ahead of time (backport). See docs/image.md.`,
 	pf.StringVarP(&flags.Lineage, "lineage", "f", "lineage.yaml", "lineage file (-f as in kubectl's --filename; -l is a label selector everywhere)")
 	pf.StringVar(&flags.Repository, "repository", "", "push patched images to this repository (default: the base's)")
 	pf.BoolVar(&flags.Insecure, "insecure", false, "allow plain-HTTP registries")
-	pf.DurationVar(&flags.Timeout, "timeout", 0, "give up after this long (0: no limit; resolve defaults to 5s)")
+	pf.DurationVar(&flags.Timeout, "timeout", defaultTimeout, "give up on an image after this long (0: no limit); resolve defaults to 5s, build to no limit")
+	pf.DurationVar(&flags.Stall, "stall-timeout", image.DefaultStallTimeout, "fail a registry request that sends or receives nothing for this long")
 	pf.StringVar(&flags.BuildkitAddr, "buildkit-addr", "unix:///run/buildkit/buildkitd.sock", "buildkitd address, for builds and RUN patches")
 	pf.StringVar(&flags.Builder, "builder", "podwarden-build", "BuildKit helper binary (a bare name is looked for next to this binary, then on $PATH); without it builds and RUN patches fail")
 
@@ -62,6 +65,22 @@ the base (resolve, webhook) or ahead of time (backport). See docs/image.md.`,
 		newImageBuildCmd(s, flags),
 	)
 	return cmd
+}
+
+// defaultTimeout bounds a registry command's work on one image. The stall
+// timeout catches a registry that hangs; this catches one that drips a
+// byte at a time, and a RUN patch build that never ends.
+const defaultTimeout = 10 * time.Minute
+
+// timeoutFlagDefault returns flags with Timeout set to def when --timeout
+// was not given: resolve and build have defaults of their own.
+func timeoutFlagDefault(cmd *cobra.Command, flags *imageFlags, def time.Duration) *imageFlags {
+	if cmd.Flags().Changed("timeout") {
+		return flags
+	}
+	f := *flags
+	f.Timeout = def
+	return &f
 }
 
 // imageEnv is what the registry subcommands start from: the lineage file,
@@ -80,6 +99,31 @@ type imageRun struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	ref    name.Reference
+	// each is --timeout for commands that bound each image on its own
+	// (status, backport): see forImage.
+	each time.Duration
+}
+
+// forImage is the context for one image of a command over many images:
+// --timeout applies to each, so a long list does not run out of time.
+func (r *imageRun) forImage() (context.Context, context.CancelFunc) {
+	if r.each > 0 {
+		return context.WithTimeout(r.ctx, r.each)
+	}
+	return context.WithCancel(r.ctx)
+}
+
+// startEach is startImage for the commands over every known base: the
+// command as a whole has no deadline, each base has --timeout.
+func startEach(ctx context.Context, flags *imageFlags) (*imageRun, error) {
+	f := *flags
+	f.Timeout = 0
+	r, err := startImage(ctx, &f, "")
+	if err != nil {
+		return nil, err
+	}
+	r.each = flags.Timeout
+	return r, nil
 }
 
 // startImage is the prologue every registry subcommand shares; refStr is
@@ -132,6 +176,9 @@ func newImageEnv(flags *imageFlags) (*imageEnv, error) {
 		env.opts = append(env.opts, name.Insecure)
 	}
 	opts := []image.Option{image.WithTransport(env.counter.Transport(nil))}
+	if flags.Stall > 0 {
+		opts = append(opts, image.WithStallTimeout(flags.Stall))
+	}
 	if flags.Repository != "" {
 		opts = append(opts, image.WithRepository(flags.Repository))
 	}

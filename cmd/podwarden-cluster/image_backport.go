@@ -25,7 +25,7 @@ func newImageBackportCmd(s streams, flags *imageFlags) *cobra.Command {
 // runImageBackport patches every known base with PATCH and every patch
 // listed before it, the same set resolve applies once PATCH is the newest.
 func runImageBackport(ctx context.Context, s streams, flags *imageFlags, id string) error {
-	r, err := startImage(ctx, flags, "")
+	r, err := startEach(ctx, flags)
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,9 @@ func runImageBackport(ctx context.Context, s streams, flags *imageFlags, id stri
 		ref, err := r.parseRef(refStr)
 		var res *image.Result
 		if err == nil {
-			res, err = r.patcher.Patch(r.ctx, ref, patches)
+			ctx, cancel := r.forImage()
+			res, err = r.patcher.Patch(ctx, ref, patches)
+			cancel()
 		}
 		if err != nil {
 			failed++

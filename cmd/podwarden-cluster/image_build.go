@@ -32,7 +32,9 @@ pushed by digest first; the tag is created only if it does not exist or
 already names the identical digest: tags are never overwritten.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImageBuild(cmd.Context(), s, flags, args[0], args[1])
+			// A BuildKit build can rightly take hours; the helper's
+			// progress shows it is alive.
+			return runImageBuild(cmd.Context(), s, timeoutFlagDefault(cmd, flags, 0), args[0], args[1])
 		},
 	}
 	return cmd

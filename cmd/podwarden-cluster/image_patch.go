@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,6 +32,9 @@ func runImagePatch(ctx context.Context, s streams, flags *imageFlags, refStr str
 	start := time.Now()
 	res, err := r.patcher.Patch(r.ctx, r.ref, patches)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && flags.Timeout > 0 {
+			return fmt.Errorf("%w (--timeout %s)", err, flags.Timeout)
+		}
 		return err
 	}
 	fmt.Fprintf(s.ErrOut, "%s: %s (%s, %d bytes moved)\n", r.ref, describe(res), time.Since(start).Round(time.Millisecond), r.counter.Total())

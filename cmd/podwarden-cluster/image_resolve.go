@@ -17,10 +17,13 @@ func newImageResolveCmd(s streams, flags *imageFlags) *cobra.Command {
 stderr: a pod is never blocked by a patch.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runImageResolve(cmd.Context(), s, flags, args[0])
+			return runImageResolve(cmd.Context(), s, timeoutFlagDefault(cmd, flags, resolveTimeout), args[0])
 		},
 	}
 }
+
+// resolveTimeout is resolve's --timeout unless given: a pod waits on it.
+const resolveTimeout = 5 * time.Second
 
 func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr string) error {
 	r, patches, err := startPatching(ctx, flags, refStr)
@@ -30,7 +33,8 @@ func runImageResolve(ctx context.Context, s streams, flags *imageFlags, refStr s
 	defer r.cancel()
 	timeout := flags.Timeout
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		// A pod waits on this: never without a bound.
+		timeout = resolveTimeout
 	}
 	res := r.patcher.Resolve(r.ctx, r.ref, patches, timeout)
 	out := refStr

@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"podwarden/internal/image"
 )
 
 func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
@@ -23,11 +25,15 @@ func newImageStatusCmd(s streams, flags *imageFlags) *cobra.Command {
 }
 
 func runImageStatus(ctx context.Context, s streams, flags *imageFlags, noHeaders bool) error {
-	r, patches, err := startPatching(ctx, flags, "")
+	r, err := startEach(ctx, flags)
 	if err != nil {
 		return err
 	}
 	defer r.cancel()
+	patches, err := image.LineagePatches(r.lineage)
+	if err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
 	if !noHeaders {
 		fmt.Fprint(tw, "BASE")
@@ -43,7 +49,9 @@ func runImageStatus(ctx context.Context, s streams, flags *imageFlags, noHeaders
 		if err != nil {
 			return err
 		}
-		st := r.patcher.Status(r.ctx, ref, patches)
+		ctx, cancel := r.forImage()
+		st := r.patcher.Status(ctx, ref, patches)
+		cancel()
 		fmt.Fprint(tw, refStr)
 		for _, p := range patches {
 			fmt.Fprintf(tw, "\t%s", st.States[p.ID])

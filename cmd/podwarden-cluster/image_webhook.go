@@ -91,7 +91,16 @@ func runImageWebhook(ctx context.Context, s streams, flags *imageFlags, wf *imag
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// The API server sends one small review and waits --budget for the
+	// answer; anything slower or bigger is not it.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      wf.Budget + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	fmt.Fprintf(s.ErrOut, "podwarden image webhook: serving https://%s/mutate\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, wf.TLSCert, wf.TLSKey) }()
