@@ -22,7 +22,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
@@ -386,13 +385,22 @@ func checkRBAC(t *testing.T, objs []runtime.Object) {
 		"podwarden": {
 			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get"}},
+			// metrics.auth kubernetes: check scrapes' tokens.
+			{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+			{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
 		},
 		"podwarden-viewer": {
 			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list"}},
 			{APIGroups: []string{""}, Resources: []string{"pods/proxy"}, Verbs: []string{"get"}},
+			// A token of the metrics reader only, for status through the
+			// pod proxy.
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, Verbs: []string{"create"}, ResourceNames: []string{"podwarden-metrics-reader"}},
 		},
 		"podwarden-node-viewer": {
 			{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"list"}},
+		},
+		"podwarden-metrics-reader": {
+			{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
 		},
 	}
 	roles := find[*rbacv1.ClusterRole](objs)
@@ -411,15 +419,25 @@ func checkRBAC(t *testing.T, objs []runtime.Object) {
 		}
 		for i := range w {
 			if !slices.Equal(r.Rules[i].APIGroups, w[i].APIGroups) || !slices.Equal(r.Rules[i].Resources, w[i].Resources) ||
-				!slices.Equal(r.Rules[i].Verbs, w[i].Verbs) || len(r.Rules[i].ResourceNames) != 0 {
+				!slices.Equal(r.Rules[i].Verbs, w[i].Verbs) || !slices.Equal(r.Rules[i].ResourceNames, w[i].ResourceNames) ||
+				!slices.Equal(r.Rules[i].NonResourceURLs, w[i].NonResourceURLs) {
 				t.Errorf("%s rule %d: %+v, want %+v", r.Name, i, r.Rules[i], w[i])
 			}
 		}
 	}
+	// Each role bound to its own ServiceAccount only: the agent's, and
+	// the metrics reader's.
 	bindings := find[*rbacv1.ClusterRoleBinding](objs)
-	if len(bindings) != 1 || bindings[0].RoleRef.Name != "podwarden" || len(bindings[0].Subjects) != 1 ||
-		bindings[0].Subjects[0].Kind != "ServiceAccount" || bindings[0].Subjects[0].Namespace != releaseNS {
-		t.Errorf("ClusterRoleBindings %+v: want only the agent's ServiceAccount bound", bindings)
+	bound := map[string]string{}
+	for _, b := range bindings {
+		if len(b.Subjects) != 1 || b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Namespace != releaseNS {
+			t.Errorf("ClusterRoleBinding %s subjects %+v: want one ServiceAccount of %s", b.Name, b.Subjects, releaseNS)
+			continue
+		}
+		bound[b.RoleRef.Name] = b.Subjects[0].Name
+	}
+	if want := map[string]string{"podwarden": "podwarden", "podwarden-metrics-reader": "podwarden-metrics-reader"}; !reflect.DeepEqual(bound, want) {
+		t.Errorf("ClusterRoleBindings bind %v, want %v", bound, want)
 	}
 }
 
@@ -462,7 +480,7 @@ func TestChartOptionalObjects(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()]++
 	}
-	for kind, n := range map[string]int{"ServiceMonitor": 1, "PodMonitor": 1, "Service": 1, "RoleBinding": 1, "ClusterRoleBinding": 2} {
+	for kind, n := range map[string]int{"ServiceMonitor": 1, "PodMonitor": 1, "Service": 1, "RoleBinding": 1, "ClusterRoleBinding": 3, "Secret": 1} {
 		if kinds[kind] != n {
 			t.Errorf("%d %s, want %d (all kinds: %v)", kinds[kind], kind, n, kinds)
 		}
@@ -513,80 +531,5 @@ func TestChartEventsAndCapabilityReasons(t *testing.T) {
 				t.Errorf("capability %s is not commented with why: %q", c, prev)
 			}
 		}
-	}
-}
-
-func webConfigValues() map[string]any {
-	return map[string]any{
-		"secretName": "podwarden-web", "key": "web.yml", "tls": true,
-		"probeAuthorization": "Basic cHJvYmU6c2VjcmV0",
-		"monitorTLSConfig":   map[string]any{"insecureSkipVerify": true},
-		"monitorBasicAuth": map[string]any{
-			"username": map[string]any{"name": "podwarden-scrape", "key": "username"},
-			"password": map[string]any{"name": "podwarden-scrape", "key": "password"},
-		},
-	}
-}
-
-// metrics.webConfig mounts the Secret, passes --web-config-file at the
-// path it is mounted, and makes the probes and both monitors speak HTTPS
-// with credentials; off, none of it is rendered.
-func TestChartMetricsWebConfig(t *testing.T) {
-	out := render(t, map[string]any{"metrics": map[string]any{
-		"webConfig":      webConfigValues(),
-		"serviceMonitor": map[string]any{"enabled": true}, "podMonitor": map[string]any{"enabled": true},
-	}})
-	objs, err := kubetest.Decode([]byte(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ds *appsv1.DaemonSet
-	monitors := 0
-	for _, o := range objs {
-		switch o.GetKind() {
-		case "DaemonSet":
-			ds = &appsv1.DaemonSet{}
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, ds); err != nil {
-				t.Fatal(err)
-			}
-		case "ServiceMonitor", "PodMonitor":
-			monitors++
-			key := "endpoints"
-			if o.GetKind() == "PodMonitor" {
-				key = "podMetricsEndpoints"
-			}
-			eps, _, _ := unstructured.NestedSlice(o.Object, "spec", key)
-			ep := eps[0].(map[string]any)
-			if ep["scheme"] != "https" || ep["tlsConfig"] == nil || ep["basicAuth"] == nil {
-				t.Errorf("%s endpoint %v: want https, tlsConfig and basicAuth", o.GetKind(), ep)
-			}
-		}
-	}
-	if ds == nil || monitors != 2 {
-		t.Fatalf("daemonset %v, %d monitors", ds != nil, monitors)
-	}
-	c := ds.Spec.Template.Spec.Containers[0]
-	if !slices.Contains(c.Args, "--web-config-file=/etc/podwarden/web/web.yml") {
-		t.Errorf("args %v", c.Args)
-	}
-	mounted := false
-	for _, m := range c.VolumeMounts {
-		if m.MountPath == "/etc/podwarden/web" && m.ReadOnly {
-			for _, v := range ds.Spec.Template.Spec.Volumes {
-				mounted = mounted || (v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "podwarden-web")
-			}
-		}
-	}
-	if !mounted {
-		t.Errorf("the Secret podwarden-web is not mounted read-only at /etc/podwarden/web: %+v", c.VolumeMounts)
-	}
-	for name, p := range map[string]*corev1.Probe{"liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
-		g := p.HTTPGet
-		if g.Scheme != corev1.URISchemeHTTPS || len(g.HTTPHeaders) != 1 || g.HTTPHeaders[0].Name != "Authorization" || g.HTTPHeaders[0].Value != "Basic cHJvYmU6c2VjcmV0" {
-			t.Errorf("%s probe %+v: want HTTPS with the Authorization header", name, g)
-		}
-	}
-	if def := render(t, nil); strings.Contains(def, "web-config") || strings.Contains(def, "HTTPS") {
-		t.Error("web config rendered by default")
 	}
 }

@@ -102,4 +102,18 @@ basicAuth:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- if eq .Values.metrics.auth "kubernetes" }}
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ include "podwarden.metricsReader" . }}-token
+    key: token
+{{- end }}
+{{- end }}
+
+{{/*
+The ServiceAccount (and ClusterRole) that may read the agents' /metrics.
+*/}}
+{{- define "podwarden.metricsReader" -}}
+{{ include "podwarden.fullname" . | trunc 48 | trimSuffix "-" }}-metrics-reader
 {{- end }}
