@@ -33,7 +33,7 @@ const (
 	// that have already exited.
 	reasonNotProcess = "not_process_memory"
 	// What the culprit holds privately is less than the scope needs to be
-	// back above releaseAvailable: the pressure is mostly elsewhere.
+	// out of danger (above minAvailable): the pressure is mostly elsewhere.
 	reasonTooSmall = "kill_too_small"
 )
 
@@ -180,7 +180,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			ep.why += "; spared: " + s
 		}
 		if need := ep.at.need(); a.frees < need {
-			e.refuse(ep, now, reasonTooSmall, ep.why+fmt.Sprintf("; ending it would give back %s of the %s the %s needs to be above releaseAvailable again",
+			e.refuse(ep, now, reasonTooSmall, ep.why+fmt.Sprintf("; ending it would give back %s of the %s the %s needs to be above minAvailable again",
 				oom.HumanBytes(a.frees), oom.HumanBytes(need), ep.scope))
 			return
 		}

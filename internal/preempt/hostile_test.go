@@ -291,8 +291,39 @@ func TestKillTooSmall(t *testing.T) {
 		t.Errorf("refusals{node,kill_too_small} = %v, want 1", n)
 	}
 	rs := f.reports()
-	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "needs to be above releaseAvailable") {
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "needs to be above minAvailable") {
 		t.Errorf("reports %+v", rs)
+	}
+}
+
+// TestHogOnAFullNodeEnds: most of the node is held flat by another pod and
+// a hog grows into the rest. Ending the hog takes the node out of danger
+// though not back above releaseAvailable; refusing would leave it to the
+// kernel, which kills the biggest process: the flat holder.
+func TestHogOnAFullNodeEnds(t *testing.T) {
+	f := newFixture(t)
+	hold := f.container("hold", "data", 0, 700, 0)
+	f.process(hold, 201, 1, "python3", 700, "python3", "load.py")
+	nb := notebookPod(f)
+	f.availMiB = 1000 - 700 - 190 // 110 MiB: above minAvailable (100)
+	f.run(3*time.Second, 0)
+	f.sig.exitOn[105] = []string{"SIGINT"}
+	f.ppid[105] = 104
+	for mib := uint64(10); mib <= 100 && len(f.sig.signals()) == 0; mib += 10 {
+		f.process(nb, 105, 42, "python3", mib, "python3", "hog.py")
+		f.usage(nb, 0, 190+mib, 0)
+		f.availMiB = 110 - mib
+		f.run(time.Second, 0.4)
+	}
+	// Ending the hog gives back what it took: 110 MiB available, above
+	// minAvailable, under releaseAvailable (200).
+	if got := f.sig.signals(); len(got) == 0 || got[0] != "105 SIGINT" {
+		t.Fatalf("signals %v, want SIGINT to the hog (105)", got)
+	}
+	for _, s := range f.sig.signals() {
+		if strings.HasPrefix(s, "201 ") {
+			t.Errorf("signal %q to the flat holder", s)
+		}
 	}
 }
 

@@ -38,7 +38,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			episodeLabels),
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_refusals_total",
-			Help: "Times memory was short but podwarden ended nothing because no kill could help, by scope and reason: no_growth (no target growing: pressure from outside the targets or memory held flat), shmem (the growth is shmem or tmpfs), not_process_memory (kernel memory or unreclaimable cache), kill_too_small (the culprit holds less than the scope needs). Counted once per cooldown."},
+			Help: "Times memory was short but podwarden ended nothing because no kill could help, by scope and reason: no_growth (no target growing: pressure from outside the targets or memory held flat), shmem (the growth is shmem or tmpfs), not_process_memory (kernel memory or unreclaimable cache), kill_too_small (ending the culprit would not take the scope out of danger). Counted once per cooldown."},
 			refusalLabels),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "podwarden_preempt_reports_dropped_total", Help: "Events and message files dropped because the report queue was full."}),

@@ -210,12 +210,18 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	return hl
 }
 
-// need is what the scope must get back to be above releaseAvailable.
+// need is what a kill must give back to take the scope out of danger:
+// back above minAvailable. Not releaseAvailable: what a growing hog holds
+// and what is available move together (each MiB it takes is one less
+// available), so a hog refused against releaseAvailable once would be
+// refused for good, and on a node mostly held flat the kernel would then
+// kill the biggest holder, a bystander. Above minAvailable is out of
+// danger; the episode's hysteresis does the rest.
 func (hl health) need() uint64 {
-	if hl.avail >= hl.lv.Release {
+	if hl.avail >= hl.lv.Min {
 		return 0
 	}
-	return hl.lv.Release - hl.avail
+	return hl.lv.Min - hl.avail
 }
 
 func base(p string) string {
