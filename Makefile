@@ -5,6 +5,7 @@ GO        ?= go
 BIN       := bin/podwarden
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 STATICCHECK_VERSION := v0.8.2
+ACTIONLINT_VERSION := v1.7.12
 # Stamped into every binary (--version, `podwarden version`, the agent's
 # build info): the nearest tag, commits since, the commit, "-dirty" for
 # uncommitted changes; the commit alone while the repository has no tag.
@@ -48,6 +49,23 @@ static:
 image:
 	$(GO) run ./hack/agentimage -o bin/podwarden-image.tar -t $(IMAGE) -version $(VERSION) $(if $(PUSH),-push $(IMAGE))
 
+# A release in dist/ (docs/kubernetes.md, "Install"), VERSION a vX.Y.Z tag:
+# podwarden_<X.Y.Z>_linux_{amd64,arm64}.tar.gz (podwarden, podwarden-agent,
+# podwarden-cluster static, README.md), the agent image as a linux/amd64 +
+# linux/arm64 OCI layout (dist/podwarden-image), the chart
+# podwarden-<X.Y.Z>.tgz pinned to that image by digest, an SPDX SBOM per
+# binary and for the image, SHA256SUMS. Reproducible: the commit's time
+# stands for SOURCE_DATE_EPOCH unless that is set. PUSH=1 pushes the image
+# to $(REGISTRY)/podwarden:<VERSION> and the chart to
+# oci://$(REGISTRY)/charts/podwarden with Docker's credentials and lists both
+# by digest in dist/pushed.txt; signing them (cosign, keyless) is left to
+# .github/workflows/release.yml, where the forge's OIDC identity is.
+REGISTRY  ?= ghcr.io/podwarden
+.PHONY: release
+release:
+	rm -rf dist
+	$(GO) run ./hack/release -version $(VERSION) -registry $(REGISTRY) -o dist $(if $(PUSH),-push)
+
 # Installs what the tests need on a fresh Debian machine (root).
 deps:
 	./hack/install-deps.sh
@@ -62,6 +80,7 @@ lint:
 	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	$(GOBIN)/staticcheck $(PKGS)
 	cd internal/image/buildkit && $(GO) vet ./... && $(GOBIN)/staticcheck ./...
+	$(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
 # Unit and integration tests. Tests that need root, a real cgroup tree, qemu
 # or a registry skip with a message when those are missing; `make deps`
@@ -115,6 +134,20 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# podwarden-cluster status against a real kube-apiserver holding N nodes and
+# agent pods, with fake agents on the pods' IPs (TestStatusScale, in a
+# network namespace of its own; root, make deps): wall time, status's RSS
+# and CPU, and the API server's CPU per node, for each N of STATUS_NODES
+# (docs/kubernetes.md). Full logs in bin/bench-status-N.log.
+STATUS_NODES ?= 100 1000 5000
+.PHONY: bench-status
+bench-status:
+	@mkdir -p bin; set -o pipefail; for n in $(STATUS_NODES); do \
+	  echo "status at $$n nodes"; \
+	  PODWARDEN_STATUS_NODES=$$n $(GO) test -count=1 -timeout 60m -run '^TestStatusScale$$' -v ./cmd/podwarden-cluster/ \
+	    | tee bin/bench-status-$$n.log | grep -E 'figures:|created in|named unreadable|^(--- )?FAIL' || exit 1; \
+	done
 
 ci: deps lint test test-node
 
