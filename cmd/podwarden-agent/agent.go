@@ -335,5 +335,15 @@ func serveMetrics(ctx context.Context, o metricsserver.Options, auth *metricsser
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", o.Addr, err)
 	}
+	// A crowd at the port shows as evictions and refusals, not as an
+	// agent that is slow or gone.
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "podwarden_metrics_connections", Help: "Open connections to the metrics port."},
+			func() float64 { return float64(srv.Stats().Open) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "podwarden_metrics_connections_closed_total", Help: "Connections to the metrics port closed by --metrics-max-connections: evicted (idle, to make room) or refused (every connection busy).", ConstLabels: prometheus.Labels{"reason": "evicted"}},
+			func() float64 { return float64(srv.Stats().Evicted) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "podwarden_metrics_connections_closed_total", Help: "Connections to the metrics port closed by --metrics-max-connections: evicted (idle, to make room) or refused (every connection busy).", ConstLabels: prometheus.Labels{"reason": "refused"}},
+			func() float64 { return float64(srv.Stats().Refused) }),
+	)
 	return srv, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,9 @@ func TestMetricsSurviveIdleConnections(t *testing.T) {
 	if took >= 2*time.Second {
 		t.Errorf("fresh scrape took %s with %d idle connections open, want < 2s", took, idle)
 	}
+	if !regexp.MustCompile(`(?m)^podwarden_metrics_connections_closed_total\{reason="evicted"\} [1-9]`).MatchString(body) {
+		t.Errorf("the evictions are not in the metrics:\n%s", grepLines(body, "podwarden_metrics_connections"))
+	}
 	peak := rssKiB(t, "VmHWM")
 	t.Logf("%d connections: %d answered 200, %d otherwise, %d closed unanswered; fresh scrape %s; RSS %d KiB before, peak %d KiB (+%.1f MiB)",
 		idle, ok.Load(), other.Load(), cut.Load(), took.Round(time.Millisecond), before, peak, float64(peak-before)/1024)
@@ -160,4 +164,14 @@ func rssKiB(t *testing.T, field string) int64 {
 	}
 	t.Fatalf("/proc/self/status has no %s", field)
 	return 0
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for line := range strings.SplitSeq(text, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
