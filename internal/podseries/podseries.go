@@ -48,7 +48,7 @@ type Vec interface {
 	DeletePartialMatch(labels prometheus.Labels) int
 }
 
-// goneSince is what the Pruner remembers of a pod that is not live.
+// goneSince is what the Pruner remembers of a gone pod that has series.
 type goneSince struct {
 	at time.Time
 	// scraped: a Collect returned the pod's series after it went.
@@ -56,7 +56,9 @@ type goneSince struct {
 }
 
 // Pruner is a prometheus.Collector that exports vec's series and deletes
-// those of gone pods. Its methods are safe for concurrent use.
+// those of gone pods. Its methods are safe for concurrent use. It
+// remembers only pods that have series, so its memory follows the series,
+// not the pods a node ran.
 type Pruner struct {
 	vec   Vec
 	grace time.Duration
@@ -66,7 +68,10 @@ type Pruner struct {
 	// live is nil until the first SetLive: until the owner knows its
 	// pods, none is gone.
 	live map[Pod]struct{}
+	// gone are the pods not live whose series were seen, since when.
 	gone map[Pod]*goneSince
+	// swept is when SetLive last looked for series nobody scrapes.
+	swept time.Time
 }
 
 // New returns a Pruner of vec's series with grace as the least time a gone
@@ -75,8 +80,10 @@ func New(vec Vec, grace time.Duration) *Pruner {
 	return &Pruner{vec: vec, grace: grace, now: time.Now, gone: map[Pod]*goneSince{}}
 }
 
-// SetLive replaces the set of live pods. A pod that leaves it starts its
-// grace now.
+// SetLive replaces the set of live pods. A gone pod's grace starts when
+// its series are next seen (a scrape, or a sweep here at most once per
+// grace, which also deletes the series nobody scraped for
+// unscrapedFactor graces).
 func (p *Pruner) SetLive(pods iter.Seq[Pod]) {
 	live := map[Pod]struct{}{}
 	for pod := range pods {
@@ -84,32 +91,29 @@ func (p *Pruner) SetLive(pods iter.Seq[Pod]) {
 	}
 	now := p.now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for pod := range p.live {
-		if _, ok := live[pod]; !ok && p.gone[pod] == nil {
-			p.gone[pod] = &goneSince{at: now}
-		}
-	}
-	for pod := range live {
-		delete(p.gone, pod)
-	}
 	p.live = live
-	p.expire(now)
-}
-
-// expire deletes the series of pods gone for long whether or not they were
-// scraped, and forgets those pods.
-func (p *Pruner) expire(now time.Time) {
-	for pod, g := range p.gone {
-		if now.Sub(g.at) >= unscrapedFactor*p.grace {
-			p.delete(pod)
-		}
+	sweep := now.Sub(p.swept) >= p.grace
+	if sweep {
+		p.swept = now
+	}
+	p.mu.Unlock()
+	if sweep {
+		p.judge(gather(p.vec), false)
 	}
 }
 
-func (p *Pruner) delete(pod Pod) {
-	p.vec.DeletePartialMatch(prometheus.Labels{LabelNamespace: pod.Namespace, LabelPod: pod.Name})
-	delete(p.gone, pod)
+// gather collects vec's series.
+func gather(vec Vec) []prometheus.Metric {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		vec.Collect(ch)
+		close(ch)
+	}()
+	var all []prometheus.Metric
+	for m := range ch {
+		all = append(all, m)
+	}
+	return all
 }
 
 // Describe implements prometheus.Collector.
@@ -119,29 +123,22 @@ func (p *Pruner) Describe(ch chan<- *prometheus.Desc) { p.vec.Describe(ch) }
 // pods, and of gone pods still in their grace or not yet scraped since
 // they went; the others are deleted.
 func (p *Pruner) Collect(ch chan<- prometheus.Metric) {
-	metrics := make(chan prometheus.Metric, 64)
-	go func() {
-		p.vec.Collect(metrics)
-		close(metrics)
-	}()
-	var all []prometheus.Metric
-	for m := range metrics {
-		all = append(all, m)
-	}
 	// The lock is not held while sending: the owner's SetLive (on a
 	// protection path) never waits for a scrape.
-	for _, m := range p.keep(all) {
+	for _, m := range p.judge(gather(p.vec), true) {
 		ch <- m
 	}
 }
 
-// keep returns the metrics to send and deletes the expired series.
-func (p *Pruner) keep(all []prometheus.Metric) []prometheus.Metric {
+// judge returns the series of all to export and deletes the expired ones:
+// after the grace once scraped, or after unscrapedFactor graces. It
+// forgets gone pods that no longer have series.
+func (p *Pruner) judge(all []prometheus.Metric, scrape bool) []prometheus.Metric {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := all[:0]
-	var sent, expired map[Pod]bool
+	seen := map[Pod]bool{} // gone pods with series; true: expired
 	for _, m := range all {
 		pod, ok := podOf(m)
 		if _, live := p.live[pod]; !ok || pod.Name == "" || p.live == nil || live {
@@ -150,30 +147,31 @@ func (p *Pruner) keep(all []prometheus.Metric) []prometheus.Metric {
 		}
 		g := p.gone[pod]
 		if g == nil {
-			// Counted after its pod left the live set.
 			g = &goneSince{at: now}
 			p.gone[pod] = g
 		}
-		if g.scraped && now.Sub(g.at) >= p.grace {
-			if expired == nil {
-				expired = map[Pod]bool{}
-			}
-			expired[pod] = true
+		age := now.Sub(g.at)
+		if g.scraped && age >= p.grace || age >= unscrapedFactor*p.grace {
+			seen[pod] = true
 			continue
 		}
-		if sent == nil {
-			sent = map[Pod]bool{}
+		if _, ok := seen[pod]; !ok {
+			seen[pod] = false
 		}
-		sent[pod] = true
 		out = append(out, m)
 	}
-	for pod := range sent {
-		p.gone[pod].scraped = true
+	for pod, g := range p.gone {
+		expired, ok := seen[pod]
+		switch {
+		case !ok:
+			delete(p.gone, pod) // no series (left), or live again
+		case expired:
+			p.vec.DeletePartialMatch(prometheus.Labels{LabelNamespace: pod.Namespace, LabelPod: pod.Name})
+			delete(p.gone, pod)
+		case scrape:
+			g.scraped = true
+		}
 	}
-	for pod := range expired {
-		p.delete(pod)
-	}
-	p.expire(now)
 	return out
 }
 

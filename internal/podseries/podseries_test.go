@@ -80,7 +80,8 @@ func TestPruner(t *testing.T) {
 			{live: []Pod{a}, inc: []string{"ml/a"}, scrapes: 1, want: []string{"ml/a/c/k=1"}},
 			{live: []Pod{}, inc: []string{"ml/a"}},
 			{after: grace + time.Second, scrapes: 1, want: []string{"ml/a/c/k=2"}},
-			{scrapes: 1, want: none},
+			{scrapes: 1, want: []string{"ml/a/c/k=2"}},
+			{after: grace, scrapes: 1, want: none},
 		},
 		"counted after the pod went: exported, then deleted": {
 			{live: []Pod{}, inc: []string{"ml/a"}, scrapes: 1, want: []string{"ml/a/c/k=1"}},
@@ -93,10 +94,14 @@ func TestPruner(t *testing.T) {
 			{after: grace / 2, live: []Pod{a}, scrapes: 1},
 			{after: grace, scrapes: 2, want: []string{"ml/a/c/k=1"}},
 		},
-		"nobody scrapes: gone for six graces is enough": {
+		// Seen by a sweep at the first change of pods a grace after the
+		// last, deleted by one six graces later.
+		"nobody scrapes: gone for about seven graces is enough": {
 			{live: []Pod{a}, inc: []string{"ml/a"}},
 			{live: []Pod{}},
-			{after: 6 * grace, live: []Pod{}},
+			{after: grace, live: []Pod{}},
+			{after: 5 * grace, live: []Pod{b}},
+			{after: grace, live: []Pod{}},
 			{scrapes: 1, want: none},
 		},
 		"before the owner knows its pods, none is gone": {
@@ -131,9 +136,28 @@ func TestPruner(t *testing.T) {
 					t.Fatalf("step %d: series %q, want %q", i, got, s.want)
 				}
 			}
-			if n := len(f.p.gone); n > 2 {
+			if n := len(f.p.gone); n > 1 {
 				t.Errorf("remembers %d gone pods: %v", n, slices.Collect(maps.Keys(f.p.gone)))
 			}
 		})
+	}
+}
+
+// TestPrunerForgetsPodsWithoutSeries: most pods never have a series (no
+// OOM kill); however many come and go, the Pruner remembers none of them.
+func TestPrunerForgetsPodsWithoutSeries(t *testing.T) {
+	f := newFixture(t)
+	f.vec.WithLabelValues("ml", "a", "c", "k").Inc()
+	for i := range 20000 {
+		f.clock = f.clock.Add(time.Second)
+		f.p.SetLive(pods(Pod{"ml", "a"}, Pod{"batch", strconv.Itoa(i)}))
+		if i%1000 == 0 {
+			f.scrape()
+		}
+	}
+	f.p.SetLive(pods())
+	f.scrape()
+	if n := len(f.p.gone); n != 1 {
+		t.Fatalf("remembers %d gone pods, want 1 (the one with a series)", n)
 	}
 }
