@@ -211,12 +211,14 @@ func TestFlatHolderBesideChurnEndsNothing(t *testing.T) {
 	f := newFixture(t)
 	f.totalMiB, f.availMiB = 1000, 900
 	hold := f.container("hold", "data", 0, 10, 0)
-	f.process(hold, 301, 1, "python3", 10, "python3", "load.py")
+	f.process(hold, 300, 1, "tini", 1, "tini")
+	f.ppid[301] = 300
+	f.process(hold, 301, 7, "python3", 10, "python3", "load.py")
 	churn := f.container("etl", "reader", 0, 20, 0)
 	f.process(churn, 401, 1, "cat", 2, "cat")
 	f.run(3*time.Second, 0)
 	for mib := uint64(100); mib <= 700; mib += 100 { // its start: 7 s
-		f.process(hold, 301, 1, "python3", mib, "python3", "load.py")
+		f.process(hold, 301, 7, "python3", mib, "python3", "load.py")
 		f.usage(hold, 0, mib+10, 0)
 		f.availMiB = 900 - mib
 		f.run(time.Second, 0)
@@ -246,9 +248,13 @@ func TestFlatHolderBesideChurnEndsNothing(t *testing.T) {
 func TestPressureFromOutsideTargets(t *testing.T) {
 	f := newFixture(t)
 	a := f.container("a", "nb", 0, 170, 0)
-	f.process(a, 201, 1, "python3", 164, "python3", "-m", "ipykernel_launcher")
+	f.process(a, 200, 1, "tini", 1, "tini")
+	f.ppid[201] = 200
+	f.process(a, 201, 7, "python3", 164, "python3", "-m", "ipykernel_launcher")
 	b := f.container("b", "nb", 0, 120, 0)
-	f.process(b, 301, 1, "python3", 114, "python3", "-m", "ipykernel_launcher")
+	f.process(b, 300, 1, "tini", 1, "tini")
+	f.ppid[301] = 300
+	f.process(b, 301, 7, "python3", 114, "python3", "-m", "ipykernel_launcher")
 	f.run(3*time.Second, 0)
 	for avail := uint64(600); avail >= 40; avail -= 40 {
 		f.availMiB = avail
@@ -276,16 +282,18 @@ func TestPressureFromOutsideTargets(t *testing.T) {
 func TestKillTooSmall(t *testing.T) {
 	f := newFixture(t)
 	c := f.container("small", "app", 0, 20, 0)
-	f.process(c, 201, 1, "app", 15, "/app")
+	f.process(c, 200, 1, "tini", 1, "tini")
+	f.ppid[201] = 200
+	f.process(c, 201, 7, "app", 15, "/app")
 	f.run(3*time.Second, 0)
 	for i := uint64(1); i <= 8; i++ {
-		f.process(c, 201, 1, "app", 15+5*i, "/app")
+		f.process(c, 201, 7, "app", 15+5*i, "/app")
 		f.usage(c, 0, 20+5*i, 0)
 		f.availMiB = 600 - 70*i // mostly a host process
 		f.run(time.Second, 0.5)
 	}
 	if s := f.sig.signals(); len(s) != 0 {
-		t.Fatalf("signals %v: the app holds 55 MiB of a 200 MiB shortfall", s)
+		t.Fatalf("signals %v: ending the app (55 MiB) would leave the node under minAvailable", s)
 	}
 	if n := refusals(f, kubeevent.ScopeNode, reasonTooSmall); n != 1 {
 		t.Errorf("refusals{node,kill_too_small} = %v, want 1", n)
@@ -343,10 +351,12 @@ func TestBigNodeDefaults(t *testing.T) {
 			f.pol.Node = tc.th
 			f.totalMiB, f.availMiB = 512<<10, 200<<10
 			c := f.container("train", "job", 0, 1<<10, 0)
-			f.process(c, 201, 1, "python3", 1<<10, "python3", "train.py")
+			f.process(c, 200, 1, "tini", 1, "tini")
+			f.ppid[201] = 200
+			f.process(c, 201, 7, "python3", 1<<10, "python3", "train.py")
 			f.run(3*time.Second, 0)
 			for gib := uint64(10); gib <= 160; gib += 10 {
-				f.process(c, 201, 1, "python3", (1+gib)<<10, "python3", "train.py")
+				f.process(c, 201, 7, "python3", (1+gib)<<10, "python3", "train.py")
 				f.usage(c, 0, (1+gib)<<10, 0)
 				f.availMiB = (200 - gib) << 10
 				f.run(time.Second, 0.9)
