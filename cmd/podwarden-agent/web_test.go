@@ -49,7 +49,7 @@ func TestMetricsTLSAndAuth(t *testing.T) {
 
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(certPEM)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
 	get := func(scheme, user, pass string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, scheme+"://"+addr+"/metrics", nil)
@@ -68,6 +68,11 @@ func TestMetricsTLSAndAuth(t *testing.T) {
 			return 0, err.Error()
 		}
 		defer resp.Body.Close()
+		// HTTP/1.1 even to a client that offers HTTP/2: the connection
+		// bound counts connections, and an HTTP/2 one carries 250 requests.
+		if resp.ProtoMajor != 1 {
+			t.Errorf("%s: served over %s, want HTTP/1.1", scheme, resp.Proto)
+		}
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}

@@ -119,7 +119,13 @@ func Serve(ctx context.Context, o Options, h http.Handler, log *slog.Logger) (*S
 		return nil, fmt.Errorf("listening on %s: %w", o.Addr, err)
 	}
 	cl := newConnLimiter(o.MaxConns)
+	// HTTP/1.1 only, also over TLS: one HTTP/2 connection carries up to
+	// 250 concurrent requests, each a goroutine and a response buffer the
+	// connection bound does not see. A scrape needs one.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
 	srv := &http.Server{
+		Protocols:         &protocols,
 		Handler:           h,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		ReadTimeout:       o.ReadTimeout,
