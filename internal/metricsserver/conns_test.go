@@ -140,6 +140,31 @@ func TestBoundEvictsOldestIdle(t *testing.T) {
 	}
 }
 
+// With no idle connection, the one that has sent nothing for longest
+// makes room; a request being served is not touched.
+func TestBoundEvictsSilentBeforeBusy(t *testing.T) {
+	srv, blocked, release := testServer(t, testOptions(2))
+	defer close(release)
+	silent := dial(t, srv)
+	waitStats(t, srv, func(s Stats) bool { return s.Open == 1 })
+	busy := dial(t, srv)
+	busy.send("/block")
+	<-blocked
+	if code := dial(t, srv).get("/ok"); code != http.StatusOK {
+		t.Fatalf("new connection past the bound: %d, want 200", code)
+	}
+	if !silent.closed() {
+		t.Error("the connection that never spoke was not closed")
+	}
+	if st := srv.Stats(); st.Evicted != 1 || st.Refused != 0 {
+		t.Errorf("stats %+v, want 1 evicted", st)
+	}
+	release <- struct{}{}
+	if resp, err := busy.answer(); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the busy connection: %v %v, want its answer", resp, err)
+	}
+}
+
 // Requests being served are never cut; a new connection is refused
 // instead, and served again once one ends.
 func TestBoundRefusesWhenAllBusy(t *testing.T) {
