@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +27,11 @@ var patch = image.Patch{ID: "oom-score-adj", Files: []image.File{{Path: "/usr/lo
 func startRegistry(t *testing.T, delay time.Duration) string {
 	t.Helper()
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	// The base is pushed at full speed: delaying its own two PUTs made
+	// every run of this test take two minutes.
+	var slow atomic.Bool
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if delay > 0 && r.Method == http.MethodPut {
+		if slow.Load() && r.Method == http.MethodPut {
 			select {
 			case <-time.After(delay):
 			case <-r.Context().Done():
@@ -45,7 +50,28 @@ func startRegistry(t *testing.T, delay time.Duration) string {
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatal(err)
 	}
+	slow.Store(delay > 0)
 	return host
+}
+
+// hungRegistry accepts TCP connections and never answers.
+func hungRegistry(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
 }
 
 func admissionReview(t *testing.T, kind, op string, pod any) []byte {
@@ -87,6 +113,7 @@ func TestWebhook(t *testing.T) {
 	// Far beyond the budget, so a webhook that waits for the registry
 	// is caught by a bound generous enough for a busy machine.
 	slow := startRegistry(t, time.Minute)
+	hung := hungRegistry(t)
 	p, err := image.NewPatcher(image.WithKeychain(authn.NewMultiKeychain()))
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +134,8 @@ func TestWebhook(t *testing.T) {
 			[]string{`c0: kept 127.0.0.1:1/pods/base:v1: `}, "keeps unpatched image", true},
 		"slow registry within budget": {"Pod", "CREATE", []string{slow + "/pods/base:v1"}, nil,
 			[]string{`kept ` + slow + `/pods/base:v1: patching took longer than`}, "keeps unpatched image", true},
+		"hung registry keeps the ref": {"Pod", "CREATE", []string{hung + "/pods/base:v1"}, nil,
+			[]string{`kept ` + hung + `/pods/base:v1: patching took longer than`}, "keeps unpatched image", true},
 		"not a pod":  {"Deployment", "CREATE", []string{host + "/pods/base:v1"}, nil, nil, "", false},
 		"not create": {"Pod", "UPDATE", []string{host + "/pods/base:v1"}, nil, nil, "", false},
 		"dry run":    {"Pod", "CREATE-dry", []string{host + "/pods/base:v1"}, nil, nil, "dry run: images are not patched", false},
