@@ -36,16 +36,17 @@ func main() {
 	bin := flag.String("bin", "bin/podwarden", "podwarden binary")
 	memRoot := flag.String("memory-root", "/sys/fs/cgroup/memory", "memory controller mount (v1) or the v2 root")
 	anchor := flag.Int("anchor-pid", 0, "pid of an anchor daemon to measure over the same idle window (0: none)")
-	doSoak := flag.Bool("soak", false, "run the churn soak instead (-procs, -cgroups, -targets)")
+	doSoak := flag.Bool("soak", false, "run the churn soak instead (-procs, -cgroups, -pod-cgroups, -targets)")
 	procs := flag.Int("procs", 100000, "soak: processes to fork inside targets")
 	cgroups := flag.Int("cgroups", 10000, "soak: cgroups to create and remove inside targets")
+	podCgroups := flag.Int("pod-cgroups", 0, "soak: cgroups to create and remove as pods come and go (kubepods/pod<uid>/<container>, each container a target while it lives)")
 	targets := flag.Int("targets", 20, "soak: target containers")
 	port := flag.Int("port", 19818, "soak: loopback metrics port")
 	profDir := flag.String("pprof", "", "soak: save the agent's heap profiles at the start and end of the churn in this directory (needs an agent with --debug-pprof)")
 	flag.Parse()
 	var err error
 	if *doSoak {
-		err = soak(*procs, *cgroups, *targets, *bin, *memRoot, *port, *profDir)
+		err = soak(soakSize{procs: *procs, cgroups: *cgroups, podCgroups: *podCgroups, targets: *targets}, *bin, *memRoot, *port, *profDir)
 	} else {
 		err = run(*n, *idle, *idleFor, *bin, *memRoot, *anchor)
 	}

@@ -18,13 +18,22 @@ import (
 	"time"
 )
 
+// soakSize is how much churn a soak makes.
+type soakSize struct {
+	procs, cgroups, podCgroups, targets int
+}
+
 // soak runs the agent through process and cgroup churn and reports whether
-// its memory stays flat: nprocs short-lived processes forked inside target
-// containers (pid churn) and ncgroups cgroups created and removed inside
-// them (what a pod with writable cgroups can do), with the agent's RSS,
-// goroutines and CPU sampled throughout. Everything is local: the agent
-// runs without a runtime (--no-cri) and serves metrics on loopback.
-func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir string) error {
+// its memory, file descriptors and inotify watches stay flat: procs
+// short-lived processes forked inside target containers (pid churn),
+// cgroups cgroups created and removed inside them (what a pod with
+// writable cgroups can do) and podCgroups cgroups created and removed as
+// pods come and go (a pod cgroup and its container, the container a target
+// while it lives), with the agent's RSS, goroutines and CPU sampled
+// throughout. Everything is local: the agent runs without a runtime
+// (--no-cri) and serves metrics on loopback.
+func soak(size soakSize, bin, memRoot string, port int, profDir string) error {
+	nprocs, ncgroups, ntargets := size.procs, size.cgroups, size.targets
 	prefix := fmt.Sprintf("/podwarden-soak-%d", os.Getpid())
 	base := filepath.Join(memRoot, prefix)
 	var keep []*exec.Cmd
@@ -79,9 +88,12 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir
 
 	// A warm-up tenth of the churn, so the baseline includes what any
 	// run allocates once (buffers, maps at their working size).
-	churn(ctx, dirs, nprocs/10, ncgroups/10)
+	kubepods := filepath.Join(base, "kubepods")
+	churn(ctx, dirs, kubepods, nprocs/10, ncgroups/10, size.podCgroups/10)
 	metrics := "http://" + addr + "/metrics"
 	settle(ctx, metrics)
+	fds0, wds0, dirs0 := countFDs(pid), countWatches(pid), countDirs(memRoot)
+	gauge0 := metric(metrics, "podwarden_cgroup_watches")
 	m0 := memKB(pid)
 	base0 := m0["VmRSS"]
 	heap0 := heapStats(metrics)
@@ -108,7 +120,7 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir
 			mu.Unlock()
 		}
 	})
-	forks, mkdirs := churn(ctx, dirs, nprocs, ncgroups)
+	forks, mkdirs := churn(ctx, dirs, kubepods, nprocs, ncgroups, size.podCgroups)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -117,11 +129,17 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir
 	wg.Wait()
 	settle(ctx, metrics)
 	end := memKB(pid)
+	fds1, wds1, dirs1 := countFDs(pid), countWatches(pid), countDirs(memRoot)
+	gauge1 := metric(metrics, "podwarden_cgroup_watches")
 	live1 := metric(metrics, "go_memstats_next_gc_bytes") / 2
 	heap1 := heapStats(metrics)
 	saveProfile(profDir, addr, "end")
 	cpu := float64(cpuTicks(pid)-cpu0) / 100
-	fmt.Printf("churn: %d processes forked and %d cgroups created and removed in %d targets, in %.1f s\n", forks, mkdirs, ntargets, wall.Seconds())
+	fmt.Printf("churn: %d processes forked and %d cgroups created and removed in %d targets, %d cgroups created and removed as pods, in %.1f s\n",
+		forks, mkdirs-size.podCgroups, ntargets, size.podCgroups, wall.Seconds())
+	fmt.Printf("agent open fds: %d after warm-up, %d at the end (%+d)\n", fds0, fds1, fds1-fds0)
+	fmt.Printf("agent inotify watches (/proc fdinfo): %d after warm-up, %d at the end (%+d), for %d -> %d directories under %s; podwarden_cgroup_watches %v -> %v\n",
+		wds0, wds1, wds1-wds0, dirs0, dirs1, memRoot, gauge0, gauge1)
 	fmt.Printf("agent RSS: %d KiB after warm-up, %d KiB at the end (%+d KiB), peak during churn %d KiB (%+d KiB); anon %d -> %d KiB, file %d -> %d KiB\n",
 		base0, end["VmRSS"], end["VmRSS"]-base0, maxRSS, maxRSS-base0, m0["RssAnon"], end["RssAnon"], m0["RssFile"], end["RssFile"])
 	fmt.Printf("agent live heap after a GC (half the next GC goal): %.0f KiB after warm-up, %.0f KiB at the end (%+.0f KiB)\n",
@@ -138,6 +156,11 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir
 	for _, name := range []string{"podwarden_changes_total", "podwarden_errors_total", "podwarden_events_lost_total"} {
 		fmt.Printf("  %s %v\n", name, metric("http://"+addr+"/metrics", name))
 	}
+	if wds1 > dirs1+64 || fds1 > fds0+4 {
+		fmt.Printf("WATCHES OR FDS NOT FLAT: %d watches for %d directories, fds %d -> %d\n", wds1, dirs1, fds0, fds1)
+	} else {
+		fmt.Printf("watches follow the directories (within 64), fds flat\n")
+	}
 	if d := end["VmRSS"] - base0; d > 2048 {
 		fmt.Printf("RSS NOT FLAT: grew %d KiB (> 2 MiB)\n", d)
 	} else {
@@ -147,9 +170,10 @@ func soak(nprocs, ncgroups, ntargets int, bin, memRoot string, port int, profDir
 }
 
 // churn forks nprocs short processes inside the targets (two shell loops
-// per core's worth of targets) and creates and removes ncgroups cgroups
-// inside them, concurrently. It returns what it did.
-func churn(ctx context.Context, dirs []string, nprocs, ncgroups int) (forks, mkdirs int) {
+// per core's worth of targets), creates and removes ncgroups cgroups
+// inside them, and npod cgroups as pods under kubepods (a pod cgroup and a
+// container cgroup each), concurrently. It returns what it did.
+func churn(ctx context.Context, dirs []string, kubepods string, nprocs, ncgroups, npod int) (forks, mkdirs int) {
 	var wg sync.WaitGroup
 	loops := 4
 	per := nprocs / loops
@@ -177,8 +201,57 @@ func churn(ctx context.Context, dirs []string, nprocs, ncgroups int) (forks, mkd
 			}
 		}
 	})
+	wg.Go(func() {
+		for i := 0; i+1 < npod && ctx.Err() == nil; i += 2 {
+			pod := filepath.Join(kubepods, fmt.Sprintf("pod%08x-1111-4000-8000-%012x", i, i))
+			ctr := filepath.Join(pod, fmt.Sprintf("%064x", i+1))
+			if err := os.MkdirAll(ctr, 0o755); err != nil {
+				log.Printf("mkdir: %v", err)
+				continue
+			}
+			for _, d := range []string{ctr, pod} {
+				for try := 0; try < 100 && os.Remove(d) != nil; try++ {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	})
 	wg.Wait()
-	return per * loops, ncgroups
+	return per * loops, ncgroups + npod/2*2
+}
+
+// countFDs counts pid's open file descriptors.
+func countFDs(pid int) int {
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(ents)
+}
+
+// countWatches counts pid's inotify watches: one "inotify wd:" line each
+// in /proc/PID/fdinfo, whoever holds them for the process.
+func countWatches(pid int) int {
+	dir := fmt.Sprintf("/proc/%d/fdinfo", pid)
+	ents, _ := os.ReadDir(dir)
+	n := 0
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		n += strings.Count(string(b), "inotify wd:")
+	}
+	return n
+}
+
+// countDirs counts the directories (cgroups) under root, root included.
+func countDirs(root string) int {
+	n := 0
+	_ = filepath.WalkDir(root, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 // settle waits for the agent to finish a garbage collection after the
