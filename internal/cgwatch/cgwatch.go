@@ -166,7 +166,7 @@ func (w *Watcher) Err() error {
 func (w *Watcher) Overflows() uint64 { return w.overflows.Load() }
 
 // Watches is the number of inotify watches the watcher holds: one per
-// directory in its trees as of the last events it read. Each counts
+// directory in its trees as of the last events it read, 0 once stopped. Each counts
 // against fs.inotify.max_user_watches, which the user's other daemons
 // (kubelet, containerd, systemd for root) share.
 func (w *Watcher) Watches() int { return int(w.watches.Load()) }
@@ -194,6 +194,7 @@ func (w *Watcher) stop() {
 func (w *Watcher) run(ctx context.Context) {
 	defer close(w.done)
 	defer close(w.events)
+	defer w.watches.Store(0) // the descriptor's close dropped them all
 	defer w.stop()
 	buf := make([]byte, readBufSize)
 	var evs []rawEvent

@@ -67,48 +67,12 @@ func removeTree(t *testing.T, dir string) {
 	}
 }
 
-// TestLiveChurnLeavesNoWatches creates and removes 3,000 real memory
-// cgroups shaped as the kubelet makes them (kubepods/pod<uid>/<container>)
-// while watching the whole hierarchy, as the agent does. cgroupfs sends no
-// IN_DELETE_SELF or IN_IGNORED on rmdir, so every watch the watcher does
-// not remove itself stays in the kernel: the watches the kernel reports
-// must come back to about one per live directory.
-func TestLiveChurnLeavesNoWatches(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("creating cgroups needs root")
-	}
-	if _, err := os.Stat(filepath.Join(memoryV1, "memory.limit_in_bytes")); err != nil {
-		t.Skipf("no cgroup v1 memory controller at %s: %v", memoryV1, err)
-	}
-	base := filepath.Join(memoryV1, fmt.Sprintf("podwarden-churn-%d", os.Getpid()))
-	kubepods := filepath.Join(base, "kubepods")
-	t.Cleanup(func() { removeTree(t, base) })
-	if err := os.MkdirAll(kubepods, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w, err := Watch(ctx, memoryV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	before := kernelWatches(t, w)
-	t.Logf("start: %d watches, %d directories", before, countDirs(memoryV1))
-
-	// The consumer keeps up, as the agent's loop does.
-	drained := make(chan int, 1)
-	go func() {
-		n := 0
-		for range w.Events() {
-			n++
-		}
-		drained <- n
-	}()
-
+// kubeletPods creates and removes 1,000 pods of two containers each
+// (3,000 cgroups) below kubepods, 20 alive at a time, as the kubelet does.
+func kubeletPods(t *testing.T, kubepods string) int {
 	const (
-		pods   = 1000 // a pod cgroup and two containers each: 3,000 cgroups
-		window = 20   // pods alive at once
+		pods   = 1000
+		window = 20
 	)
 	podDir := func(i int) string { return filepath.Join(kubepods, fmt.Sprintf("pod%08x-0000-4000-8000-%012x", i, i)) }
 	containers := []string{"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"}
@@ -123,7 +87,6 @@ func TestLiveChurnLeavesNoWatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := time.Now()
 	for i := range pods {
 		for _, c := range containers {
 			if err := os.MkdirAll(filepath.Join(podDir(i), c), 0o755); err != nil {
@@ -137,33 +100,102 @@ func TestLiveChurnLeavesNoWatches(t *testing.T) {
 	for i := pods - window; i < pods; i++ {
 		remove(i)
 	}
-	t.Logf("%d cgroups created and removed in %v", pods*(1+len(containers)), time.Since(start))
+	return pods * (1 + len(containers))
+}
 
-	// The watcher reads the removals asynchronously: wait for it, with
-	// room for a loaded machine.
-	deadline := time.Now().Add(2 * time.Minute)
-	var kernel, live int
-	for {
-		live, kernel = countDirs(memoryV1), kernelWatches(t, w)
-		// Equal counts mean the watcher caught up (or the host's own
-		// cgroups moved meanwhile; the bound is checked either way).
-		if kernel <= live+64 && w.Watches() == kernel || time.Now().After(deadline) {
-			break
+// hostileContainer is a container with writable cgroups doing its worst
+// to the watch tree: deep chains made in one go (faster than watches are
+// added), renamed (cgroup v1 allows it within a parent) and removed from
+// under the new name, 150 times (3,150 cgroups).
+func hostileContainer(t *testing.T, kubepods string) int {
+	ctr := filepath.Join(kubepods, "pod11111111-2222-4333-8444-555555555555", strings.Repeat("ab", 32))
+	if err := os.MkdirAll(ctr, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const rounds, depth = 150, 20
+	for i := range rounds {
+		top := filepath.Join(ctr, fmt.Sprint("t", i))
+		chain := top + strings.Repeat("/d", depth)
+		if err := os.MkdirAll(chain, 0o755); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		moved := filepath.Join(ctr, fmt.Sprint("r", i))
+		if err := os.Rename(top, moved); err != nil {
+			t.Fatal(err)
+		}
+		removeTree(t, moved)
 	}
-	t.Logf("end: %d watches in the kernel, Watches() %d, %d live directories, %d overflows", kernel, w.Watches(), live, w.Overflows())
-	if kernel > live+64 {
-		t.Errorf("the kernel holds %d watches for %d live directories: removed cgroups kept their watches", kernel, live)
+	return rounds * (depth + 1)
+}
+
+// TestLiveChurnLeavesNoWatches creates and removes over 3,000 real memory
+// cgroups while watching the whole hierarchy, as the agent does. cgroupfs
+// sends no IN_DELETE_SELF or IN_IGNORED on rmdir, so every watch the
+// watcher does not remove itself stays in the kernel: the watches the
+// kernel reports must come back to about one per live directory.
+func TestLiveChurnLeavesNoWatches(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating cgroups needs root")
 	}
-	if got := w.Watches(); got > live+64 {
-		t.Errorf("Watches() = %d for %d live directories", got, live)
+	if _, err := os.Stat(filepath.Join(memoryV1, "memory.limit_in_bytes")); err != nil {
+		t.Skipf("no cgroup v1 memory controller at %s: %v", memoryV1, err)
 	}
-	if got := w.Watches(); got != kernel {
-		t.Logf("Watches() %d vs kernel %d (host cgroups may change meanwhile)", got, kernel)
-	}
-	cancel()
-	if n := <-drained; n < pods*(1+len(containers)) {
-		t.Logf("%d events read (some pods may have been created and removed before their watch)", n)
+	for name, churn := range map[string]func(*testing.T, string) int{
+		"kubelet pods":      kubeletPods,
+		"hostile container": hostileContainer,
+	} {
+		t.Run(name, func(t *testing.T) {
+			base := filepath.Join(memoryV1, fmt.Sprintf("podwarden-churn-%d", os.Getpid()))
+			kubepods := filepath.Join(base, "kubepods")
+			t.Cleanup(func() { removeTree(t, base) })
+			if err := os.MkdirAll(kubepods, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			w, err := Watch(ctx, memoryV1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			t.Logf("start: %d watches, %d directories", kernelWatches(t, w), countDirs(memoryV1))
+			// The consumer keeps up, as the agent's loop does.
+			drained := make(chan int, 1)
+			go func() {
+				n := 0
+				for range w.Events() {
+					n++
+				}
+				drained <- n
+			}()
+
+			start := time.Now()
+			n := churn(t, kubepods)
+			t.Logf("%d cgroups created and removed in %v", n, time.Since(start))
+
+			// The watcher reads the removals asynchronously: wait for
+			// it, with room for a loaded machine.
+			deadline := time.Now().Add(2 * time.Minute)
+			var kernel, live int
+			for {
+				live, kernel = countDirs(memoryV1), kernelWatches(t, w)
+				// Equal counts mean the watcher caught up (or the host's
+				// own cgroups moved meanwhile; the bound is checked
+				// either way).
+				if kernel <= live+64 && w.Watches() == kernel || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			t.Logf("end: %d watches in the kernel, Watches() %d, %d live directories, %d overflows", kernel, w.Watches(), live, w.Overflows())
+			if kernel > live+64 {
+				t.Errorf("the kernel holds %d watches for %d live directories: removed cgroups kept their watches", kernel, live)
+			}
+			if got := w.Watches(); got > live+64 {
+				t.Errorf("Watches() = %d for %d live directories", got, live)
+			}
+			cancel()
+			t.Logf("%d events read", <-drained)
+		})
 	}
 }

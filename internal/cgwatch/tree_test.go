@@ -295,4 +295,8 @@ func TestReconcileFindsUnreportedChange(t *testing.T) {
 	if got := w.Watches(); got != 3 {
 		t.Errorf("Watches() = %d, want 3 (root, a, a/new)", got)
 	}
+	w.Close()
+	if got := w.Watches(); got != 0 {
+		t.Errorf("Watches() = %d after Close, want 0", got)
+	}
 }
