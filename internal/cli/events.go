@@ -18,6 +18,7 @@ import (
 
 type eventsFlags struct {
 	kmsg     bool
+	journal  bool
 	file     string
 	follow   bool
 	since    time.Duration
@@ -29,6 +30,9 @@ type eventsFlags struct {
 	idle time.Duration
 	// now is the wall clock --since counts back from (tests set it).
 	now time.Time
+	// journalctl is the program --journal runs ("journalctl" from $PATH;
+	// tests set a path).
+	journalctl string
 }
 
 // Exit codes of `podwarden events` (docs/events.md).
@@ -42,11 +46,19 @@ func newEventsCmd(s Streams, pods *podSource) *cobra.Command {
 	f := &eventsFlags{idle: 2 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "events [-]",
-		Short: "Show kernel OOM kills as structured, pod-attributed events",
+		Short: "Explain every kill on a node (kernel OOM, kubelet eviction, systemd-oomd, earlyoom, podwarden) as structured, pod-attributed events",
 		Long: `Read the kernel log (/dev/kmsg, or a saved log from a file or stdin) and
 print one event per OOM killer invocation: who asked for memory, which limit
 was hit, who was killed, which pod and container they belonged to, and a
 diagnosis.
+
+The node's other killers are explained the same way, one event per kill,
+each naming its killer: the kubelet's evictions, systemd-oomd, earlyoom and
+podwarden's own early action, from their lines in a syslog file, a journal
+export, a kubelet.log or a container log, or with --journal from the
+systemd journal itself (journalctl -o json with the kernel's messages and
+those of kubelet.service, systemd-oomd.service, earlyoom and
+podwarden-agent).
 
 A saved log may be anything the kernel's messages were carried in, mixed in
 one file: dmesg (also -T in any language, -r, -x, with printk caller ids),
@@ -72,6 +84,7 @@ like OOM reports but could not be assembled (the rest are printed).`,
 		Example: `  podwarden events --kmsg --follow
   dmesg | podwarden events -
   journalctl -k -b -1 | podwarden events - --since 2h
+  podwarden events --journal --since 24h
   podwarden events --file /var/log/kern.log -o json | jq .victims`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,6 +98,7 @@ like OOM reports but could not be assembled (the rest are printed).`,
 		},
 	}
 	cmd.Flags().BoolVar(&f.kmsg, "kmsg", false, "read /dev/kmsg (the default when no file is given)")
+	cmd.Flags().BoolVar(&f.journal, "journal", false, "read the systemd journal (runs journalctl -o json): the kernel's, the kubelet's, systemd-oomd's, earlyoom's and podwarden's messages")
 	cmd.Flags().StringVar(&f.file, "file", "", "read a saved kernel log (- for stdin)")
 	cmd.Flags().BoolVarP(&f.follow, "follow", "f", false, "keep reading /dev/kmsg for new OOMs")
 	cmd.Flags().DurationVar(&f.since, "since", 0, "only OOMs newer than this (e.g. 1h); logs with only time since boot cannot be filtered, which is said on stderr")
@@ -101,10 +115,10 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
-	if f.kmsg && f.file != "" {
-		return errors.New("--kmsg and --file are exclusive")
+	if n := btoi(f.kmsg) + btoi(f.journal) + btoi(f.file != ""); n > 1 {
+		return errors.New("--kmsg, --journal and --file are exclusive")
 	}
-	if f.follow && f.file != "" {
+	if f.follow && (f.file != "" || f.journal) {
 		return errors.New("--follow works with --kmsg only")
 	}
 	if f.since < 0 {
@@ -123,6 +137,9 @@ func runEvents(ctx context.Context, s Streams, f *eventsFlags) (err error) {
 	defer func() { err = errors.Join(err, flush(out)) }()
 	if f.file != "" {
 		return eventsFromFile(ctx, s.In, errOut, out, f)
+	}
+	if f.journal {
+		return eventsFromJournal(ctx, errOut, out, f)
 	}
 	dev, err := kmsg.OpenDevice(f.kmsgPath, false, f.follow)
 	if err != nil {
@@ -168,7 +185,15 @@ func eventsFromFile(ctx context.Context, in io.Reader, errOut io.Writer, out *bu
 		}
 		r = fh
 	}
+	return eventsFromReader(ctx, r, name, "line", errOut, out, f)
+}
+
+// eventsFromReader decodes a saved log (or journalctl's output) from r on
+// the file pipeline, other programs' messages included for their kills,
+// and says on errOut what it could not use in name, read in units.
+func eventsFromReader(ctx context.Context, r io.Reader, name, unit string, errOut io.Writer, out *bufio.Writer, f *eventsFlags) error {
 	dec := kmsg.NewDecoder(r, nil)
+	dec.KeepPrograms()
 	w := newEventWriter(ctx, out, f, 0, &oomreport.Dedup{})
 	res, err := pipeFile(ctx, dec, w.write)
 	if ferr := flush(out); err == nil {
@@ -184,7 +209,7 @@ func eventsFromFile(ctx context.Context, in io.Reader, errOut io.Writer, out *bu
 	if n := st.Skipped - len(st.LongLines); n > 0 {
 		fmt.Fprintf(errOut, "podwarden: %s: skipped %d more such lines\n", name, n)
 	}
-	w.notes(errOut, name, st.Lines, "line")
+	w.notes(errOut, name, st.Lines, unit)
 	if res.nStrays > 0 {
 		fmt.Fprintf(errOut, "podwarden: %s: %d %s looked like part of an OOM report but went into none:\n", name, res.nStrays, plural(res.nStrays, "line", "lines"))
 		for _, s := range res.strays {
@@ -232,6 +257,13 @@ func flush(w *bufio.Writer) error {
 		return fmt.Errorf("writing events: %w", err)
 	}
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func plural(n int, one, many string) string {

@@ -172,7 +172,11 @@ func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 	if r.Line > 0 {
 		fmt.Fprintf(&sb, " line %d:", r.Line)
 	}
-	fmt.Fprintf(&sb, " %s OOM", esc(r.Kind))
+	if r.Killer != oomreport.KillerKernel {
+		fmt.Fprintf(&sb, " %s kill", esc(r.Killer))
+	} else {
+		fmt.Fprintf(&sb, " %s OOM", esc(r.Kind))
+	}
 	if inv := r.Invoker; inv.Comm != "" {
 		fmt.Fprintf(&sb, " invoked by %s (", esc(inv.Comm))
 		if inv.PID != 0 {
@@ -192,10 +196,11 @@ func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 	if r.Kind == "cgroup" && r.OOMMemcg != "" {
 		fmt.Fprintf(&sb, " in %s", esc(r.OOMMemcg))
 	}
+	hasPod := r.PodUID != "" || r.PodName != ""
 	switch pod := podName(r.PodUID, r.PodNamespace, r.PodName); {
-	case r.PodUID != "" && r.ContainerID != "":
+	case hasPod && r.ContainerID != "":
 		fmt.Fprintf(&sb, " (pod %s container %s)", pod, esc(cgroup.ShortID(r.ContainerID)))
-	case r.PodUID != "":
+	case hasPod:
 		fmt.Fprintf(&sb, " (pod %s)", pod)
 	case r.ContainerID != "":
 		fmt.Fprintf(&sb, " (container %s)", esc(cgroup.ShortID(r.ContainerID)))
@@ -209,9 +214,11 @@ func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 			if adj, ok := v.Adj(); ok {
 				fmt.Fprintf(&sb, ", adj %d", adj)
 			}
+		} else if kb, ok := v.RSS(); ok {
+			fmt.Fprintf(&sb, ", rss %s", oom.HumanBytes(uint64(max(kb, 0))*1024))
 		}
 		switch {
-		case v.PodUID != "":
+		case v.PodUID != "" || v.PodName != "":
 			fmt.Fprintf(&sb, ", pod %s", podName(v.PodUID, v.PodNamespace, v.PodName))
 		case v.ContainerID != "":
 			fmt.Fprintf(&sb, ", container %s", esc(cgroup.ShortID(v.ContainerID)))

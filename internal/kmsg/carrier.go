@@ -180,15 +180,15 @@ func decodeCarrier(d *decodedLine, r string, year int, c *stampCache) {
 // leaving rest: the host, facility and tag, then the kernel's own "[ts]"
 // and caller id if printed.
 func syslogLine(d *decodedLine, r, rest string) {
-	text, kernel, ok := cutSyslogTag(rest)
+	text, prog, ok := cutSyslogTag(rest)
 	rec := &d.rec
 	if !ok {
 		d.kind, *rec = lineBare, Record{Carrier: CarrierBare, Text: r}
 		return
 	}
 	rec.Carrier = CarrierSyslog
-	if !kernel {
-		d.kind = lineNonKernel
+	if prog != "" {
+		d.kind, rec.Text, rec.Program = lineNonKernel, text, prog
 		return
 	}
 	rec.Text = text
@@ -472,13 +472,14 @@ func parseBSD(c *stampCache, stamp, layout, rest string) (time.Time, string, str
 }
 
 // cutSyslogTag reads what follows a syslog date: an optional host, an
-// optional "facility.level" (busybox syslogd) and the tag. kernel tells
-// whether the tag is "kernel:"; ok is false when no tag is found, so the
-// line is not syslog after all.
-func cutSyslogTag(s string) (text string, kernel, ok bool) {
+// optional "facility.level" (busybox syslogd) and the tag. prog is the
+// tag's program ("earlyoom" of "earlyoom[812]:"), "" when the tag is
+// "kernel:"; ok is false when no tag is found, so the line is not syslog
+// after all.
+func cutSyslogTag(s string) (text, prog string, ok bool) {
 	for i := 0; i < 3; i++ {
 		if s == "" || s[0] != ' ' {
-			return "", false, false
+			return "", "", false
 		}
 		s = strings.TrimLeft(s, " ")
 		tok := s
@@ -486,17 +487,21 @@ func cutSyslogTag(s string) (text string, kernel, ok bool) {
 			tok = s[:sp]
 		}
 		if tok == "" {
-			return "", false, false
+			return "", "", false
 		}
 		if tok == "kernel:" || strings.HasPrefix(tok, "kernel[") && strings.HasSuffix(tok, "]:") {
-			return strings.TrimPrefix(s[len(tok):], " "), true, true
+			return strings.TrimPrefix(s[len(tok):], " "), "", true
 		}
 		if tok[len(tok)-1] == ':' {
-			return "", false, true
+			prog, _, _ := strings.Cut(tok[:len(tok)-1], "[")
+			if prog == "" {
+				prog = "?"
+			}
+			return strings.TrimPrefix(s[len(tok):], " "), prog, true
 		}
 		s = s[len(tok):]
 	}
-	return "", false, false
+	return "", "", false
 }
 
 var facilities = []string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",

@@ -82,9 +82,9 @@ func TestDecodeLine(t *testing.T) {
 		"journal short-monotonic": {line: "[  455.498827] hyperv kernel: x",
 			kind: lineRecord, want: Record{Carrier: CarrierSyslog, Monotonic: 455498827 * time.Microsecond, Text: "x"}},
 		"syslog other program": {line: "Jan  5 15:19:01 CRON[14500]: (root) CMD (touch /var/run/crond.sittercheck)",
-			kind: lineNonKernel, want: Record{Carrier: CarrierSyslog, Stamp: "Jan  5 15:19:01"}},
+			kind: lineNonKernel, want: Record{Carrier: CarrierSyslog, Stamp: "Jan  5 15:19:01", Program: "CRON", Text: "(root) CMD (touch /var/run/crond.sittercheck)"}},
 		"syslog other program with host": {line: "Aug 25 18:21:35 test-a3-60-17 dockerd: time=x",
-			kind: lineNonKernel, want: Record{Carrier: CarrierSyslog, Stamp: "Aug 25 18:21:35"}},
+			kind: lineNonKernel, want: Record{Carrier: CarrierSyslog, Stamp: "Aug 25 18:21:35", Program: "dockerd", Text: "time=x"}},
 		"kmsg": {line: `4,19685342,241227987454,-,caller=T12845;dumpsys invoked oom-killer: a\x0ab`,
 			kind: lineRecord, want: Record{Carrier: CarrierKmsg, Priority: 4, Seq: 19685342, Monotonic: 241227987454 * time.Microsecond,
 				Flags: "-", Caller: "T12845", Text: `dumpsys invoked oom-killer: a\x0ab`}},
@@ -116,7 +116,7 @@ func TestDecodeLine(t *testing.T) {
 			}
 			g, w := got.rec, tc.want
 			if g.Carrier != w.Carrier || g.Text != w.Text || g.Monotonic != w.Monotonic || g.Stamp != w.Stamp ||
-				!g.Time.Equal(w.Time) || g.Caller != w.Caller || g.Priority != w.Priority || g.Seq != w.Seq || g.Flags != w.Flags {
+				!g.Time.Equal(w.Time) || g.Caller != w.Caller || g.Priority != w.Priority || g.Seq != w.Seq || g.Flags != w.Flags || g.Program != w.Program {
 				t.Errorf("got  %+v\nwant %+v", g, w)
 			}
 		})
@@ -469,6 +469,55 @@ func TestYearlessTime(t *testing.T) {
 		got, ok := YearlessTime(tc.stamp, now, time.UTC)
 		if ok != tc.ok || !got.Equal(tc.want) {
 			t.Errorf("%s: YearlessTime(%q) = %v, %v; want %v, %v", name, tc.stamp, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// KeepPrograms: other programs' syslog and journal messages come out as
+// records naming their program, continuation lines joined, the kernel's
+// as before.
+func TestKeepPrograms(t *testing.T) {
+	in := "Jun 11 20:15:39 node kernel: a\n" +
+		"Jun 11 20:15:40 node earlyoom[812]: sending SIGTERM to process 42 uid 0 \"x\": badness 900, VmRSS 10 MiB\n" +
+		"                                 continued\n" +
+		`{"MESSAGE":"Killed /system.slice/x.service due to memory used","_TRANSPORT":"journal","SYSLOG_IDENTIFIER":"systemd-oomd","__REALTIME_TIMESTAMP":"1700000000000000"}` + "\n" +
+		`{"MESSAGE":"Out of memory: Killed process 1","_TRANSPORT":"kernel","__REALTIME_TIMESTAMP":"1700000001000000"}` + "\n" +
+		`{"MESSAGE":"no identifier","_TRANSPORT":"stdout"}` + "\n"
+	want := []struct{ prog, text string }{
+		{"", "a"},
+		{"earlyoom", "sending SIGTERM to process 42 uid 0 \"x\": badness 900, VmRSS 10 MiB\ncontinued"},
+		{"systemd-oomd", "Killed /system.slice/x.service due to memory used"},
+		{"", "Out of memory: Killed process 1"},
+		{"?", "no identifier"},
+	}
+	for _, keep := range []bool{false, true} {
+		d := NewDecoder(strings.NewReader(in), time.UTC)
+		if keep {
+			d.KeepPrograms()
+		}
+		var got []Record
+		for {
+			r, err := d.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, r)
+		}
+		n := 0
+		for _, w := range want {
+			if w.prog != "" && !keep {
+				continue
+			}
+			if n >= len(got) || got[n].Program != w.prog || got[n].Text != w.text {
+				t.Fatalf("keep %v: record %d = %+v, want program %q text %q", keep, n, got, w.prog, w.text)
+			}
+			n++
+		}
+		if n != len(got) {
+			t.Errorf("keep %v: %d records, want %d: %+v", keep, len(got), n, got)
+		}
+		if st := d.Stats(); st.Records[CarrierSyslog] != 1 || st.Records[CarrierJournalJSON] != 1 {
+			t.Errorf("keep %v: kernel records by carrier %v, want 1 syslog and 1 journal", keep, st.Records)
 		}
 	}
 }

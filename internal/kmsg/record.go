@@ -36,6 +36,11 @@ type Record struct {
 	// Dict, not here.
 	Text string
 	Dict map[string]string
+	// Program names the program another message in a syslog or journal
+	// carrier came from (its syslog tag, or the journal's
+	// SYSLOG_IDENTIFIER); "" for the kernel's. Decoders return such
+	// records only after KeepPrograms.
+	Program string
 }
 
 // ErrMalformed is wrapped by errors for records that do not parse.

@@ -57,7 +57,14 @@ type Decoder struct {
 
 	counts    [numCarriers]int
 	nonKernel int
+	// programs is set by KeepPrograms.
+	programs bool
 }
+
+// KeepPrograms makes Next return other programs' syslog and journal
+// messages too, with Program set, instead of dropping them: podwarden
+// events reads what earlyoom, systemd-oomd and the kubelet logged.
+func (d *Decoder) KeepPrograms() { d.programs = true }
 
 // Stats describes what a Decoder has read.
 type Stats struct {
@@ -237,7 +244,7 @@ func isDictLine(s string) bool {
 // line, the place of one whose continuation lines are dropped).
 func (d *Decoder) hold(dl *decodedLine, n int, l string) {
 	d.indent, d.last, d.broken = dl.indent, l, false
-	if dl.kind == lineNonKernel {
+	if dl.kind == lineNonKernel && !d.programs {
 		d.dropped = true
 		return
 	}
@@ -246,7 +253,9 @@ func (d *Decoder) hold(dl *decodedLine, n int, l string) {
 	d.held.Line = n
 	d.parts, d.seps = append(d.parts[:0], dl.rec.Text), append(d.seps[:0], "")
 	d.size = len(dl.rec.Text)
-	d.counts[dl.rec.Carrier]++
+	if dl.kind != lineNonKernel {
+		d.counts[dl.rec.Carrier]++
+	}
 }
 
 // take returns the held record with its lines joined once (appending them
@@ -325,6 +334,11 @@ func parseJSON(l string) (r Record, kernel, ok bool) {
 	}
 	var transport string
 	kernel = json.Unmarshal(m["_TRANSPORT"], &transport) != nil || transport == "kernel"
+	if !kernel {
+		if json.Unmarshal(m["SYSLOG_IDENTIFIER"], &r.Program) != nil || r.Program == "" {
+			r.Program = "?"
+		}
+	}
 	// journald keeps a multi-line message in one entry.
 	return r, kernel, true
 }

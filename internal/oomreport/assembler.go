@@ -51,6 +51,9 @@ type Assembler struct {
 
 	strays  []Stray
 	nStrays int
+
+	// others reads the kills of the node's other killers.
+	others killers
 }
 
 // Stray is kernel log text that looked like part of an OOM report but
@@ -83,6 +86,14 @@ func NewAssembler() *Assembler { return &Assembler{} }
 
 // Add feeds one record and returns the reports it completed (usually none).
 func (a *Assembler) Add(r kmsg.Record) []Report {
+	if r.Program != "" || r.Carrier == kmsg.CarrierBare {
+		if rep, ok := a.others.parse(&r); ok {
+			return []Report{rep}
+		}
+		if r.Program != "" {
+			return nil // another program's line is never part of the kernel's report
+		}
+	}
 	var out []Report
 	text := r.Text
 	if r.Monotonic != 0 {
@@ -188,7 +199,7 @@ func firstLine(s string) string {
 }
 
 func (a *Assembler) start(r kmsg.Record) {
-	a.open = Report{Time: r.Time, Stamp: r.Stamp, Monotonic: r.Monotonic.Seconds(), Line: r.Line, Victims: []Victim{}}
+	a.open = Report{Killer: KillerKernel, Time: r.Time, Stamp: r.Stamp, Monotonic: r.Monotonic.Seconds(), Line: r.Line, Victims: []Victim{}}
 	a.cur = &a.open
 	a.cols, a.inStats, a.inTasks, a.killed, a.quiet = nil, false, false, false, 0
 	a.summaryVictim, a.chosen, a.first = false, "", r.Text

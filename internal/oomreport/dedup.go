@@ -34,7 +34,9 @@ type firstSeen struct {
 // Repeat reports whether r repeats a report seen before, and the line
 // that one started on. r is remembered when it is new.
 func (d *Dedup) Repeat(r *Report) (line int, repeat bool) {
-	if len(r.Victims) == 0 {
+	if len(r.Victims) == 0 || r.Killer != KillerKernel {
+		// Other killers' lines repeat by design (earlyoom's SIGTERM, then
+		// SIGKILL, to the same process).
 		return 0, false
 	}
 	v := &r.Victims[0]

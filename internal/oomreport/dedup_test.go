@@ -4,7 +4,7 @@ import "testing"
 
 func TestDedup(t *testing.T) {
 	kill := func(line int, mono float64, pid int, anon int64) *Report {
-		return &Report{Line: line, Monotonic: mono, Victims: []Victim{{PID: pid, Comm: "stress", AnonRSSKB: anon}}}
+		return &Report{Killer: KillerKernel, Line: line, Monotonic: mono, Victims: []Victim{{PID: pid, Comm: "stress", AnonRSSKB: anon}}}
 	}
 	var d Dedup
 	steps := []struct {

@@ -195,6 +195,9 @@ func cutFrom(path, whole string) bool {
 // diagnose appends the summary into one buffer: fmt.Sprintf and the
 // joined parts were a tenth of assembling report-dense logs.
 func diagnose(r *Report) Diagnosis {
+	if r.Killer != "" && r.Killer != KillerKernel {
+		return diagnoseKiller(r)
+	}
 	d := Diagnosis{Codes: make([]string, 0, 3)}
 	b := make([]byte, 0, 160)
 	if len(r.Victims) == 0 {

@@ -26,6 +26,9 @@ func FuzzAssembler(f *testing.F) {
 			if r.Kind != "node" && r.Kind != "cgroup" && (r.Kind != "unknown" || len(r.Victims) > 0) {
 				t.Fatalf("kind %q with %d victims", r.Kind, len(r.Victims))
 			}
+			if r.Killer != KillerKernel {
+				continue // FuzzKillers
+			}
 			if len(r.Victims) == 0 && (r.Invoker.Comm == "" || !r.Incomplete || !slices.Contains(r.Missing, "kill line")) {
 				t.Fatalf("report without a victim is not an incomplete report of its invoker: %+v", r)
 			}

@@ -43,6 +43,7 @@ func parseWithStrays(t testing.TB, r io.Reader) ([]Report, []Stray) {
 func assembleAll(t testing.TB, r io.Reader) ([]Report, []Stray) {
 	t.Helper()
 	dec := kmsg.NewDecoder(r, time.UTC)
+	dec.KeepPrograms()
 	a := NewAssembler()
 	var out []Report
 	for {

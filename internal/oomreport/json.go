@@ -21,7 +21,7 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 	// One leading comma for every field: stripped at the end, since
 	// which field comes first depends on what the log gave.
 	start := len(b)
-	b = append(b, '{')
+	b = appendStringField(append(b, '{'), `,"killer":`, r.Killer)
 	if !r.Time.IsZero() {
 		t, err := r.Time.MarshalJSON()
 		if err != nil {
@@ -99,6 +99,7 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 	b = appendOptString(b, `,"pod_namespace":`, r.PodNamespace)
 	b = appendOptString(b, `,"pod_name":`, r.PodName)
 	b = appendOptString(b, `,"container_id":`, r.ContainerID)
+	b = appendOptString(b, `,"reason":`, r.Reason)
 	b = appendStrings(append(b, `,"diagnosis":{"codes":`...), r.Diagnosis.Codes)
 	b = appendStringField(b, `,"summary":`, r.Diagnosis.Summary)
 	b = append(b, `},"incomplete":`...)
@@ -204,6 +205,7 @@ const (
 	victimHasShmem
 	victimHasPgtables
 	victimHasAdj
+	victimHasRSS
 )
 
 // MarshalJSON writes only the fields the input printed.
@@ -220,11 +222,14 @@ func (v *Victim) appendJSON(b []byte) []byte {
 		{victimHasUID, `,"uid":`, int64(v.UID)}, {victimHasTotalVM, `,"total_vm_kb":`, v.TotalVMKB},
 		{victimHasAnon, `,"anon_rss_kb":`, v.AnonRSSKB}, {victimHasFile, `,"file_rss_kb":`, v.FileRSSKB},
 		{victimHasShmem, `,"shmem_rss_kb":`, v.ShmemRSSKB}, {victimHasPgtables, `,"pgtables_kb":`, v.PgtablesKB},
-		{victimHasAdj, `,"oom_score_adj":`, int64(v.OOMScoreAdj)},
+		{victimHasAdj, `,"oom_score_adj":`, int64(v.OOMScoreAdj)}, {victimHasRSS, `,"rss_kb":`, v.RSSKB},
 	} {
 		if v.has&c.bit != 0 {
 			b = appendIntField(b, c.key, c.n)
 		}
+	}
+	if len(v.Signals) > 0 {
+		b = appendStrings(append(b, `,"signals":`...), v.Signals)
 	}
 	b = appendOptString(b, `,"cgroup":`, v.Cgroup)
 	b = appendOptString(b, `,"pod_uid":`, v.PodUID)

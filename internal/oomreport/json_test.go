@@ -84,14 +84,14 @@ func filledReport(s string, mono float64, n int64, flags uint8) Report {
 	c := &Counter{UsageKB: n, LimitKB: -n, Failcnt: n / 3}
 	order, adj := int(n>>1), int(n>>2)
 	r := Report{
-		Monotonic: mono, Stamp: pick(3), Line: int(n >> 3), Kind: s, Kernel: pick(0), Constraint: s, Nodemask: pick(1), Cpuset: pick(2),
+		Killer: s, Reason: pick(3), Monotonic: mono, Stamp: pick(3), Line: int(n >> 3), Kind: s, Kernel: pick(0), Constraint: s, Nodemask: pick(1), Cpuset: pick(2),
 		MemsAllowed: pick(3), OOMMemcg: s, TaskMemcg: s,
 		Invoker: Invoker{Comm: pick(5), PID: int(n), GFPMask: pick(4), Order: &order, OOMScoreAdj: &adj},
 		Tasks: []Task{{PID: int(n), UID: 1, TGID: 2, TotalVM: n, RSS: n, RSSAnon: -1, RSSFile: -1, RSSShmem: -1,
 			PgtablesBytes: n, Swapents: n, OOMScoreAdj: -997, Name: s, has: uint16(n)}},
 		Victims: []Victim{{PID: int(n), Comm: s, UID: 3, TotalVMKB: n, AnonRSSKB: n, FileRSSKB: n, ShmemRSSKB: n,
 			PgtablesKB: n, OOMScoreAdj: int(n), Cgroup: pick(6), PodUID: s, PodNamespace: pick(2), PodName: pick(2),
-			ContainerID: pick(1), GroupMember: on(5), has: uint8(n)}},
+			ContainerID: pick(1), GroupMember: on(5), RSSKB: n, Signals: []string{pick(4), s}, has: uint8(n)}},
 		GroupKillCgroup: s, Reaped: []Reaped{{PID: int(n), Comm: s, AnonRSSKB: n, FileRSSKB: n, ShmemRSSKB: n}},
 		PodUID: pick(0), PodNamespace: pick(1), PodName: pick(1), ContainerID: s, Diagnosis: Diagnosis{Codes: []string{s, DiagNodeOOM}, Summary: s},
 		Incomplete: on(6), Missing: []string{s},

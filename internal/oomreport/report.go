@@ -2,9 +2,13 @@ package oomreport
 
 import "time"
 
-// Report is one OOM killer invocation.
+// Report is one kill explained: an OOM killer invocation of the kernel's,
+// or a kill by another killer of the node (Killer).
 type Report struct {
-	Time time.Time `json:"time,omitzero"`
+	// Killer is who killed: KillerKernel, KillerKubelet, KillerOomd,
+	// KillerEarlyoom or KillerPodwarden.
+	Killer string    `json:"killer"`
+	Time   time.Time `json:"time,omitzero"`
 	// Stamp is the wall-clock time of the first line as the log printed
 	// it, when it could not be made a Time (a syslog date without a year,
 	// a dmesg -T stamp in another locale).
@@ -34,11 +38,15 @@ type Report struct {
 	PodUID          string           `json:"pod_uid,omitempty"`
 	// PodNamespace and PodName are set by NamePods, when a caller knows
 	// the pod; the kernel's log names pods by UID only.
-	PodNamespace string    `json:"pod_namespace,omitempty"`
-	PodName      string    `json:"pod_name,omitempty"`
-	ContainerID  string    `json:"container_id,omitempty"`
-	Diagnosis    Diagnosis `json:"diagnosis"`
-	Incomplete   bool      `json:"incomplete"`
+	PodNamespace string `json:"pod_namespace,omitempty"`
+	PodName      string `json:"pod_name,omitempty"`
+	ContainerID  string `json:"container_id,omitempty"`
+	// Reason is the killer's own words on why, for killers other than the
+	// kernel (the eviction message, systemd-oomd's "due to ...", podwarden's
+	// why, earlyoom's badness).
+	Reason     string    `json:"reason,omitempty"`
+	Diagnosis  Diagnosis `json:"diagnosis"`
+	Incomplete bool      `json:"incomplete"`
 	// Missing names what made the report incomplete.
 	Missing []string `json:"missing,omitempty"`
 
@@ -149,8 +157,13 @@ type Victim struct {
 	ShmemRSSKB  int64  `json:"shmem_rss_kb"`
 	PgtablesKB  int64  `json:"pgtables_kb"`
 	OOMScoreAdj int    `json:"oom_score_adj"`
-	Cgroup      string `json:"cgroup,omitempty"`
-	PodUID      string `json:"pod_uid,omitempty"`
+	// RSSKB is the resident memory a killer other than the kernel
+	// reported (earlyoom's VmRSS, podwarden's rss_bytes).
+	RSSKB int64 `json:"rss_kb"`
+	// Signals are what a killer other than the kernel sent, in order.
+	Signals []string `json:"signals,omitempty"`
+	Cgroup  string   `json:"cgroup,omitempty"`
+	PodUID  string   `json:"pod_uid,omitempty"`
 	// PodNamespace and PodName are set by NamePods.
 	PodNamespace string `json:"pod_namespace,omitempty"`
 	PodName      string `json:"pod_name,omitempty"`
@@ -177,6 +190,20 @@ const (
 	DiagNodeOOM       = "node_oom"
 	DiagProtectionGap = "protection_gap"
 	DiagGroupKill     = "group_kill"
+	// DiagEviction: the kubelet evicted a pod under node pressure.
+	DiagEviction = "eviction"
+	// DiagEarlyKill: a daemon (earlyoom, systemd-oomd, podwarden) killed
+	// before the kernel's OOM killer had to.
+	DiagEarlyKill = "early_kill"
+)
+
+// Killers of a node.
+const (
+	KillerKernel    = "kernel"
+	KillerKubelet   = "kubelet"
+	KillerOomd      = "systemd-oomd"
+	KillerEarlyoom  = "earlyoom"
+	KillerPodwarden = "podwarden"
 )
 
 // Diagnosis is the verdict on a report: a code per finding and a sentence.
@@ -214,6 +241,10 @@ func (r *Report) pod() string {
 	}
 	return r.PodUID
 }
+
+// RSS is the resident memory a killer other than the kernel reported, in
+// kB, and whether it did.
+func (v *Victim) RSS() (int64, bool) { return v.RSSKB, v.has&victimHasRSS != 0 }
 
 // Adj is the victim's oom_score_adj, and whether the input gave it (its
 // kill line from 5.4 on, else its task table row).
