@@ -89,6 +89,16 @@ func TestSchemasPsVictims(t *testing.T) {
 	}
 }
 
+// TestSchemaVersion validates `version -o json`, its companions not
+// found (the test binary has none beside it).
+func TestSchemaVersion(t *testing.T) {
+	out, errOut, code := runForTest(t, "version", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	validate(t, compileSchema(t, "version.schema.json"), "version -o json", []byte(out))
+}
+
 // TestSchemaEvents validates every line `events -o json` prints for every
 // kernel log fixture (each kernel, carrier and quirk), with pods named and
 // not.

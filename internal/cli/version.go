@@ -32,7 +32,10 @@ type BinaryVersion struct {
 	Error   string `json:"error,omitempty"`
 }
 
+// versionDoc is what `version -o json` prints
+// (docs/schemas/version.schema.json).
 type versionDoc struct {
+	TypeMeta
 	BinaryVersion
 	Companions []BinaryVersion `json:"companions,omitempty"`
 	Warning    string          `json:"warning,omitempty"`
@@ -58,6 +61,7 @@ three differ, since they share flags and output formats.`,
 			}
 			doc.Warning = versionSkew(doc)
 			if output == "json" {
+				doc.TypeMeta = Meta("Version")
 				enc := json.NewEncoder(s.Out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(doc)
