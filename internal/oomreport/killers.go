@@ -185,7 +185,10 @@ func parseOomd(text string, rep *Report) bool {
 //	I1207 04:12:11.523456    1234 eviction_manager.go:595] "Eviction manager: pod is evicted successfully" pod="ml/train-7"
 //
 // "Evicting pod" is logged at -v=3 only; without it, the success line is
-// the kill.
+// the kill. Kubelets before 1.20 logged it unstructured, the pod as
+// format.Pod prints it (NAME_NAMESPACE(UID): neither may hold "_"):
+//
+//	I1207 04:12:11.523456    1234 eviction_manager.go:578] eviction manager: pod train-7_ml(6f1c...) is evicted successfully
 func (k *killers) parseKubelet(text string, rep *Report) bool {
 	_, rest, ok := strings.Cut(text, "eviction_manager.go:")
 	if !ok {
@@ -193,6 +196,18 @@ func (k *killers) parseKubelet(text string, rep *Report) bool {
 	}
 	if _, rest, ok = strings.Cut(rest, "] "); !ok {
 		return false
+	}
+	if desc, ok := strings.CutPrefix(rest, "eviction manager: pod "); ok {
+		desc, ok = strings.CutSuffix(desc, " is evicted successfully")
+		name, nsUID, _ := strings.Cut(desc, "_")
+		ns, uid, _ := strings.Cut(nsUID, "(")
+		uid, closed := strings.CutSuffix(uid, ")")
+		if !ok || !closed || name == "" || ns == "" || uid == "" {
+			return false
+		}
+		rep.Killer, rep.Kind, rep.PodNamespace, rep.PodName, rep.PodUID = KillerKubelet, "node", ns, name, uid
+		k.stamp(text, rep)
+		return true
 	}
 	msg, kv, ok := cutQuoted(rest)
 	if !ok {
@@ -229,12 +244,16 @@ func (k *killers) parseKubelet(text string, rep *Report) bool {
 	if rep.Reason == "" && k.reclaim != "" {
 		rep.Reason = "the node was low on " + k.reclaim
 	}
+	k.stamp(text, rep)
+	return true
+}
+
+// stamp gives a kubelet.log line without a carrier klog's own stamp,
+// which has no year.
+func (k *killers) stamp(text string, rep *Report) {
 	if rep.Stamp == "" && rep.Time.IsZero() && len(text) > 21 && strings.IndexByte("IWEF", text[0]) >= 0 {
-		// A kubelet.log without a carrier: klog's own stamp, which has no
-		// year.
 		rep.Stamp = text[1:21]
 	}
-	return true
 }
 
 // parsePodwarden reads the agent's log line of an early kill
