@@ -31,7 +31,7 @@ func TestKillers(t *testing.T) {
 			killer: KillerKubelet, scope: "node", pod: "ml/train-7", summary: "the kubelet evicted pod ml/train-7"},
 		"kubelet before 1.20": {rec: kmsg.Record{Program: "kubelet", Text: `I1207 04:22:27.400000    1433 eviction_manager.go:578] eviction manager: pod train-7_ml(6f1c2b4a-1d2e-4f5a-9b8c-7d6e5f4a3b2c) is evicted successfully`},
 			killer: KillerKubelet, scope: "node", pod: "ml/train-7", summary: "the kubelet evicted pod ml/train-7"},
-		"kubelet before 1.20 cut": {rec: kmsg.Record{Program: "kubelet", Text: `I1207 04:22:27.400000    1433 eviction_manager.go:578] eviction manager: pod train-7_ml(6f1c2b4a is evicted successfully`}},
+		"kubelet before 1.20 cut":       {rec: kmsg.Record{Program: "kubelet", Text: `I1207 04:22:27.400000    1433 eviction_manager.go:578] eviction manager: pod train-7_ml(6f1c2b4a is evicted successfully`}},
 		"kubelet pod without namespace": {rec: kmsg.Record{Program: "kubelet", Text: `I1207 04:22:27.400000    1433 eviction_manager.go:642] "Eviction manager: pod is evicted successfully" pod="x"`}},
 		"podwarden dry run":             {rec: kmsg.Record{Carrier: kmsg.CarrierBare, Text: `time=2026-12-07T04:33:00Z level=WARN msg="would end process under memory pressure (dry run)" pid=1 comm=x`}},
 		"podwarden journal": {rec: kmsg.Record{Program: "podwarden-agent", Text: `time=2026-12-07T04:33:00Z level=WARN msg="ended process under memory pressure" pod=a/b cgroup=/kubepods/besteffort/pod9d0e1f2a-3b4c-4d5e-8f6a-7b8c9d0e1f2a/abc scope=node comm="my app" pid=900 rss_bytes=1048576 signals=SIGKILL why="x y"`},
