@@ -16,6 +16,7 @@ import (
 
 	"podwarden/internal/agent"
 	"podwarden/internal/kubetest"
+	"podwarden/internal/preempt"
 )
 
 // allMonitoring turns on every optional monitoring object.
@@ -37,6 +38,11 @@ func agentMetrics(t *testing.T) map[string]bool {
 		for _, c := range []prometheus.Collector{m.ProtectedContainers, m.ProtectedProcesses, m.Changes, m.DriftRepairs,
 			m.OOMKills, m.ProtectedInfo, m.Reconcile, m.ProtectLatency, m.Errors, m.EventsLost, m.DependencyUp,
 			m.ReportsDropped, m.KernelLogSource} {
+			c.Describe(ch)
+		}
+		// The early-action engine's series are served on the same port.
+		pm := preempt.NewMetrics(reg)
+		for _, c := range []prometheus.Collector{pm.Kills, pm.Signals, pm.Episodes, pm.Refusals, pm.Dropped, pm.Triggers} {
 			c.Describe(ch)
 		}
 		close(ch)
@@ -173,7 +179,7 @@ func TestChartAlertsAndDashboard(t *testing.T) {
 		}
 	}
 	sort.Strings(alerts)
-	if want := []string{"PodwardenAgentDown", "PodwardenDriftRepairStorm", "PodwardenHostDaemonOOMKilled", "PodwardenProtectionGap"}; !slices.Equal(alerts, want) {
+	if want := []string{"PodwardenAgentDown", "PodwardenDriftRepairStorm", "PodwardenEarlyKillsRepeat", "PodwardenHostDaemonOOMKilled", "PodwardenPressureNotActed", "PodwardenProtectionGap"}; !slices.Equal(alerts, want) {
 		t.Errorf("alerts %v, want %v", alerts, want)
 	}
 
@@ -188,7 +194,7 @@ func TestChartAlertsAndDashboard(t *testing.T) {
 			checkOOMKinds(t, "panel "+p.Title, tg.Expr)
 		}
 	}
-	for _, want := range []string{"OOM kills by pod and kind", "Protected containers per node", "Protected processes per node", "Protection latency", "Drift repairs by node and kind"} {
+	for _, want := range []string{"OOM kills by pod and kind", "Protected containers per node", "Protected processes per node", "Protection latency", "Drift repairs by node and kind", "Early kills and refusals (podwarden, before the kernel)"} {
 		if !slices.Contains(titles, want) {
 			t.Errorf("dashboard lacks panel %q (has %q)", want, titles)
 		}
