@@ -28,10 +28,26 @@ type killers struct {
 const maxEvicting = 256
 
 // mayKill is a cheap test that text may be another killer's line: it runs
-// on every bare and every other program's record.
+// on every bare and every other program's record, so its first byte
+// decides which one search, if any, is made (a scan per line of a bare
+// paste cost a quarter more CPU).
 func mayKill(text string) bool {
-	return strings.HasPrefix(text, "sending SIG") || strings.HasPrefix(text, "Killed /") ||
-		strings.Contains(text, "eviction_manager.go:") || strings.Contains(text, "ended process under memory pressure")
+	if len(text) < 8 {
+		return false
+	}
+	switch c := text[0]; {
+	case c == 's':
+		return strings.HasPrefix(text, "sending SIG")
+	case c == 'K':
+		return strings.HasPrefix(text, "Killed /")
+	case strings.IndexByte("IWEF", c) >= 0 && text[1] >= '0' && text[1] <= '9':
+		// klog's header: the kubelet.
+		return strings.Contains(text, "eviction_manager.go:")
+	case c >= '0' && c <= '9', c == 't', c == 'l', c == 'm', c == '{':
+		// A container log line, or slog's text or JSON: the agent.
+		return strings.Contains(text, "ended process under memory pressure")
+	}
+	return false
 }
 
 // parse makes a report of r when it is another killer's kill line.
