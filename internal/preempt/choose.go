@@ -169,9 +169,15 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			delete(e.episodes, ep.key)
 			return
 		}
-		if a.head == nil {
+		// The processes' private memory must be what grew: a pod filling
+		// /dev/shm grows its cgroup, not its processes (a writer's heap
+		// may grow a little meanwhile, and ending it would free that).
+		if cg := st.h.growthSince(st.procs.base(now, e.recent())); a.head == nil || 2*a.total < cg {
 			reason, detail := e.notProcessGrowth(st)
-			e.refuse(ep, now, reason, why+"; "+detail)
+			if a.head != nil && reason == reasonNoGrowth {
+				reason = reasonNotProcess
+			}
+			e.refuse(ep, now, reason, why+"; "+detail+fmt.Sprintf("; its processes' private memory grew %s of it", oom.HumanBytes(a.total)))
 			return
 		}
 		ep.victim, ep.members, ep.frees = *a.head, a.members, a.frees

@@ -90,13 +90,7 @@ func (ph *procHist) add(now time.Time, procs []procfs.Proc, keep time.Duration) 
 // p appeared after an earlier snapshot within the window. known is false
 // when there is no earlier snapshot to compare with.
 func (ph *procHist) growth(p procfs.Proc, now time.Time, window time.Duration) (grew uint64, known bool) {
-	var base time.Time
-	for _, t := range ph.snaps {
-		if now.Sub(t) <= window && t.Before(now) {
-			base = t
-			break
-		}
-	}
+	base := ph.base(now, window)
 	if base.IsZero() {
 		return 0, false
 	}
@@ -112,6 +106,17 @@ func (ph *procHist) growth(p procfs.Proc, now time.Time, window time.Duration) (
 		}
 	}
 	return cur - lo, true
+}
+
+// base is the snapshot growth is measured from: the earliest within window
+// before now; zero when there is none.
+func (ph *procHist) base(now time.Time, window time.Duration) time.Time {
+	for _, t := range ph.snaps {
+		if now.Sub(t) <= window && t.Before(now) {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // growNoise is the least rise of one process that counts as growth: below

@@ -144,6 +144,22 @@ func (h *history) growth(window time.Duration) uint64 {
 	return cur - lo
 }
 
+// growthSince is how much committed memory rose since t: the newest value
+// minus the lowest from t on.
+func (h *history) growthSince(t time.Time) uint64 {
+	last, ok := h.last()
+	if !ok {
+		return 0
+	}
+	lo := last.committed
+	for _, s := range h.s {
+		if !s.at.Before(t) {
+			lo = min(lo, s.committed)
+		}
+	}
+	return last.committed - lo
+}
+
 // drop is how much available memory fell over the window: the highest
 // value within it minus the newest.
 func (h *history) drop(window time.Duration) uint64 {
