@@ -232,6 +232,9 @@ func checkSBOMs(t *testing.T, dist string, res *Result) {
 			if p.PackageSPDXIdentifier != described[0] {
 				continue
 			}
+			if p.PackageVersion != "v0.2.0" {
+				t.Errorf("%s: subject %s version %q, want the release's v0.2.0", path, p.PackageName, p.PackageVersion)
+			}
 			want := res.IndexDigest.Hex
 			if name := filepath.Base(path); name != "podwarden-image.spdx.json" {
 				// podwarden_0.2.0_linux_<arch>_<cmd>.spdx.json

@@ -177,7 +177,7 @@ func Package(ctx context.Context, o Options, bins Binaries, dist string) (*Resul
 			}
 			files = append(files, entry{name: c, mode: 0o755, data: data})
 			sb := newSBOM(base+"_"+c, o.Version, data, o.Created)
-			id, err := sb.addBinary(c, c+"-linux-"+arch, data)
+			id, err := sb.addBinary(c, c+"-linux-"+arch, o.Version, data)
 			if err != nil {
 				return nil, err
 			}
@@ -227,7 +227,7 @@ func Package(ctx context.Context, o Options, bins Binaries, dist string) (*Resul
 		}
 		imID := imgSBOM.addImage("podwarden", o.Version, res.Image, d, &v1.Platform{OS: "linux", Architecture: pa.arch})
 		imgSBOM.relate(idxID, "CONTAINS", imID)
-		binID, err := imgSBOM.addBinary("podwarden", "podwarden-agent-linux-"+pa.arch, pa.bin)
+		binID, err := imgSBOM.addBinary("podwarden", "podwarden-agent-linux-"+pa.arch, o.Version, pa.bin)
 		if err != nil {
 			return nil, err
 		}

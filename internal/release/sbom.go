@@ -91,16 +91,19 @@ func goPURL(path, version string) string {
 	return "pkg:golang/" + strings.Join(segs, "/") + "@" + url.PathEscape(version)
 }
 
-// addBinary adds the Go binary bin (its bytes, file name fileName) with its
-// toolchain and every module linked into it; it returns the binary's ID.
-func (s *sbom) addBinary(fileName, label string, bin []byte) (common.ElementID, error) {
+// addBinary adds the Go binary bin of the release version (its bytes, file
+// name fileName) with its toolchain and every module linked into it; it
+// returns the binary's ID.
+func (s *sbom) addBinary(fileName, label, version string, bin []byte) (common.ElementID, error) {
 	bi, err := buildinfo.Read(bytes.NewReader(bin))
 	if err != nil {
 		return "", fmt.Errorf("reading the build info of %s: %w", label, err)
 	}
 	sum := sha256.Sum256(bin)
 	id := s.id("Binary", label)
-	p := pkg(id, fileName, bi.Main.Version)
+	// Not bi.Main.Version: that is "(devel)" unless built in a checkout
+	// at the tag, and the release's version is what the binary reports.
+	p := pkg(id, fileName, version)
 	p.PackageFileName = fileName
 	p.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: hex.EncodeToString(sum[:])}}
 	p.PrimaryPackagePurpose = "APPLICATION"
@@ -108,7 +111,7 @@ func (s *sbom) addBinary(fileName, label string, bin []byte) (common.ElementID, 
 	for _, kv := range bi.Settings {
 		settings = append(settings, kv.Key+"="+kv.Value)
 	}
-	p.PackageComment = "main module " + bi.Path + ", package " + bi.Path + "; built with " + bi.GoVersion + ": " + strings.Join(settings, " ")
+	p.PackageComment = "main module " + bi.Main.Path + " " + bi.Main.Version + ", package " + bi.Path + "; built with " + bi.GoVersion + ": " + strings.Join(settings, " ")
 	s.doc.Packages = append(s.doc.Packages, p)
 
 	deps := []*debugModule{{path: "stdlib", version: bi.GoVersion}}
