@@ -102,6 +102,11 @@ func chartArtifact(ch *chartPackage, created time.Time) (v1.Image, error) {
 	return partial.CompressedToImage(artifact{manifest: raw, config: ch.config, layer: layer})
 }
 
+var (
+	_ partial.CompressedImageCore = artifact{}
+	_ partial.CompressedLayer     = rawBlob{}
+)
+
 type artifact struct {
 	manifest, config []byte
 	layer            rawBlob

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -168,5 +169,25 @@ func TestBuildReproducible(t *testing.T) {
 	}
 	if len(out[0]) == 0 || !bytes.Equal(out[0], out[1]) {
 		t.Errorf("two builds differ: %d and %d bytes, sha256 %x %x", len(out[0]), len(out[1]), sha256.Sum256(out[0]), sha256.Sum256(out[1]))
+	}
+}
+
+// TestNotInShippedBinaries: the release engine and the Helm code it uses
+// stay out of the three binaries (every node pays for their pages).
+func TestNotInShippedBinaries(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, c := range Commands {
+		cmd := exec.CommandContext(ctx, "go", "list", "-e", "-deps", "./cmd/"+c)
+		cmd.Dir = repoRoot
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./cmd/%s: %v", c, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == "podwarden/internal/release" || strings.HasPrefix(dep, "helm.sh/") || strings.HasPrefix(dep, "github.com/spdx/") {
+				t.Errorf("./cmd/%s links %s", c, dep)
+			}
+		}
 	}
 }
