@@ -268,7 +268,8 @@ func (e *Engine) refuse(ep *episode, now time.Time, reason, why string) {
 		return
 	}
 	e.refusedAt[told] = now
-	ep.why = why
+	// The metric's reason leads, so the log line and the Event name it.
+	ep.why = reason + ": " + why
 	e.m.Refusals.WithLabelValues(ep.scope, reason).Inc()
 	e.m.Episodes.WithLabelValues(ep.scope, "refused").Inc()
 	if ep.target.Cgroup == "" {
