@@ -36,10 +36,10 @@ func modesFromEnv(def ...string) []string {
 
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
-var pressureGuests = [][]string{{"slow-hog", "benign"}, {"fast-hog", "jupyter", "deleted"}}
+var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill"}, {"fast-hog", "jupyter", "deleted", "renamed-hog"}}
 
 // pressureNames are the process names on the disk that are pwload.
-var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3"}
+var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd"}
 
 var pressure struct {
 	once  sync.Once
@@ -65,6 +65,10 @@ func TestPressureFastHog(t *testing.T) { runPressure(t, "fast-hog") }
 func TestPressureJupyter(t *testing.T) { runPressure(t, "jupyter") }
 func TestPressureBenign(t *testing.T)  { runPressure(t, "benign") }
 func TestPressureDeleted(t *testing.T) { runPressure(t, "deleted") }
+
+// Issue 19's hostile pods.
+func TestPressureRenamedHog(t *testing.T) { runPressure(t, "renamed-hog") }
+func TestPressureShmFill(t *testing.T)    { runPressure(t, "shm-fill") }
 
 // pressureRuns boots the pressure guests once, on first use, and returns
 // every cell's run.
@@ -460,7 +464,7 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 			fail("false kill", "benign load: died %s, kernel OOM %v; want nothing", c.deadString(), c.kernelOOM)
 		}
 		return
-	case mode == "kernel" && (scenario == "slow-hog" || scenario == "fast-hog" || scenario == "jupyter"):
+	case mode == "kernel" && (scenario == "slow-hog" || scenario == "fast-hog" || scenario == "jupyter" || scenario == "renamed-hog"):
 		// The scenario must be the danger the issue describes, or the
 		// other cells prove nothing.
 		if !c.kernelOOM {
@@ -497,6 +501,26 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 		}
 		if scenario == "jupyter" && (!alive("jupyter-lab") || !alive("tini")) {
 			fail("wrong victims", "the notebook server or the pod's init died: %s", c.deadString())
+		}
+	case "renamed-hog":
+		// The hog runs from a file named systemd: its name is a default
+		// keep pattern, and buys it nothing.
+		if got := c.dead(); !slices.Equal(got, []string{"systemd"}) || c.by["systemd"] != "podwarden" {
+			fail("wrong victims", "died %s, want only the renamed hog (systemd), by podwarden", c.deadString())
+		}
+		if c.pwKills != 1 {
+			fail("not one kill", "podwarden ended %d processes, want exactly 1", c.pwKills)
+		}
+	case "shm-fill":
+		if c.pwKills != 0 || len(c.signaled) != 0 {
+			fail("wrong victims", "podwarden signalled %v for a tmpfs fill no kill can free", c.signaled)
+		}
+		said := false
+		for _, l := range c.r.AgentLog {
+			said = said || strings.Contains(l, "no kill could help") && strings.Contains(l, `why="shmem: `)
+		}
+		if !said {
+			fail("not said", "the agent's log does not say it ended nothing because the growth is shmem")
 		}
 	case "deleted":
 		if !alive("app") {

@@ -54,6 +54,24 @@ func nowMS() int64 {
 	return ts.Sec*1000 + ts.Nsec/1e6
 }
 
+// appendFile writes n bytes to the end of name: on a tmpfs, shmem that
+// stays charged until the file goes, whatever process ends.
+func appendFile(name string, n int, seed byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i>>12)
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // alloc maps n bytes of anonymous memory and writes every page, so each is
 // really charged (no zero page, no lazy allocation).
 func alloc(n int, seed byte) error {
@@ -103,6 +121,7 @@ func hog(args []string) error {
 	onTerm := fl.String("on-term", "die", "die or ignore")
 	mark := fl.String("mark", "", "file to append received signals and 'held' to")
 	goFifo := fl.String("go", "", "FIFO to read one line from before growing")
+	file := fl.String("file", "", "grow this file (on a tmpfs: shmem, charged to the cgroup, never to the process) instead of anonymous memory")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
@@ -152,7 +171,11 @@ func hog(args []string) error {
 				break
 			}
 		}
-		if err := alloc(step, byte(i)); err != nil {
+		grow := func() error { return alloc(step, byte(i)) }
+		if *file != "" {
+			grow = func() error { return appendFile(*file, step, byte(i)) }
+		}
+		if err := grow(); err != nil {
 			return fmt.Errorf("after %d MiB: %w", grown>>20, err)
 		}
 		grown += step
