@@ -18,9 +18,12 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/kubetest"
@@ -31,7 +34,8 @@ func TestMetricsAuthAPIServer(t *testing.T) {
 	if _, _, err := kubetest.Bins(); err != nil {
 		t.Skip(err)
 	}
-	srv := kubetest.Start(t)
+	sre := kubetest.User{Token: "sre-token", Name: "sre"}
+	srv := kubetest.Start(t, sre)
 	ctx := t.Context()
 	admin := srv.Admin(t)
 	manifest, err := os.ReadFile("../../deploy/manifests/podwarden.yaml")
@@ -60,6 +64,39 @@ func TestMetricsAuthAPIServer(t *testing.T) {
 	}
 	token := func(ns, name string) string { return srv.ServiceAccountConfig(ctx, t, ns, name).BearerToken }
 
+	// A `podwarden status` user bound to the viewer role, as
+	// viewer.subjects binds it, may mint a short-lived token of the
+	// metrics reader (the pod proxy drops the user's own credentials),
+	// and of no other ServiceAccount.
+	_, err = admin.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "sre-viewer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podwarden-viewer"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: sre.Name}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asSRE, err := kubernetes.NewForConfig(srv.Config(sre.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(name string) (string, error) {
+		exp := int64(600)
+		tr, err := asSRE.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name,
+			&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+		if err != nil {
+			return "", err
+		}
+		return tr.Status.Token, nil
+	}
+	statusToken, err := mint("podwarden-metrics-reader")
+	if err != nil {
+		t.Fatalf("viewer minting a metrics reader token: %v", err)
+	}
+	if _, err := mint("podwarden"); !apierrors.IsForbidden(err) {
+		t.Errorf("viewer minting the agent's token: %v, want Forbidden", err)
+	}
+
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token(ns, "podwarden")), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,6 +119,7 @@ func TestMetricsAuthAPIServer(t *testing.T) {
 		// What `podwarden status` can send through the pod proxy: a token
 		// of the chart's metrics reader in the header the proxy forwards.
 		{"the chart's metrics reader, proxy header", "/metrics", metricsserver.TokenHeader, token(ns, "podwarden-metrics-reader"), http.StatusOK},
+		{"a viewer's minted token, proxy header", "/metrics", metricsserver.TokenHeader, statusToken, http.StatusOK},
 		// The agent's own token may review others' but not read metrics.
 		{"the agent's own ServiceAccount", "/metrics", "Authorization", token(ns, "podwarden"), http.StatusForbidden},
 	} {
