@@ -110,7 +110,12 @@ func runStatus(cmd *cobra.Command, s streams, f *statusFlags) error {
 	}
 	switch f.output {
 	case "json", "yaml":
-		return cli.WriteStructured(s.Out, f.output, st)
+		// apiVersion and kind first, as every podwarden document
+		// (docs/schemas/status.schema.json).
+		return cli.WriteStructured(s.Out, f.output, struct {
+			cli.TypeMeta
+			status.Cluster
+		}{cli.Meta("ClusterStatus"), st})
 	case "name":
 		if len(st.Agents) == 0 {
 			return fmt.Errorf("no podwarden agent pods in namespace %s match %s", st.Namespace, f.selector)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -155,6 +156,7 @@ func TestStatusAPIServer(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
+		validateStatusSchema(t, []byte(out))
 		if len(st.Agents) != 2 || strings.Join(st.NodesWithoutAgent, ",") != "node-c" || len(st.Warnings) != 0 {
 			t.Fatalf("status %+v", st)
 		}
@@ -164,6 +166,7 @@ func TestStatusAPIServer(t *testing.T) {
 			t.Errorf("-o name: %v %q", err, names)
 		}
 		if yml, err := runStatusCmd("--kubeconfig", kubeconfig(viewerToken), "-o", "yaml", "--timeout", "3s"); err != nil ||
+			!strings.HasPrefix(yml, "apiVersion: podwarden.dev/v1\nkind: ClusterStatus\n") ||
 			!strings.Contains(yml, "\nagents:\n  - node: node-a\n    pod: "+a.Pod+"\n") {
 			t.Errorf("-o yaml: %v\n%s", err, yml)
 		}
@@ -374,5 +377,24 @@ func TestStatusProgressLine(t *testing.T) {
 		if p := newProgressLine(w, time.Now); p.w != nil {
 			t.Errorf("%T taken for a terminal", w)
 		}
+	}
+}
+
+// validateStatusSchema checks a status -o json document against
+// docs/schemas/status.schema.json.
+func validateStatusSchema(t *testing.T, doc []byte) {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	sch, err := c.Compile(filepath.Join("..", "..", "docs", "schemas", "status.schema.json"))
+	if err != nil {
+		t.Fatalf("compiling the status schema: %v", err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, doc)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Errorf("status -o json does not match its schema: %v\n%s", err, doc)
 	}
 }
