@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -187,6 +188,11 @@ func scenarioNoAppArmor(t *testing.T, c *cluster, n *Node) {
 	t.Logf("REPORT scenario 7: the agent's own container: %s", self)
 	if self.OOMGroup != "1" || slices.ContainsFunc(self.Procs, func(p GuestProc) bool { return p.Adj == 900 }) {
 		t.Errorf("the agent targets its own pod: %s", self)
+	}
+	// What any client on the network gets from the chart's default
+	// (metrics.auth kubernetes): 401 without a token, nothing served.
+	if b, err := c.metricsRequest(ctx, agent.Name, false).DoRaw(ctx); err == nil || !apierrors.IsUnauthorized(err) || strings.Contains(string(b), "podwarden_") {
+		t.Errorf("an unauthenticated scrape through the proxy got err %v, body %.200q; want 401 and no series", err, b)
 	}
 	text, err := c.metrics(ctx, agent.Name)
 	if err != nil {

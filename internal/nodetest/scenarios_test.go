@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/client-go/rest"
 )
 
 // The interactive pods. nb is Guaranteed with a limit above what the node
@@ -210,10 +213,32 @@ func (c *cluster) agentPod(ctx context.Context, t *testing.T, node string, conta
 }
 
 // metrics reads the agent's /metrics over HTTP through the API server's
-// pod proxy (the path `podwarden status` takes).
+// pod proxy (the path `podwarden status` takes), with a token of the
+// chart's metrics-reader ServiceAccount when the agent checks scrapes
+// (metrics.auth kubernetes, the chart's default): the proxy drops the
+// caller's Authorization header and forwards X-Podwarden-Authorization.
 func (c *cluster) metrics(ctx context.Context, pod string) (string, error) {
-	b, err := c.admin.CoreV1().Pods(agentNS).ProxyGet("http", pod, "9808", "/metrics", nil).DoRaw(ctx)
+	b, err := c.metricsRequest(ctx, pod, true).DoRaw(ctx)
 	return string(b), err
+}
+
+func (c *cluster) metricsRequest(ctx context.Context, pod string, withToken bool) *rest.Request {
+	req := c.admin.CoreV1().RESTClient().Get().Namespace(agentNS).Resource("pods").
+		Name(utilnet.JoinSchemeNamePort("http", pod, "9808")).SubResource("proxy").Suffix("metrics")
+	if !withToken {
+		return req
+	}
+	p, err := c.admin.CoreV1().Pods(agentNS).Get(ctx, pod, metav1.GetOptions{})
+	if err != nil || p.Annotations["podwarden.dev/metrics-auth"] != "kubernetes" {
+		return req
+	}
+	exp := int64(600)
+	tr, err := c.admin.CoreV1().ServiceAccounts(agentNS).CreateToken(ctx, p.Annotations["podwarden.dev/metrics-reader"],
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		return req
+	}
+	return req.SetHeader("X-Podwarden-Authorization", "Bearer "+tr.Status.Token)
 }
 
 // metricValue sums the samples of name whose labels contain every part.
