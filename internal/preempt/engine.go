@@ -352,7 +352,8 @@ func (e *Engine) disarm(cg string) {
 // targets no longer listed are dropped with their history.
 func (e *Engine) syncTargets() {
 	seen := map[string]bool{}
-	for _, t := range e.cfg.Targets() {
+	ts := e.cfg.Targets()
+	for _, t := range ts {
 		seen[t.Cgroup] = true
 		st := e.targets[t.Cgroup]
 		if st == nil {
@@ -375,6 +376,7 @@ func (e *Engine) syncTargets() {
 		n++
 	}
 	e.m.Triggers.Set(float64(n))
+	e.m.setLivePods(ts)
 }
 
 func (e *Engine) armed() int {

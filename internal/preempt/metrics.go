@@ -1,6 +1,12 @@
 package preempt
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"podwarden/internal/podseries"
+)
 
 // Label sets of the engine's series, in one place: a pod's series are
 // found by these when it is gone (ForgetPod).
@@ -20,10 +26,18 @@ type Metrics struct {
 	Refusals *prometheus.CounterVec
 	Dropped  prometheus.Counter
 	Triggers prometheus.Gauge
+
+	// killSeries exports Kills in its place and deletes a gone pod's
+	// series after a grace and a scrape (the agent's rule, docs/agent.md).
+	killSeries *podseries.Pruner
 }
 
 // NewMetrics creates the series and registers them on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	return newMetrics(reg, podseries.DefaultGrace)
+}
+
+func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 	m := &Metrics{
 		Kills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_kills_total",
@@ -45,14 +59,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Triggers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "podwarden_preempt_psi_triggers", Help: "PSI triggers armed (the node's and one per target container); 0 means pressure is polled."}),
 	}
+	m.killSeries = podseries.New(m.Kills, grace)
 	if reg != nil {
-		reg.MustRegister(m.Kills, m.Signals, m.Episodes, m.Refusals, m.Dropped, m.Triggers)
+		reg.MustRegister(m.killSeries, m.Signals, m.Episodes, m.Refusals, m.Dropped, m.Triggers)
 	}
 	return m
 }
 
-// ForgetPod deletes the series of a pod that is gone (by the namespace and
-// pod labels it was counted under) and returns how many went.
-func (m *Metrics) ForgetPod(namespace, pod string) int {
-	return m.Kills.DeletePartialMatch(prometheus.Labels{killLabels[0]: namespace, killLabels[1]: pod})
+// setLivePods tells the kill series which pods are targets now, by the
+// namespace and pod labels they are counted under; the others' series go
+// after the grace.
+func (m *Metrics) setLivePods(ts []Target) {
+	m.killSeries.SetLive(func(yield func(podseries.Pod) bool) {
+		for _, t := range ts {
+			if !yield(podseries.Pod{Namespace: t.Namespace, Name: podLabel(t)}) {
+				return
+			}
+		}
+	})
 }
