@@ -42,6 +42,11 @@ const manifestHeader = `# podwarden: the Helm chart deploy/helm/podwarden render
 # values and namespace.create=true, for "kubectl apply -f". Generated, do not
 # edit: change the chart and run
 #   go test ./deploy/helm -run TestChartGolden -update
+#
+# The image below is the release's by tag. Until a release is published
+# there, build and push it yourself (make release VERSION=vX.Y.Z PUSH=1
+# REGISTRY=your.registry, docs/kubernetes.md "Install") and set the
+# DaemonSet's image, or every node goes to ImagePullBackOff.
 `
 
 // render runs the chart the way "helm template" does (a client-only dry-run
