@@ -36,10 +36,10 @@ func modesFromEnv(def ...string) []string {
 
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
-var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill"}, {"fast-hog", "jupyter", "deleted", "renamed-hog"}}
+var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill", "fork-storm"}, {"fast-hog", "jupyter", "deleted", "renamed-hog"}}
 
 // pressureNames are the process names on the disk that are pwload.
-var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd"}
+var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd", "make"}
 
 var pressure struct {
 	once  sync.Once
@@ -69,6 +69,7 @@ func TestPressureDeleted(t *testing.T) { runPressure(t, "deleted") }
 // Issue 19's hostile pods.
 func TestPressureRenamedHog(t *testing.T) { runPressure(t, "renamed-hog") }
 func TestPressureShmFill(t *testing.T)    { runPressure(t, "shm-fill") }
+func TestPressureForkStorm(t *testing.T)  { runPressure(t, "fork-storm") }
 
 // pressureRuns boots the pressure guests once, on first use, and returns
 // every cell's run.
@@ -510,6 +511,14 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 		}
 		if c.pwKills != 1 {
 			fail("not one kill", "podwarden ended %d processes, want exactly 1", c.pwKills)
+		}
+	case "fork-storm":
+		// The family (make and its compilers) is one kill.
+		if !alive("app") || c.by["make"] != "podwarden" {
+			fail("wrong victims", "died %s, want make (and its children) by podwarden, the server alive", c.deadString())
+		}
+		if c.pwKills != 1 {
+			fail("not one kill", "podwarden ended %d times, want the family once", c.pwKills)
 		}
 	case "shm-fill":
 		if c.pwKills != 0 || len(c.signaled) != 0 {

@@ -29,11 +29,11 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pwload hog|read|idle|heartbeat|monitor [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pwload hog|read|idle|heartbeat|monitor|spawn [flags]")
 		os.Exit(2)
 	}
 	cmds := map[string]func([]string) error{
-		"hog": hog, "read": read, "idle": idle, "heartbeat": heartbeat, "monitor": monitor,
+		"hog": hog, "read": read, "idle": idle, "heartbeat": heartbeat, "monitor": monitor, "spawn": spawn,
 	}
 	f, ok := cmds[os.Args[1]]
 	if !ok {
@@ -224,6 +224,43 @@ func read(args []string) error {
 			}
 		}
 	}
+}
+
+// spawn is a fork storm, a make -j of fat compilers: after reading a line
+// from -go, it starts -n children (-child, run as "hog -max MIB -rate 0"),
+// one every -every, and waits for them, reaping each as it exits.
+func spawn(args []string) error {
+	fl := flag.NewFlagSet("spawn", flag.ContinueOnError)
+	n := fl.Int("n", 60, "children to start")
+	every := fl.Duration("every", 330*time.Millisecond, "between two children")
+	child := fl.String("child", "", "the child's binary")
+	mib := fl.Int("mib", 40, "each child's size")
+	goFifo := fl.String("go", "", "FIFO to read one line from before spawning")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if *goFifo != "" {
+		f, err := os.Open(*goFifo)
+		if err != nil {
+			return err
+		}
+		bufio.NewReader(f).ReadString('\n')
+		f.Close()
+	}
+	var procs []*os.Process
+	for range *n {
+		p, err := os.StartProcess(*child, []string{*child, "hog", "-max", strconv.Itoa(*mib), "-rate", "0"},
+			&os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+		time.Sleep(*every)
+	}
+	for _, p := range procs {
+		p.Wait()
+	}
+	select {}
 }
 
 // idle holds -rss MiB and wakes every second to touch a page of it, as a
