@@ -8,5 +8,9 @@
 // binaries are built from the Go module proxy by hack/kube-bins.sh and
 // cached under .cache/kube (CI: /var/cache/podwarden/kube).
 //
+// IsolatedNetwork reruns a test in a network namespace of its own where a
+// pod range is local, so fake pods on thousands of pod IPs are reachable
+// through the real pod proxy without touching the host's network.
+//
 // Only tests import this package; it is not part of the podwarden binary.
 package kubetest
