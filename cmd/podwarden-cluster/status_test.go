@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,7 +98,26 @@ func TestStatusAPIServer(t *testing.T) {
 	admin := srv.Admin(t)
 	installChart(t, srv)
 
-	metricsIP, metricsPort := serveFixtureMetrics(t)
+	// The fixture agent checks scrapes as the chart's agents do
+	// (metrics.auth kubernetes): a token in the header the proxy
+	// forwards, which the real API server says is the chart's
+	// metrics-reader ServiceAccount's.
+	const reader = "system:serviceaccount:podwarden-system:podwarden-metrics-reader"
+	metricsIP, metricsPort := serveFixtureMetrics(t, func(r *http.Request) int {
+		tok, ok := strings.CutPrefix(r.Header.Get("X-Podwarden-Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			return http.StatusUnauthorized
+		}
+		tr, err := admin.AuthenticationV1().TokenReviews().Create(r.Context(),
+			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: tok}}, metav1.CreateOptions{})
+		if err != nil || !tr.Status.Authenticated {
+			return http.StatusUnauthorized
+		}
+		if tr.Status.User.Username != reader {
+			return http.StatusForbidden
+		}
+		return http.StatusOK
+	})
 	for _, n := range []string{"node-a", "node-b", "node-c"} {
 		if _, err := admin.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -248,8 +268,9 @@ current-context: test
 }
 
 // serveFixtureMetrics serves internal/status's fixture on a non-loopback
-// address of this machine, or returns "" if there is none.
-func serveFixtureMetrics(t *testing.T) (string, int) {
+// address of this machine to the requests auth answers 200, or returns ""
+// if there is none.
+func serveFixtureMetrics(t *testing.T, auth func(*http.Request) int) (string, int) {
 	t.Helper()
 	body, err := os.ReadFile("../../internal/status/testdata/agent-metrics.txt")
 	if err != nil {
@@ -271,6 +292,10 @@ func serveFixtureMetrics(t *testing.T) (string, int) {
 		s := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != "/metrics" {
 				http.NotFound(w, r)
+				return
+			}
+			if code := auth(r); code != http.StatusOK {
+				http.Error(w, http.StatusText(code), code)
 				return
 			}
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/pager"
@@ -148,6 +149,9 @@ type agentPod struct {
 	agent         Agent
 	namespace, ip string
 	port          string
+	// reader is the ServiceAccount whose token the agent takes, "" when
+	// it takes none.
+	reader string
 }
 
 // Read lists the agent pods and reads each one's /metrics through
@@ -162,7 +166,7 @@ func Read(ctx context.Context, client typedcorev1.CoreV1Interface, o Options) (C
 		return client.Pods(o.Namespace).List(ctx, opts)
 	}, func(obj runtime.Object) {
 		if pod, ok := obj.(*corev1.Pod); ok {
-			pods = append(pods, agentPod{agent: agentOf(pod), namespace: pod.Namespace, ip: pod.Status.PodIP, port: metricsPort(pod)})
+			pods = append(pods, agentPod{agent: agentOf(pod), namespace: pod.Namespace, ip: pod.Status.PodIP, port: metricsPort(pod), reader: metricsReader(pod)})
 		}
 	})
 	if err != nil {
@@ -218,6 +222,7 @@ func readAll(ctx context.Context, client typedcorev1.CoreV1Interface, o Options,
 	if o.QPS > 0 {
 		limiter = flowcontrol.NewTokenBucketRateLimiter(float32(o.QPS), o.Burst)
 	}
+	toks := newTokens(client)
 	var mu sync.Mutex
 	progress := Progress{Total: len(pods)}
 	jobs := make(chan *agentPod)
@@ -225,7 +230,7 @@ func readAll(ctx context.Context, client typedcorev1.CoreV1Interface, o Options,
 	for range min(o.MaxInflight, len(pods)) {
 		wg.Go(func() {
 			for p := range jobs {
-				m, err := readAgent(ctx, client, limiter, p, o.MetricsTimeout)
+				m, err := readAgent(ctx, client, toks, limiter, p, o.MetricsTimeout)
 				if err != nil {
 					p.agent.Error = err.Error()
 				} else {
@@ -250,7 +255,7 @@ func readAll(ctx context.Context, client typedcorev1.CoreV1Interface, o Options,
 	wg.Wait()
 }
 
-func readAgent(ctx context.Context, client typedcorev1.CoreV1Interface, limiter flowcontrol.RateLimiter, p *agentPod, timeout time.Duration) (AgentMetrics, error) {
+func readAgent(ctx context.Context, client typedcorev1.CoreV1Interface, toks *tokens, limiter flowcontrol.RateLimiter, p *agentPod, timeout time.Duration) (AgentMetrics, error) {
 	if p.ip == "" {
 		// The proxy would only say "address not allowed".
 		return AgentMetrics{}, fmt.Errorf("pod has no IP yet (phase %s): not running", p.agent.Phase)
@@ -260,11 +265,21 @@ func readAgent(ctx context.Context, client typedcorev1.CoreV1Interface, limiter 
 	if err := limiter.Wait(ctx); err != nil {
 		return AgentMetrics{}, fmt.Errorf("not read: %w", err)
 	}
-	return readMetrics(ctx, client, p, timeout)
+	var token string
+	if p.reader != "" {
+		// Minted before the read's deadline starts, once per account.
+		t, err := toks.get(ctx, p.namespace, p.reader)
+		if err != nil {
+			return AgentMetrics{}, fmt.Errorf("not read: %w", err)
+		}
+		token = t
+	}
+	return readMetrics(ctx, client, p, token, timeout)
 }
 
-// readMetrics is the one request status makes to an agent.
-func readMetrics(ctx context.Context, client typedcorev1.CoreV1Interface, p *agentPod, timeout time.Duration) (AgentMetrics, error) {
+// readMetrics is the one request status makes to an agent; token, if set,
+// goes in the header the agent checks scrapes by.
+func readMetrics(ctx context.Context, client typedcorev1.CoreV1Interface, p *agentPod, token string, timeout time.Duration) (AgentMetrics, error) {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	fail := func(err error) (AgentMetrics, error) {
@@ -278,7 +293,16 @@ func readMetrics(ctx context.Context, client typedcorev1.CoreV1Interface, p *age
 		}
 		return AgentMetrics{}, fmt.Errorf("reading /metrics through the API server proxy: %s", clip(err.Error()))
 	}
-	body, err := client.Pods(p.namespace).ProxyGet("http", p.agent.Pod, p.port, "metrics", nil).Stream(rctx)
+	var req interface {
+		Stream(context.Context) (io.ReadCloser, error)
+	} = client.Pods(p.namespace).ProxyGet("http", p.agent.Pod, p.port, "metrics", nil)
+	if token != "" {
+		// ProxyGet sets no headers: the same pods/proxy request, by hand.
+		req = client.RESTClient().Get().Namespace(p.namespace).Resource("pods").
+			Name(utilnet.JoinSchemeNamePort("http", p.agent.Pod, p.port)).SubResource("proxy").Suffix("metrics").
+			SetHeader(tokenHeader, "Bearer "+token)
+	}
+	body, err := req.Stream(rctx)
 	if err != nil {
 		return fail(err)
 	}
