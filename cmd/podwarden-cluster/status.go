@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -213,11 +215,17 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 		tw.Flush()
 	}
 
-	var kills [][]string
+	var kills, early, notActed [][]string
 	var protected [][]string
 	for _, a := range st.Agents {
 		if a.Metrics == nil {
 			continue
+		}
+		for _, k := range a.Metrics.EarlyKills {
+			early = append(early, []string{a.Node, cli.Dash(status.PodRef(k.Namespace, k.Pod)), cli.Dash(k.Container), k.Scope, k.Signal, num(k.Count)})
+		}
+		for _, reason := range slices.Sorted(maps.Keys(a.Metrics.NotActed)) {
+			notActed = append(notActed, []string{a.Node, reason, num(a.Metrics.NotActed[reason])})
 		}
 		for _, k := range a.Metrics.OOMKills {
 			if k.Count > 0 {
@@ -243,6 +251,8 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 	}
 	section("Protected pods", "NODE\tPODS", protected)
 	section("OOM kills in target pods, and of host processes in node OOMs (since each agent started)", "NODE\tPOD\tCONTAINER\tKIND\tKILLS", kills)
+	section("Early kills: processes podwarden ended before the kernel's OOM killer (since each agent started)", "NODE\tPOD\tCONTAINER\tSCOPE\tSIGNAL\tKILLS", early)
+	section("Memory ran short and podwarden ended nothing, since no kill could help (docs/policy.md)", "NODE\tREASON\tTIMES", notActed)
 	var unreadable []status.Agent
 	for _, a := range st.Agents {
 		if a.Error != "" {

@@ -23,6 +23,10 @@ const (
 	// container. Agents before it show counts only.
 	metricProtectedInfo = "podwarden_protected_container_info"
 	metricBuildInfo     = "podwarden_build_info"
+	// Early action (internal/preempt): what podwarden ended before the
+	// kernel's OOM killer, and the pressure it chose not to act on.
+	metricPreemptKills    = "podwarden_preempt_kills_total"
+	metricPreemptRefusals = "podwarden_preempt_refusals_total"
 )
 
 // AgentMetrics is what status shows from one agent's /metrics. Counters
@@ -39,6 +43,25 @@ type AgentMetrics struct {
 	DriftRepairs        map[string]float64 `json:"driftRepairs"`
 	DriftRepairsTotal   float64            `json:"driftRepairsTotal"`
 	ErrorsTotal         float64            `json:"errorsTotal"`
+	// EarlyKills are podwarden_preempt_kills_total's series without the
+	// dry runs (which end nothing); EarlyKillsTotal their sum.
+	EarlyKills      []EarlyKillCount `json:"earlyKills,omitempty"`
+	EarlyKillsTotal float64          `json:"earlyKillsTotal"`
+	// NotActed counts podwarden_preempt_refusals_total by reason: memory
+	// ran short and no kill could help.
+	NotActed map[string]float64 `json:"notActed,omitempty"`
+}
+
+// EarlyKillCount is one series of podwarden_preempt_kills_total: the
+// processes (or families) podwarden ended in a pod's container, by the
+// scope that was short of memory and the signal that ended them.
+type EarlyKillCount struct {
+	Namespace string  `json:"namespace,omitempty"`
+	Pod       string  `json:"pod"`
+	Container string  `json:"container"`
+	Scope     string  `json:"scope"`
+	Signal    string  `json:"signal"`
+	Count     float64 `json:"count"`
 }
 
 // OOMKillCount is one series of podwarden_oom_kills_total. Pod is the
@@ -82,6 +105,25 @@ func ParseMetrics(r io.Reader) (AgentMetrics, error) {
 	})
 	slices.SortFunc(m.OOMKills, func(a, b OOMKillCount) int {
 		return strings.Compare(a.Namespace+"\x00"+a.Pod+"\x00"+a.Container+"\x00"+a.Kind, b.Namespace+"\x00"+b.Pod+"\x00"+b.Container+"\x00"+b.Kind)
+	})
+	sum(fams[metricPreemptKills], func(s *dto.Metric, v float64) {
+		if label(s, "signal") == "dry-run" || v <= 0 {
+			return
+		}
+		m.EarlyKillsTotal += v
+		m.EarlyKills = append(m.EarlyKills, EarlyKillCount{Namespace: label(s, "namespace"), Pod: label(s, "pod"),
+			Container: label(s, "container"), Scope: label(s, "scope"), Signal: label(s, "signal"), Count: v})
+	})
+	slices.SortFunc(m.EarlyKills, func(a, b EarlyKillCount) int {
+		return strings.Compare(a.Namespace+"\x00"+a.Pod+"\x00"+a.Container+"\x00"+a.Signal, b.Namespace+"\x00"+b.Pod+"\x00"+b.Container+"\x00"+b.Signal)
+	})
+	sum(fams[metricPreemptRefusals], func(s *dto.Metric, v float64) {
+		if v > 0 {
+			if m.NotActed == nil {
+				m.NotActed = map[string]float64{}
+			}
+			m.NotActed[label(s, "reason")] += v
+		}
 	})
 	sum(fams[metricBuildInfo], func(s *dto.Metric, v float64) {
 		if v > 0 {

@@ -51,6 +51,13 @@ func TestParseMetrics(t *testing.T) {
 		DriftRepairs:      map[string]float64{"oom.group": 3, "oom_score_adj": 2},
 		DriftRepairsTotal: 5,
 		ErrorsTotal:       1,
+		// The dry run ended nothing: not an early kill.
+		EarlyKills: []status.EarlyKillCount{
+			{Namespace: "ml", Pod: "nb-0", Container: "notebook", Scope: "node", Signal: "SIGINT", Count: 2},
+			{Namespace: "ml", Pod: "nb-0", Container: "notebook", Scope: "node", Signal: "SIGKILL", Count: 1},
+		},
+		EarlyKillsTotal: 3,
+		NotActed:        map[string]float64{"no_growth": 2, "shmem": 1},
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %+v\nwant %+v", m, want)
