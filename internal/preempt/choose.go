@@ -274,7 +274,7 @@ func (e *Engine) refuse(ep *episode, now time.Time, reason, why string) {
 	e.m.Episodes.WithLabelValues(ep.scope, "refused").Inc()
 	if ep.target.Cgroup == "" {
 		e.log.Warn("memory short but no kill could help: leaving it to the kernel and kubelet", "scope", ep.scope, "reason", reason,
-			"available_bytes", ep.at.avail, "total_bytes", ep.at.total, "why", why)
+			"available_bytes", ep.at.avail, "total_bytes", ep.at.total, "why", ep.why)
 		return
 	}
 	e.tell(ep, kubeevent.OutcomeNotActed)
