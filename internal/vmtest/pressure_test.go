@@ -36,7 +36,7 @@ func modesFromEnv(def ...string) []string {
 
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
-var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill", "fork-storm"}, {"fast-hog", "jupyter", "deleted", "renamed-hog"}}
+var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill", "fork-storm"}, {"fast-hog", "jupyter", "deleted", "renamed-hog", "host-pressure"}}
 
 // pressureNames are the process names on the disk that are pwload.
 var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd", "make"}
@@ -67,9 +67,10 @@ func TestPressureBenign(t *testing.T)  { runPressure(t, "benign") }
 func TestPressureDeleted(t *testing.T) { runPressure(t, "deleted") }
 
 // Issue 19's hostile pods.
-func TestPressureRenamedHog(t *testing.T) { runPressure(t, "renamed-hog") }
-func TestPressureShmFill(t *testing.T)    { runPressure(t, "shm-fill") }
-func TestPressureForkStorm(t *testing.T)  { runPressure(t, "fork-storm") }
+func TestPressureRenamedHog(t *testing.T)   { runPressure(t, "renamed-hog") }
+func TestPressureShmFill(t *testing.T)      { runPressure(t, "shm-fill") }
+func TestPressureForkStorm(t *testing.T)    { runPressure(t, "fork-storm") }
+func TestPressureHostPressure(t *testing.T) { runPressure(t, "host-pressure") }
 
 // pressureRuns boots the pressure guests once, on first use, and returns
 // every cell's run.
@@ -519,6 +520,17 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 		}
 		if c.pwKills != 1 {
 			fail("not one kill", "podwarden ended %d times, want the family once", c.pwKills)
+		}
+	case "host-pressure":
+		if c.pwKills != 0 || len(c.signaled) != 0 {
+			fail("wrong victims", "podwarden signalled %v for pressure from a host process", c.signaled)
+		}
+		said := false
+		for _, l := range c.r.AgentLog {
+			said = said || strings.Contains(l, "no kill could help") && strings.Contains(l, `why="no_growth: `)
+		}
+		if !said {
+			fail("not said", "the agent's log does not say it ended nothing because no target is growing")
 		}
 	case "shm-fill":
 		if c.pwKills != 0 || len(c.signaled) != 0 {
