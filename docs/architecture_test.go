@@ -1,6 +1,7 @@
 // Package docs_test keeps docs/architecture.md true to the code: the import
 // table in it is generated from `go list` and checked here, so it cannot
-// drift from what the packages really import.
+// drift from what the packages really import, and the binaries' link rules
+// in it are checked against what each binary links.
 package docs_test
 
 import (
@@ -142,4 +143,67 @@ func TestArchitectureOwners(t *testing.T) {
 			t.Errorf("architecture.md: no row for `%s` in the table of what each package owns", rel)
 		}
 	}
+}
+
+// TestBinaryLinkRules checks the "links" column of architecture.md's table
+// of binaries against what `go list -deps` says each binary links. The node
+// binary runs on a node already short of memory and the agent on every node,
+// and Go faults in every linked package at start (docs/benchmarks.md), so a
+// client gained by one stray import costs memory on every node.
+func TestBinaryLinkRules(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command on PATH")
+	}
+	// The clients the table gives to other binaries, by module or package.
+	const (
+		clientGo          = "k8s.io/client-go"
+		containerregistry = "github.com/google/go-containerregistry"
+		helm              = "helm.sh/helm"
+		buildkit          = "github.com/moby/buildkit"
+		grpc              = "google.golang.org/grpc"
+		ttrpc             = "github.com/containerd/ttrpc"
+		prometheus        = "github.com/prometheus/client_golang"
+	)
+	tests := []struct {
+		binary    string
+		claim     string // the table's words
+		forbidden []string
+	}{
+		{"./cmd/podwarden", "/proc, cgroups, kmsg only",
+			[]string{clientGo, containerregistry, helm, buildkit, grpc, ttrpc, prometheus}},
+		{"./cmd/podwarden-agent", "CRI gRPC, NRI ttrpc, Prometheus; no client-go",
+			[]string{clientGo, containerregistry, helm, buildkit}},
+		// BuildKit's client is podwarden-build's alone, in its own module.
+		{"./cmd/podwarden-cluster", "client-go, go-containerregistry",
+			[]string{buildkit}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.TrimPrefix(tt.binary, "./cmd/"), func(t *testing.T) {
+			t.Parallel()
+			deps := listDeps(t, tt.binary)
+			for _, root := range tt.forbidden {
+				if i := slices.IndexFunc(deps, func(dep string) bool {
+					return dep == root || strings.HasPrefix(dep, root+"/")
+				}); i >= 0 {
+					t.Errorf("%s links %s, but architecture.md says it links %q; find the importer with\n\tgo list -deps -f '{{.ImportPath}}: {{.Imports}}' %s | grep %s",
+						tt.binary, deps[i], tt.claim, tt.binary, root)
+				}
+			}
+		})
+	}
+}
+
+// listDeps returns every package the binary's main package links, as `go
+// list -deps` in the module root prints them.
+func listDeps(t *testing.T, pkg string) []string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps", pkg)
+	cmd.Dir = ".."
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, stderr.String())
+	}
+	return strings.Fields(string(out))
 }
