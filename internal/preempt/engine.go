@@ -408,6 +408,7 @@ func (e *Engine) arm(st *targetState) {
 // cgroups whose trigger woke the loop.
 func (e *Engine) step(fired map[string]bool) {
 	now := e.now()
+	e.forget(now)
 	e.syncTargets()
 	e.sampleNode(now)
 	e.nodeH = judge(&e.node, e.pol.Node, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())

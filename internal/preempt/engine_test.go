@@ -263,12 +263,7 @@ func TestContainerLimit(t *testing.T) {
 	f.run(time.Second, 0)
 	// Page cache up to the limit, with reclaim stalls: committed memory is
 	// low, so this is not a danger.
-	f.usage(c, 256, 254, 200)
-	for range 20 {
-		f.cgPSI[c] += 300_000
-		f.usage(c, 256, 254, 200)
-		f.tick(time.Second, 0)
-	}
+	f.pressAtLimit(c, 20, 254, 200)
 	if s := f.sig.signals(); len(s) != 0 {
 		t.Fatalf("signals %v for page cache at the limit", s)
 	}
@@ -276,11 +271,7 @@ func TestContainerLimit(t *testing.T) {
 	// the trainer grew.
 	f.sig.exitOn[302] = []string{"SIGINT"}
 	f.process(c, 302, 5, "python", 240, "python", "train.py")
-	for range 3 {
-		f.cgPSI[c] += 300_000
-		f.usage(c, 256, 250, 2)
-		f.tick(time.Second, 0)
-	}
+	f.pressAtLimit(c, 3, 250, 2)
 	if got := f.sig.signals(); !slices.Equal(got, []string{"302 SIGINT"}) {
 		t.Fatalf("signals %v, want SIGINT to the biggest process (302); node has headroom", got)
 	}
@@ -475,5 +466,39 @@ func TestLastProcessKilled(t *testing.T) {
 	rs := f.reports()
 	if len(rs) != 1 || rs[0].PID != 301 || rs[0].Outcome != "" {
 		t.Errorf("reports %+v, want the kill of 301", rs)
+	}
+}
+
+// TestKillStateOfGoneContainersIsDropped: a container killed at its limit
+// and then removed is never asked about again, so its cooldown must not be
+// kept for the agent's life (one entry per container killed, on a node that
+// runs batch jobs for months).
+func TestKillStateOfGoneContainersIsDropped(t *testing.T) {
+	f := newFixture(t)
+	c := f.container("batch", "train", 256, 100, 0)
+	f.process(c, 301, 1, "sh", 1, "/bin/sh", "-c", "python train.py")
+	f.process(c, 302, 5, "python", 40, "python", "train.py")
+	f.run(time.Second, 0)
+	f.sig.exitOn[302] = []string{"SIGINT"}
+	f.process(c, 302, 5, "python", 240, "python", "train.py")
+	f.pressAtLimit(c, 3, 250, 2)
+	f.tick(100*time.Millisecond, 0)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"302 SIGINT"}) {
+		t.Fatalf("signals %v, want SIGINT to 302", got)
+	}
+	e := f.engine()
+	if len(e.lastKill) == 0 {
+		t.Fatal("no cooldown recorded for the kill")
+	}
+	// The job ends: its pod is deleted and the snapshot drops it.
+	f.targets = nil
+	must(t, removeAll(f.cg+c))
+	f.tick(f.pol.Cooldown/2, 0)
+	if len(e.lastKill) == 0 {
+		t.Error("cooldown forgotten before it passed")
+	}
+	f.tick(f.pol.Cooldown, 0)
+	if len(e.lastKill)+len(e.retryAt)+len(e.refusedAt) != 0 {
+		t.Errorf("after the cooldown, state of a gone container kept: lastKill %v retryAt %v refusedAt %v", e.lastKill, e.retryAt, e.refusedAt)
 	}
 }

@@ -2,6 +2,7 @@ package preempt
 
 import (
 	"errors"
+	"maps"
 	"time"
 
 	"podwarden/internal/kubeevent"
@@ -263,21 +264,19 @@ func (e *Engine) cooling(key string, now time.Time) bool {
 	if now.Before(e.settle) {
 		return true
 	}
-	if at, ok := e.retryAt[key]; ok {
-		if now.Before(at) {
-			return true
-		}
-		delete(e.retryAt, key)
-	}
-	for k, at := range e.refusedAt {
-		if now.Sub(at) >= e.pol.Cooldown {
-			delete(e.refusedAt, k) // state dies when it stops mattering
-		}
+	if at, ok := e.retryAt[key]; ok && now.Before(at) {
+		return true
 	}
 	last, ok := e.lastKill[key]
-	if ok && now.Sub(last) >= e.pol.Cooldown {
-		delete(e.lastKill, key) // state dies when it stops mattering
-		return false
-	}
-	return ok
+	return ok && now.Sub(last) < e.pol.Cooldown
+}
+
+// forget drops the cooldown state that holds nothing back any more, in
+// every scope at once: a container removed after a kill or refusal is
+// never asked about again, so its entries would stay for the agent's life.
+func (e *Engine) forget(now time.Time) {
+	cooled := func(_ string, at time.Time) bool { return now.Sub(at) >= e.pol.Cooldown }
+	maps.DeleteFunc(e.lastKill, cooled)
+	maps.DeleteFunc(e.refusedAt, cooled)
+	maps.DeleteFunc(e.retryAt, func(_ string, at time.Time) bool { return !now.Before(at) })
 }

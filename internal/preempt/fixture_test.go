@@ -198,6 +198,17 @@ func (f *fixture) tick(d time.Duration, stall float64) {
 	}
 }
 
+// pressAtLimit holds container cg (limit 256 MiB) at usageMiB, fileMiB of
+// it page cache, with its own pressure stalling 30% of each of n seconds.
+func (f *fixture) pressAtLimit(cg string, n int, usageMiB, fileMiB uint64) {
+	f.t.Helper()
+	for range n {
+		f.cgPSI[cg] += 300_000
+		f.usage(cg, 256, usageMiB, fileMiB)
+		f.tick(time.Second, 0)
+	}
+}
+
 // run ticks every 100 ms for d.
 func (f *fixture) run(d time.Duration, stall float64) {
 	for end := f.now.Add(d); f.now.Before(end); {
