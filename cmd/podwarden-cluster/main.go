@@ -1,9 +1,10 @@
 // Command podwarden-cluster is podwarden's cluster-side tools: image
 // (incremental base images, backports, the admission webhook) and status
 // (every node's agent through the API server), plus the node diagnostics.
-// They link client-go, go-containerregistry and BuildKit's client, which
-// the node binaries stay without. `podwarden image` and `podwarden status`
-// run it.
+// They link client-go and go-containerregistry, which the node binaries
+// stay without (docs/architecture_test.go checks it); BuildKit's client is
+// linked only by podwarden-build, its own module. `podwarden image` and
+// `podwarden status` run it.
 package main
 
 import "podwarden/internal/cli"

@@ -283,7 +283,8 @@ func appendKiB(b []byte, n int64) []byte { return oom.AppendHumanBytes(b, uint64
 // protectionGap finds a node OOM that killed a process outside any pod
 // while a pod process held more memory at a negative adj. The task table
 // prints no cgroups, so pod processes are recognised by the adj values
-// kubelet gives containers (-997 Guaranteed; FACTS.md) — daemons at
+// kubelet gives containers (-997 Guaranteed, pkg/kubelet/qos/policy.go;
+// docs/events.md) — daemons at
 // -999/-998/-1000 are the runtime and kubelet, not pods.
 //
 // Kernels before 5.0 name no cgroup in a node OOM report at all; there

@@ -1,8 +1,8 @@
 package oomreport
 
 // What a report should hold depends on the kernel that printed it
-// (FACTS.md, "What the kernel prints"): judging a 4.14 report by 6.1's
-// lines flags as missing what that kernel never wrote.
+// (docs/events.md, on `missing`): judging a 4.14 report by 6.1's lines
+// flags as missing what that kernel never wrote.
 
 // summaryKernel is the first kernel that prints the one-line
 // "oom-kill:constraint=..." summary (mm/oom_kill.c dump_oom_summary, 5.0);

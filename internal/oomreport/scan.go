@@ -3,7 +3,7 @@ package oomreport
 import "strings"
 
 // Hand-written matchers for the report's fixed lines, in the kernel's
-// wording (see FACTS.md). Each returns what the regexp named in its comment
+// wording (mm/oom_kill.c and mm/memcontrol.c print them). Each returns what the regexp named in its comment
 // would capture, and scan_test.go fuzzes them against that regexp: the
 // regexps were a sixth of the parse, most of it backtracking over lines
 // that do not match.

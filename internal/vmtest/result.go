@@ -161,8 +161,9 @@ func (p *parser) latest() string {
 	return best
 }
 
-// killRe reads the kill line by its field names (FACTS.md: never by
-// column). 5.1+ wording; the suite boots 6.1.
+// killRe reads the kill line by its field names, never by column: kernels
+// append fields to it (UID, pgtables, oom_score_adj in 5.4). 5.1+ wording;
+// the suite boots 6.1.
 var killRe = regexp.MustCompile(`(Memory cgroup out of memory|Out of memory): Killed process (\d+) \(([^)]*)\).*oom_score_adj:(-?\d+)`)
 
 // parseKills is a stopgap until internal/oomreport lands: it reads only
