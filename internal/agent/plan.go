@@ -138,7 +138,7 @@ func (a *Agent) planPidAdj(t *Target, pid int, was procState, out *[]Change) (pr
 		return procState{}, false
 	}
 	cg := a.memCgroup(p)
-	if cg != t.Cgroup && !strings.HasPrefix(cg, t.Cgroup+"/") {
+	if !cgroup.Within(cg, t.Cgroup) {
 		return procState{}, false // recycled into another cgroup since the listing
 	}
 	s := procState{start: p.StartTime, fixed: was.fixed && was.start == p.StartTime}
@@ -229,7 +229,7 @@ func (a *Agent) planHostProc(p procfs.Proc, out *[]Change) {
 // runtime-less cgroup selector: such a cgroup is a target container (or
 // inside one) even before discovery has seen it.
 func (a *Agent) selectedBelow(cg string) bool {
-	for c := cg; c != "" && c != "/"; c = parentCgroup(c) {
+	for c := cg; c != "" && c != "/"; c = cgroup.Parent(c) {
 		if policy.MatchGlob(a.cfg.Policy.CgroupSelector, c) {
 			return true
 		}

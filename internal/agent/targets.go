@@ -114,7 +114,7 @@ func (a *Agent) discover(ctx context.Context) (map[string]*Target, error) {
 	}
 	// Everything below a target belongs to it: the outermost wins.
 	for cg := range targets {
-		for p := parentCgroup(cg); p != "/"; p = parentCgroup(p) {
+		for p := cgroup.Parent(cg); p != "/"; p = cgroup.Parent(p) {
 			if _, ok := targets[p]; ok {
 				delete(targets, cg)
 				break
@@ -272,7 +272,7 @@ func runtimelessWhy(cg string, o cgroup.Owner, selector string) string {
 	kubelet := o.InPod() && !o.Conmon && (o.ContainerCgroup == cg ||
 		// A pod's child not named for a container id: a container only
 		// when a glob says so.
-		(o.ContainerCgroup == "" && selector != "" && parentCgroup(cg) == o.PodCgroup))
+		(o.ContainerCgroup == "" && selector != "" && cgroup.Parent(cg) == o.PodCgroup))
 	switch {
 	case kubelet && selector == "":
 		return "kubelet container cgroup"
@@ -299,10 +299,10 @@ func inKubepods(cg string) bool {
 // ok is false when cg is not a container cgroup of a pod.
 func containerID(cg string, o cgroup.Owner) (string, bool) {
 	id := o.ContainerID
-	if id == "" && o.PodUID != "" && parentCgroup(cg) == o.PodCgroup {
+	if id == "" && o.PodUID != "" && cgroup.Parent(cg) == o.PodCgroup {
 		// A container directory whose name is not a 64-hex id: ask the
 		// runtime's list rather than the path's shape.
-		id = runtimeUnitID(cg[strings.LastIndexByte(cg, '/')+1:])
+		id = cgroup.UnitID(cgroup.Base(cg))
 		o.ContainerCgroup = cg
 	}
 	if id == "" || o.Conmon || cg != o.ContainerCgroup {
@@ -376,30 +376,10 @@ func (a *Agent) runtimePods(ctx context.Context) (map[string]*podInfo, error) {
 
 // targetOf returns the target containing cgroup path cg, if any.
 func (a *Agent) targetOf(cg string) *Target {
-	for c := cg; c != "" && c != "/"; c = parentCgroup(c) {
+	for c := cg; c != "" && c != "/"; c = cgroup.Parent(c) {
 		if t, ok := a.targets[c]; ok {
 			return t
 		}
 	}
 	return nil
-}
-
-func parentCgroup(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
-		return "/"
-	}
-	return p[:i]
-}
-
-// runtimeUnitID strips the runtime's prefix and systemd suffix from a
-// container cgroup's name.
-func runtimeUnitID(name string) string {
-	name = strings.TrimSuffix(name, ".scope")
-	for _, p := range []string{"cri-containerd-", "crio-", "docker-"} {
-		if id, ok := strings.CutPrefix(name, p); ok {
-			return id
-		}
-	}
-	return name
 }

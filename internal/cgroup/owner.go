@@ -196,16 +196,7 @@ func parseSystemd(p string, segs []segment, i int) Owner {
 	if !ok {
 		return o
 	}
-	for _, k := range []struct {
-		prefix  string
-		runtime Runtime
-		conmon  bool
-	}{
-		{"cri-containerd-", RuntimeContainerd, false},
-		{"crio-conmon-", RuntimeCRIO, true},
-		{"crio-", RuntimeCRIO, false},
-		{"docker-", RuntimeDocker, false},
-	} {
+	for _, k := range scopePrefixes {
 		if id, ok := strings.CutPrefix(unit, k.prefix); ok && isContainerID(id) {
 			o.ContainerID, o.Runtime, o.Conmon = id, k.runtime, k.conmon
 			o.ContainerCgroup = p[:segs[j].end]
@@ -213,6 +204,20 @@ func parseSystemd(p string, segs []segment, i int) Owner {
 		}
 	}
 	return o
+}
+
+// scopePrefixes are the runtimes' names for a container's systemd scope,
+// <prefix><id>.scope; CRI-O's conmon comes before CRI-O's own prefix, which
+// it starts with.
+var scopePrefixes = []struct {
+	prefix  string
+	runtime Runtime
+	conmon  bool
+}{
+	{"cri-containerd-", RuntimeContainerd, false},
+	{"crio-conmon-", RuntimeCRIO, true},
+	{"crio-", RuntimeCRIO, false},
+	{"docker-", RuntimeDocker, false},
 }
 
 // ParseDockerPath attributes a cgroup path outside Kubernetes to a Docker

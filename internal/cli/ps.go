@@ -127,7 +127,7 @@ func (f *psFlags) filter(ctx context.Context, all []snapshot.Process, pods *podn
 				continue
 			}
 		}
-		if cg != "" && !oom.InCgroup(p.MemCgroup, cg) && !oom.InCgroup(p.Cgroup, cg) {
+		if cg != "" && !cgroup.Within(p.MemCgroup, cg) && !cgroup.Within(p.Cgroup, cg) {
 			continue
 		}
 		out = append(out, p)

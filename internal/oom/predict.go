@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+
+	"podwarden/internal/cgroup"
 )
 
 // Domain says where memory ran out.
@@ -57,7 +59,7 @@ func Predict(tasks []Task, d Domain, group GroupFlag) []Victim {
 	root := d.root()
 	var cands []cand
 	for _, t := range tasks {
-		if !InCgroup(t.Cgroup, root) {
+		if !cgroup.Within(t.Cgroup, root) {
 			continue
 		}
 		if p, ok := Badness(t, d.TotalPages); ok {
@@ -82,7 +84,7 @@ func Predict(tasks []Task, d Domain, group GroupFlag) []Victim {
 		if g := groupCgroup(c.t.Cgroup, root, group); g != "" {
 			v.GroupCgroup = g
 			for _, m := range tasks {
-				if dead[m.PID] || m.Unkillable() || !InCgroup(m.Cgroup, g) {
+				if dead[m.PID] || m.Unkillable() || !cgroup.Within(m.Cgroup, g) {
 					continue
 				}
 				dead[m.PID] = true
@@ -99,11 +101,11 @@ func Predict(tasks []Task, d Domain, group GroupFlag) []Victim {
 // cgroup itself has no memory.oom.group file, and a victim in the root
 // cgroup is never group-killed.
 func groupCgroup(cg, root string, flag GroupFlag) string {
-	if flag == nil || cg == "" || cg == "/" || !InCgroup(cg, root) {
+	if flag == nil || cg == "" || cg == "/" || !cgroup.Within(cg, root) {
 		return ""
 	}
 	found := ""
-	for p := cg; ; p = parent(p) {
+	for p := cg; ; p = cgroup.Parent(p) {
 		if p == "/" {
 			break
 		}
@@ -115,20 +117,4 @@ func groupCgroup(cg, root string, flag GroupFlag) string {
 		}
 	}
 	return found
-}
-
-// InCgroup reports whether path is cg or lies below it.
-func InCgroup(path, cg string) bool {
-	if cg == "/" || cg == "" {
-		return true
-	}
-	return path == cg || strings.HasPrefix(path, cg) && len(path) > len(cg) && path[len(cg)] == '/'
-}
-
-func parent(p string) string {
-	i := strings.LastIndexByte(p, '/')
-	if i <= 0 {
-		return "/"
-	}
-	return p[:i]
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"podwarden/internal/cgroup"
 )
 
 // Verdict judges a predicted kill order: does a node OOM take host
@@ -37,7 +39,7 @@ func Judge(victims []Victim, tasks []Task, d Domain) Verdict {
 		if t.Unkillable() && t.Adj > AdjMin {
 			continue
 		}
-		if !InCgroup(t.Cgroup, d.root()) {
+		if !cgroup.Within(t.Cgroup, d.root()) {
 			continue
 		}
 		better := hog == nil ||

@@ -155,7 +155,7 @@ func checkCgroupSelector(sel string) error {
 		}
 	}
 	for _, l := range podLevels {
-		for _, p := range []string{parent(l.pod), l.pod} {
+		for _, p := range []string{cgroup.Parent(l.pod), l.pod} {
 			if MatchGlob(sel, p) && !MatchGlob(sel, l.pod+"/"+l.container) {
 				return fmt.Errorf("%q matches %s, %s, but not the containers in it (%s): the agent never targets that level, so it would select none of them; add '/*' or '/**' to name them", sel, p, NeverTarget(p), l.pod+"/"+l.container)
 			}
@@ -170,11 +170,4 @@ func checkCgroupSelector(sel string) error {
 func containerParent(p string) bool {
 	segs := segments(p)
 	return len(segs) > 0 && (parentOfPods(p, segs[len(segs)-1]) || dockerParent(p))
-}
-
-func parent(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i > 0 {
-		return p[:i]
-	}
-	return "/"
 }

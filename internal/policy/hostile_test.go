@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"podwarden/internal/cgroup"
 )
 
 // TestCgroupSelectorRefused: a selector that would make a host or parent
@@ -82,7 +84,7 @@ func TestNeverTarget(t *testing.T) {
 		}
 	}
 	for _, l := range podLevels {
-		for _, p := range []string{parent(l.pod), l.pod} {
+		for _, p := range []string{cgroup.Parent(l.pod), l.pod} {
 			if NeverTarget(p) == "" {
 				t.Errorf("kubelet level %s: NeverTarget says it may be a target", p)
 			}

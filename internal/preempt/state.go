@@ -3,6 +3,7 @@ package preempt
 import (
 	"time"
 
+	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
 )
 
@@ -39,7 +40,7 @@ func (t Target) containerName() string {
 	if t.Container != "" {
 		return t.Container
 	}
-	return base(t.Cgroup)
+	return cgroup.Base(t.Cgroup)
 }
 
 // sample is one reading of a memory domain: the node, a container or a pod.
@@ -238,13 +239,4 @@ func (hl health) need() uint64 {
 		return 0
 	}
 	return hl.lv.Min - hl.avail
-}
-
-func base(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if p[i] == '/' {
-			return p[i+1:]
-		}
-	}
-	return p
 }
