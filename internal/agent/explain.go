@@ -65,7 +65,7 @@ func (a *Agent) explainCgroup(cg string) {
 	if !o.InPod() || o.ContainerCgroup != cg || o.Conmon {
 		return
 	}
-	c := Candidate{PodUID: o.PodUID, Pod: o.PodUID, Container: shortContainer(o.ContainerID), ContainerID: o.ContainerID, Cgroup: cg}
+	c := Candidate{PodUID: o.PodUID, Pod: o.PodUID, Container: cgroup.ShortID(o.ContainerID), ContainerID: o.ContainerID, Cgroup: cg}
 	if p, ok := a.podNames.lookup(o.PodUID); ok {
 		c.Namespace, c.Pod = p.Namespace, p.Name
 	}

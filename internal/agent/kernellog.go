@@ -199,10 +199,3 @@ func (a *Agent) targetByContainer(podUID, containerID string) *Target {
 	}
 	return nil
 }
-
-func shortContainer(id string) string {
-	if len(id) > 13 {
-		return id[:13]
-	}
-	return id
-}

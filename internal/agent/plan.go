@@ -257,7 +257,7 @@ func (t *Target) containerName() string {
 		return t.Container
 	}
 	if t.ContainerID != "" {
-		return shortContainer(t.ContainerID)
+		return cgroup.ShortID(t.ContainerID)
 	}
 	// A cgroup a runtime-less selector chose that is not named for a
 	// container id (a systemd service, a test cgroup).
