@@ -24,6 +24,8 @@ import (
 // is stricter on purpose only where a pattern cannot follow: exotic
 // number forms (1e1%, +5%, 0x1p3), sizes under 0.01 of their unit or of a
 // million TiB and more, durations with repeated or out-of-order units.
+// testdata/schema_patterns.py writes the long patterns (thresholds,
+// durations); the glob, label and path ones are written by hand.
 
 // schemaKey is one policy key whose values the schema checks with a
 // pattern, and how to put a value for it in a policy the agent parses.
