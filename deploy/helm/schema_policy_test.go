@@ -30,6 +30,9 @@ type outsideRow struct {
 	// policy empty (it swallows the error), so the agent would run its
 	// defaults instead of what was asked, silently.
 	dropped bool
+	// cross: the value is out of order with another key's; the chart's
+	// template refuses it (podwarden.checkThresholds), schema or not.
+	cross bool
 }
 
 // outsideRows are values one step outside each key's range, and hostile
@@ -97,8 +100,12 @@ func outsideRows() []outsideRow {
 		outsideRow{path: "selector.labels", value: map[string]any{"-app": "x"}},
 		outsideRow{path: "selector.excludeLabels", value: map[string]any{"a/b/c": "x"}},
 		outsideRow{path: "selector.namespaces", value: []any{"Hub"}},
-		outsideRow{path: "preempt.node.minAvailable", value: "25%", gap: "above the default releaseAvailable 20%: the order of the three thresholds is a cross-key check"},
-		outsideRow{path: "preempt.container.criticalAvailable", value: "300MiB", gap: "above the default minAvailable 256MiB: a cross-key check"},
+		// Above the default releaseAvailable 20% / minAvailable 256MiB: the
+		// order of the three thresholds is checked by the template.
+		outsideRow{path: "preempt.node.minAvailable", value: "25%", cross: true},
+		outsideRow{path: "preempt.node.minAvailable", value: "5GiB", cross: true},
+		outsideRow{path: "preempt.container.criticalAvailable", value: "300MiB", cross: true},
+		outsideRow{path: "preempt.container.criticalAvailable", value: 5, cross: true},
 		outsideRow{path: "selector.namespaces", value: []any{"kube-system"}, gap: "in both namespaces and excludeNamespaces: a cross-key check"},
 		outsideRow{path: "selector.excludeNamespaces", value: []any{"a_b"}},
 		outsideRow{path: "preempt.enabled", value: "yes"},
@@ -140,9 +147,18 @@ func TestSchemaPolicyOutsideRange(t *testing.T) {
 	for _, row := range outsideRows() {
 		t.Run(fmt.Sprintf("%s=%#v", row.path, row.value), func(t *testing.T) {
 			values := policyValues(t, row.path, row.value)
+			if row.cross {
+				checkCrossKey(t, row, values)
+				return
+			}
 			cfg, err := renderPolicy(t, values)
 			if err != nil {
-				t.Fatalf("rendering without the schema: %v", err)
+				// Out of range is often out of order too: the template's
+				// order check (podwarden.checkThresholds) refused it first.
+				if row.dropped || !strings.Contains(err.Error(), "must be") {
+					t.Fatalf("rendering without the schema: %v", err)
+				}
+				cfg = mergedPolicy(t, values)
 			}
 			_, perr := policy.Parse(strings.NewReader(cfg), "policy.yaml")
 			if row.dropped {
@@ -345,4 +361,41 @@ func isIndex(s string) bool {
 func dropIndexes(path string) string {
 	parts := strings.Split(path, ".")
 	return strings.Join(slices.DeleteFunc(parts, isIndex), ".")
+}
+
+// checkCrossKey: the agent refuses the policy the values make with the
+// chart's defaults, and both renders (with and without the schema) fail
+// naming the key.
+func checkCrossKey(t *testing.T, row outsideRow, values map[string]any) {
+	t.Helper()
+	cfg := mergedPolicy(t, values)
+	if _, perr := policy.Parse(strings.NewReader(cfg), "policy.yaml"); perr == nil {
+		t.Fatalf("the agent accepts this policy; the row is not out of order:\n%s", cfg)
+	}
+	key := "policy." + row.path
+	if _, err := renderPolicy(t, values); err == nil || !strings.Contains(err.Error(), key) {
+		t.Errorf("helm template --skip-schema-validation: err %v, want a failure naming %s", err, key)
+	}
+	if _, err := renderFor(kubetest.KubeVersion, values); err == nil || !strings.Contains(err.Error(), key) {
+		t.Errorf("helm template: err %v, want a failure naming %s", err, key)
+	}
+}
+
+// mergedPolicy is the policy the agent would get from values over the
+// chart's defaults, for values the chart refuses to render.
+func mergedPolicy(t *testing.T, values map[string]any) string {
+	t.Helper()
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := chartutil.CoalesceValues(chrt, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := yaml.Marshal(merged["policy"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(cfg)
 }

@@ -117,3 +117,53 @@ The ServiceAccount (and ClusterRole) that may read the agents' /metrics.
 {{- define "podwarden.metricsReader" -}}
 {{ include "podwarden.fullname" . | trunc 48 | trimSuffix "-" }}-metrics-reader
 {{- end }}
+
+{{/*
+podwarden.levelParts reads a preempt threshold as the agent's
+policy.ParseLevel does ("10%", "10", "2GiB", "10% 2GiB", "10%,2GiB") into
+{"pct": P, "bytes": B} (0 where a part is absent); the schema has already
+checked its form.
+*/}}
+{{- define "podwarden.levelParts" -}}
+{{- $pct := 0.0 -}}
+{{- $bytes := 0.0 -}}
+{{- $units := dict "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "K" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 -}}
+{{- range $part := regexSplit "[ ,]+" (toString . | trim) -1 -}}
+{{- if regexMatch "^[0-9.]+%?$" $part -}}
+{{- $pct = float64 (trimSuffix "%" $part) -}}
+{{- else if regexMatch "^[0-9.]+(Ki|Mi|Gi|Ti|K|M|G|T)B?$" $part -}}
+{{- $num := regexFind "^[0-9.]+" $part -}}
+{{- $bytes = mulf (float64 $num) (get $units (trimSuffix "B" (trimPrefix $num $part))) -}}
+{{- end -}}
+{{- end -}}
+{{- dict "pct" $pct "bytes" $bytes | toJson -}}
+{{- end -}}
+
+{{/*
+podwarden.checkThresholds fails the render when one domain's thresholds
+are out of order, as the agent's policy validation would refuse them at
+start (every node crash-looping): criticalAvailable below minAvailable
+below releaseAvailable, percentages with percentages and sizes with sizes
+(a JSON Schema cannot compare two keys). Called with (dict "key" KEY "t"
+THRESHOLDS).
+*/}}
+{{- define "podwarden.checkThresholds" -}}
+{{- $k := .key -}}
+{{- with .t -}}
+{{- $m := include "podwarden.levelParts" (.minAvailable | default "") | fromJson -}}
+{{- $c := include "podwarden.levelParts" (.criticalAvailable | default "") | fromJson -}}
+{{- $r := include "podwarden.levelParts" (.releaseAvailable | default "") | fromJson -}}
+{{- if and (gt $c.pct 0.0) (gt $m.pct 0.0) (ge $c.pct $m.pct) -}}
+{{- fail (printf "%s.criticalAvailable: %v%% must be below %s.minAvailable %v%% (or 0 to turn it off)" $k $c.pct $k $m.pct) -}}
+{{- end -}}
+{{- if and (gt $c.bytes 0.0) (gt $m.bytes 0.0) (ge $c.bytes $m.bytes) -}}
+{{- fail (printf "%s.criticalAvailable: %v must be below %s.minAvailable %v (or 0 to turn it off)" $k .criticalAvailable $k .minAvailable) -}}
+{{- end -}}
+{{- if and (gt $r.pct 0.0) (gt $m.pct 0.0) (le $r.pct $m.pct) -}}
+{{- fail (printf "%s.releaseAvailable: %v%% must be above %s.minAvailable %v%%" $k $r.pct $k $m.pct) -}}
+{{- end -}}
+{{- if and (gt $r.bytes 0.0) (gt $m.bytes 0.0) (le $r.bytes $m.bytes) -}}
+{{- fail (printf "%s.releaseAvailable: %v must be above %s.minAvailable %v" $k .releaseAvailable $k .minAvailable) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
