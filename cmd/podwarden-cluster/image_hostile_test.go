@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"podwarden/internal/image/regtest"
 )
 
 // writeRecorder remembers every request that would store something in
@@ -117,32 +118,7 @@ func TestImagePatchHungRegistry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: waits out the default stall timeout")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	host := l.Addr().String()
+	host := regtest.HungListener(t)
 	lf := filepath.Join(t.TempDir(), "lineage.yaml")
 	if err := os.WriteFile(lf, []byte(fmt.Sprintf(testLineage, host)), 0o644); err != nil {
 		t.Fatal(err)
@@ -191,28 +167,15 @@ func TestImageTimeoutFlags(t *testing.T) {
 	}))
 	t.Cleanup(func() { drip.CloseClientConnections(); drip.Close() })
 	dripHost := strings.TrimPrefix(drip.URL, "http://")
-	hung, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hung.Close() })
-	go func() {
-		for {
-			c, err := hung.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	hung := regtest.HungListener(t)
 	for label, tc := range map[string]struct {
 		host  string
 		flags []string
 	}{
 		"drip, --timeout 3s":        {dripHost, []string{"--timeout", "3s"}},
-		"hung, --stall-timeout 2s":  {hung.Addr().String(), []string{"--stall-timeout", "2s"}},
+		"hung, --stall-timeout 2s":  {hung, []string{"--stall-timeout", "2s"}},
 		"drip, resolve's own 5s":    {dripHost, nil},
-		"hung, resolve --timeout 0": {hung.Addr().String(), []string{"--timeout", "0", "--stall-timeout", "2s"}},
+		"hung, resolve --timeout 0": {hung, []string{"--timeout", "0", "--stall-timeout", "2s"}},
 	} {
 		t.Run(label, func(t *testing.T) {
 			lf := filepath.Join(t.TempDir(), "lineage.yaml")

@@ -4,50 +4,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-)
 
-// hungListener accepts TCP connections on loopback and never writes a
-// byte: a registry that is up at the socket level and hung above it.
-func hungListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+	"podwarden/internal/image/regtest"
+)
 
 // hostileRegistry answers the /v2/ ping like a registry and hands every
 // other request to h. It counts the bytes it writes.
@@ -105,7 +73,7 @@ func TestPatchHungRegistry(t *testing.T) {
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	for label, host := range map[string]func(t *testing.T) string{
-		"accepts and never answers": hungListener,
+		"accepts and never answers": func(t *testing.T) string { return regtest.HungListener(t) },
 		"headers then stalled body": func(t *testing.T) string {
 			h, _ := hostileRegistry(t, stallAfterHeaders(done))
 			return h

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"podwarden/internal/image"
+	"podwarden/internal/image/regtest"
 )
 
 var patch = image.Patch{ID: "oom-score-adj", Files: []image.File{{Path: "/usr/local/bin/pod-start", Mode: 0o755, Content: []byte("echo 900 > /proc/self/oom_score_adj\n")}}}
@@ -52,26 +52,6 @@ func startRegistry(t *testing.T, delay time.Duration) string {
 	}
 	slow.Store(delay > 0)
 	return host
-}
-
-// hungRegistry accepts TCP connections and never answers.
-func hungRegistry(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return l.Addr().String()
 }
 
 func admissionReview(t *testing.T, kind, op string, pod any) []byte {
@@ -113,7 +93,7 @@ func TestWebhook(t *testing.T) {
 	// Far beyond the budget, so a webhook that waits for the registry
 	// is caught by a bound generous enough for a busy machine.
 	slow := startRegistry(t, time.Minute)
-	hung := hungRegistry(t)
+	hung := regtest.HungListener(t)
 	p, err := image.NewPatcher(image.WithKeychain(authn.NewMultiKeychain()))
 	if err != nil {
 		t.Fatal(err)
