@@ -129,11 +129,7 @@ func checkTarball(t *testing.T, path, arch string, mtime time.Time) {
 		t.Errorf("%s: entries not sorted: %q", path, names)
 	}
 	names = slices.Sorted(slices.Values(names))
-	want := []string{"README.md", "podwarden", "podwarden-agent", "podwarden-cluster"}
-	if _, err := os.Stat(filepath.Join(repoRoot, "LICENSE")); err == nil {
-		want = append(want, "LICENSE")
-		slices.Sort(want)
-	}
+	want := []string{"LICENSE", "README.md", "podwarden", "podwarden-agent", "podwarden-cluster"}
 	if !slices.Equal(names, want) {
 		t.Errorf("%s holds %q, want %q", path, names, want)
 	}
@@ -231,6 +227,9 @@ func checkSBOMs(t *testing.T, dist string, res *Result) {
 			}
 			if p.PackageSPDXIdentifier != described[0] {
 				continue
+			}
+			if p.PackageLicenseDeclared != "Apache-2.0" {
+				t.Errorf("%s: subject %s declares license %q, want LICENSE's Apache-2.0", path, p.PackageName, p.PackageLicenseDeclared)
 			}
 			if p.PackageVersion != "v0.2.0" {
 				t.Errorf("%s: subject %s version %q, want the release's v0.2.0", path, p.PackageName, p.PackageVersion)

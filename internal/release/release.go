@@ -260,15 +260,13 @@ type archImage struct {
 	bin  []byte
 }
 
-// docFiles are the documents every tarball carries. The repository has no
-// LICENSE file yet; one is shipped as soon as it does.
+// docFiles are the documents every tarball carries: a binary shipped
+// without its license cannot be redistributed, so a missing one fails the
+// release.
 func docFiles(repo string) ([]entry, error) {
 	var out []entry
 	for _, name := range []string{"README.md", "LICENSE"} {
 		data, err := os.ReadFile(filepath.Join(repo, name))
-		if errors.Is(err, fs.ErrNotExist) && name == "LICENSE" {
-			continue
-		}
 		if err != nil {
 			return nil, fmt.Errorf("reading a release document: %w", err)
 		}

@@ -67,6 +67,11 @@ func (s *sbom) describe(id common.ElementID) {
 	s.relate("DOCUMENT", "DESCRIBES", id)
 }
 
+// License is podwarden's own license (LICENSE), as an SPDX identifier:
+// declared for what the release builds, not for the modules linked in,
+// whose licenses the SBOM does not assert.
+const License = "Apache-2.0"
+
 func pkg(id common.ElementID, name, version string) *spdx.Package {
 	return &spdx.Package{
 		PackageSPDXIdentifier:   id,
@@ -107,6 +112,7 @@ func (s *sbom) addBinary(fileName, label, version string, bin []byte) (common.El
 	p.PackageFileName = fileName
 	p.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: hex.EncodeToString(sum[:])}}
 	p.PrimaryPackagePurpose = "APPLICATION"
+	p.PackageLicenseDeclared = License
 	var settings []string
 	for _, kv := range bi.Settings {
 		settings = append(settings, kv.Key+"="+kv.Value)
@@ -158,6 +164,7 @@ func (s *sbom) addImage(name, version, repository string, d v1.Hash, platform *v
 	p.PackageChecksums = []common.Checksum{{Algorithm: common.SHA256, Value: d.Hex}}
 	p.PackageExternalReferences = purl("pkg:oci/" + name + "@" + url.PathEscape(d.String()) + "?" + q.Encode())
 	p.PrimaryPackagePurpose = "CONTAINER"
+	p.PackageLicenseDeclared = License
 	s.doc.Packages = append(s.doc.Packages, p)
 	return id
 }
