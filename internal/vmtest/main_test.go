@@ -226,6 +226,11 @@ func saveRuns(path string) {
 			all = append(all, r)
 		}
 	}
+	for _, b := range arm64.boots {
+		for _, r := range b.Runs {
+			all = append(all, r)
+		}
+	}
 	if len(all) == 0 {
 		return
 	}

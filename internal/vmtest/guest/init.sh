@@ -29,7 +29,12 @@ if [ -f /pw/modules.order ]; then
 	[ -d /disk/lib ] && ln -s /disk/lib /lib
 fi
 mode=$(cat /pw/mode)
-echo "PWBOOT mode=$mode kernel=$(uname -r) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) uptime=$(cut -d' ' -f1 /proc/uptime)"
+echo "PWBOOT mode=$mode machine=$(uname -m) kernel=$(uname -r) mem_kb=$(awk '/MemTotal/{print $2}' /proc/meminfo) uptime=$(cut -d' ' -f1 /proc/uptime)"
+# What the guest runs, for the arm64 suite's proof that it ran the binary
+# it was given on the machine it claims.
+for b in /pw/podwarden /disk/bin/podwarden; do
+	[ -f "$b" ] && echo "PWBIN $(sha256sum "$b")"
+done
 for s in $(cat /pw/plan); do
 	echo "PWBEGIN $s uptime=$(cut -d' ' -f1 /proc/uptime)"
 	echo "PWMARK begin $s" > /dev/kmsg
