@@ -106,7 +106,7 @@ test-stress:
 # The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1),
 # and the pressure scenarios (kernel alone, earlyoom, podwarden --preempt).
 test-vm: static
-	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 40m -v -run 'TestScenario|TestPressure' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
+	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 40m -v -run 'TestScenario|TestPressure|TestArm64' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
 	@grep -E '^(SCENARIO|scenario|PRESSURE|pressure)' /tmp/podwarden-vmtest.log || true
 
 # What the node test adds to deps: kubelet, kube-controller-manager and
