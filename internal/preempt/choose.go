@@ -208,7 +208,11 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			return
 		}
 		ep.h = h
-		e.send(ep, 0, now)
+		if a.family {
+			e.endFamily(ep, now)
+			return
+		}
+		e.send(ep, e.startStep(ep.victim, now), now)
 		return
 	}
 	e.finish(ep, now, "recovered") // every choice vanished: memory is being freed anyway

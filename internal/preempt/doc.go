@@ -1,10 +1,13 @@
 // Package preempt acts before the kernel's OOM killer: when the node (or
 // one container or pod against its memory.max) runs short of memory while
 // tasks stall on it, it chooses the target container that caused it, the
-// one process in it that matters least to the user, and ends that process
-// with an escalating ladder of signals, then tells the user why (a
-// Kubernetes Event, a metric, a log line, optionally a file in the
-// container).
+// process (or family of processes) in it that grew, and ends it, then
+// tells the user why (a Kubernetes Event, a metric, a log line, optionally
+// a file in the container). One process gets an escalating ladder of
+// signals, which stops with the process alive when its memory comes back
+// (a notebook kernel interrupted by SIGINT keeps its session); a family
+// is stopped (SIGSTOP), searched again for children born meanwhile, and
+// killed whole (family.go).
 //
 // It owns the pressure watch (PSI triggers on /proc/pressure/memory and on
 // every target's memory.pressure, MemAvailable headroom, usage against

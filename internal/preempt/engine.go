@@ -71,8 +71,11 @@ type Engine struct {
 	// refusedAt when a refusal (scope key/reason) was last reported.
 	retryAt   map[string]time.Time
 	refusedAt map[string]time.Time
-	settle    time.Time
-	lastFull  time.Time
+	// warned are victims left alive after a signal (procKey), so a
+	// process growing again within the cooldown gets the next step.
+	warned   map[string]warning
+	settle   time.Time
+	lastFull time.Time
 
 	reports chan report
 }
@@ -143,7 +146,7 @@ func New(cfg Config) (*Engine, error) {
 		targets:  map[string]*targetState{},
 		episodes: map[string]*episode{},
 		lastKill: map[string]time.Time{},
-		retryAt:  map[string]time.Time{}, refusedAt: map[string]time.Time{},
+		retryAt:  map[string]time.Time{}, refusedAt: map[string]time.Time{}, warned: map[string]warning{},
 		reports: make(chan report, reportQueue),
 	}
 	e.cgTriggers = cfg.Cgroups.Version() == cgroup.V2

@@ -2,6 +2,7 @@ package preempt
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"time"
 
@@ -103,14 +104,23 @@ func (e *Engine) advance(now time.Time) {
 				e.log.Error("victim did not exit after SIGKILL", "pid", ep.victim.PID, "comm", ep.victim.Comm, "after", now.Sub(ep.sentAt))
 				e.finish(ep, now, "stuck")
 			}
+		case e.gaveBack(ep):
+			// The victim's own memory came back: an interrupted notebook
+			// cell drops what it was building. Whatever the scope says now,
+			// the next signal would end a process that no longer holds what
+			// it was chosen for. It may be exiting (its memory goes before
+			// its pidfd polls readable), so it is judged alive only after
+			// exitGrace.
+			if now.Sub(ep.sentAt) >= exitGrace {
+				e.spare(ep, now, "victim gave its memory back after the signal: ladder stopped, victim left alive")
+			}
 		case h.level == levelCritical:
 			e.send(ep, last, now)
 		case h.level == levelOK && now.Sub(ep.sentAt) >= exitGrace:
 			// A victim frees its memory (exit_mm) before its pidfd polls
 			// readable (exit_notify): memory back right after a signal is
 			// usually the victim dying, so it is given exitGrace first.
-			e.log.Info("memory came back before the ladder ended: victim left alive", "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent)
-			e.finish(ep, now, "recovered")
+			e.spare(ep, now, "memory came back before the ladder ended: victim left alive")
 		case now.Sub(ep.sentAt) >= ladder[ep.step].Grace && h.level == levelDanger:
 			e.send(ep, ep.step+1, now)
 		case now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown):
@@ -118,10 +128,61 @@ func (e *Engine) advance(now time.Time) {
 			// whole cooldown: the victim heeded the signal (an interrupted
 			// notebook cell). A new danger is a new episode, whose culprit
 			// is chosen afresh.
-			e.log.Info("victim heeded the signal: memory steady below releaseAvailable, episode closed", "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent)
-			e.finish(ep, now, "recovered")
+			e.spare(ep, now, "victim heeded the signal: memory steady below releaseAvailable, episode closed")
 		}
 	}
+}
+
+// gaveBack reports whether the victim, signalled short of the ladder's
+// end, holds at most half the private memory it held when chosen.
+func (e *Engine) gaveBack(ep *episode) bool {
+	if ep.frees == 0 || len(ep.sent) == 0 || len(ep.members) > 1 {
+		return false
+	}
+	p, err := e.cfg.Proc.Read(ep.victim.PID, procfs.FieldStat|procfs.FieldStatus)
+	if err != nil || p.StartTime != ep.victim.StartTime {
+		return false // gone: its exit is noticed by the handle
+	}
+	return 2*private(p) <= ep.frees
+}
+
+// spare ends ep with its victim alive after the signals sent: the ladder
+// stopped short of its end (a kernel interrupted by SIGINT keeps its
+// session). Counted by the last signal; and the victim is remembered, so
+// that if it grows again soon (warnFor) its next episode starts at
+// the next step: a process cannot dodge the ladder by freeing and growing
+// again at every SIGINT.
+func (e *Engine) spare(ep *episode, now time.Time, msg string) {
+	e.log.Info(msg, "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent, "target", ep.target.name(), "scope", ep.scope)
+	if len(ep.sent) > 0 {
+		e.m.LadderStops.WithLabelValues(ep.scope, ep.sent[len(ep.sent)-1]).Inc()
+		e.warned[procKey(ep.victim)] = warning{step: ep.step, at: now}
+	}
+	e.finish(ep, now, "recovered")
+}
+
+// warnFor is how long a spared victim is remembered: as long as its
+// growth could still be evidence against it (the growth window), at least
+// the cooldown.
+func (e *Engine) warnFor() time.Duration { return max(e.pol.Cooldown, e.pol.GrowthWindow) }
+
+// warning is a victim that was left alive after ladder step step, at at.
+type warning struct {
+	step int
+	at   time.Time
+}
+
+// procKey names one process for its life: pid and start time.
+func procKey(p procfs.Proc) string { return fmt.Sprintf("%d/%d", p.PID, p.StartTime) }
+
+// startStep is the ladder step a new episode starts at for p: the first,
+// or the one after the step p was spared at lately (warnFor).
+func (e *Engine) startStep(p procfs.Proc, now time.Time) int {
+	w, ok := e.warned[procKey(p)]
+	if !ok || now.Sub(w.at) >= e.warnFor() {
+		return 0
+	}
+	return min(w.step+1, len(e.pol.Ladder)-1)
 }
 
 // anyLeft reports whether a member of ep still runs (not a zombie).
@@ -278,5 +339,6 @@ func (e *Engine) forget(now time.Time) {
 	cooled := func(_ string, at time.Time) bool { return now.Sub(at) >= e.pol.Cooldown }
 	maps.DeleteFunc(e.lastKill, cooled)
 	maps.DeleteFunc(e.refusedAt, cooled)
+	maps.DeleteFunc(e.warned, func(_ string, w warning) bool { return now.Sub(w.at) >= e.warnFor() })
 	maps.DeleteFunc(e.retryAt, func(_ string, at time.Time) bool { return !now.Before(at) })
 }

@@ -49,6 +49,9 @@ type fixture struct {
 	shmem map[int]uint64
 	// cgShmem is each container's shmem in MiB, part of its file MiB.
 	cgShmem map[string]uint64
+	// comm and state of fixture processes, for stat (state 'S' unless set).
+	comm  map[int]string
+	state map[int]byte
 }
 
 const mib = 1 << 20
@@ -61,6 +64,14 @@ func newFixture(t *testing.T) *fixture {
 		now: time.Unix(1_000_000, 0), sig: &fakeSignaler{exitOn: map[int][]string{}},
 		pol: policy.DefaultPreempt(), rep: &fakeReporter{}, logs: &syncbuf.Buffer{},
 		totalMiB: 1000, availMiB: 600, psi: true, cgPSI: map[string]uint64{}, ppid: map[int]int{}, shmem: map[int]uint64{}, cgShmem: map[string]uint64{},
+		comm: map[int]string{}, state: map[int]byte{},
+	}
+	// A process sent SIGSTOP is stopped, as its stat then says.
+	f.sig.onSignal = func(pid int, sig string) {
+		if sig == "SIGSTOP" && f.comm[pid] != "" {
+			f.state[pid] = 'T'
+			f.writeStat(pid)
+		}
 	}
 	f.pol.Enabled = true
 	f.pol.Keep = policy.DefaultKeep
@@ -148,11 +159,8 @@ func (f *fixture) usage(cg string, limitMiB, usageMiB, fileMiB uint64) {
 // process adds a process to cg.
 func (f *fixture) process(cg string, pid, nspid int, comm string, rssMiB uint64, cmdline ...string) {
 	d := fmt.Sprintf("%s/%d", f.proc, pid)
-	ppid := f.ppid[pid]
-	if ppid == 0 {
-		ppid = 1 // outside the container: the runtime's shim
-	}
-	f.write(d+"/stat", fmt.Sprintf("%d (%s) S %d %d %d 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, comm, ppid, pid, pid, 5000+pid))
+	f.comm[pid] = comm
+	f.writeStat(pid)
 	f.write(d+"/status", fmt.Sprintf("Name:\t%s\nUid:\t1000\t1000\t1000\t1000\nNSpid:\t%d\t%d\nRssAnon:\t%d kB\nRssFile:\t0 kB\nRssShmem:\t%d kB\nVmSwap:\t0 kB\nVmPTE:\t40 kB\n",
 		comm, pid, nspid, rssMiB*1024, f.shmem[pid]*1024))
 	f.write(d+"/cmdline", strings.Join(cmdline, "\x00")+"\x00")
@@ -163,6 +171,19 @@ func (f *fixture) process(cg string, pid, nspid int, comm string, rssMiB uint64,
 	if !slices.Contains(strings.Fields(string(b)), fmt.Sprint(pid)) {
 		f.write(procs, string(b)+fmt.Sprintf("%d\n", pid))
 	}
+}
+
+// writeStat writes pid's stat from its comm, parent and state.
+func (f *fixture) writeStat(pid int) {
+	ppid := f.ppid[pid]
+	if ppid == 0 {
+		ppid = 1 // outside the container: the runtime's shim
+	}
+	state := f.state[pid]
+	if state == 0 {
+		state = 'S'
+	}
+	f.write(fmt.Sprintf("%s/%d/stat", f.proc, pid), fmt.Sprintf("%d (%s) %c %d %d %d 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, f.comm[pid], state, ppid, pid, pid, 5000+pid))
 }
 
 // exit removes a process, as when it has died and been reaped.
@@ -244,6 +265,10 @@ type fakeSignaler struct {
 	// lag: how many more times Exited says no after a pid died (the
 	// kernel frees memory before the pidfd polls readable).
 	lag map[int]int
+	// onSignal, when set, is told of every signal delivered (the lock is
+	// not held): the fixture marks a stopped process, or forks a child
+	// in the middle of the stop.
+	onSignal func(pid int, sig string)
 }
 
 func (s *fakeSignaler) Open(p procfs.Proc) (Handle, error) {
@@ -276,6 +301,14 @@ type fakeHandle struct {
 }
 
 func (h *fakeHandle) Signal(sig unix.Signal) error {
+	err := h.signal(sig)
+	if err == nil && h.s.onSignal != nil {
+		h.s.onSignal(h.pid, unix.SignalName(sig))
+	}
+	return err
+}
+
+func (h *fakeHandle) signal(sig unix.Signal) error {
 	h.s.mu.Lock()
 	defer h.s.mu.Unlock()
 	if h.s.dead[h.pid] {

@@ -146,27 +146,41 @@ func TestShmFillEndsNothing(t *testing.T) {
 
 // TestForkStormEndsTheFamilyOnce: make forking 40 MiB compilers, three a
 // second. One kill of one child per cooldown cannot keep up; the family
-// (make and every child) is ended at once, counted once, and the server,
-// the kernel, the shell and the init live.
+// (make and every child) is stopped, so none is born while it is ended,
+// then killed whole (no SIGINT, no SIGTERM: nothing in a make -j saves
+// state, and every second of grace is three more children), counted once,
+// its memory reaped, and the server, the kernel, the shell and the init
+// live. A child make forks while the stop is on its way (a fork under way
+// completes) is found and ended with it.
 func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 	f := newFixture(t)
 	nb := notebookPod(f)
 	f.ppid[110] = 104
 	f.process(nb, 110, 50, "make", 8, "make", "-j")
-	f.sig.exitOn[110] = []string{"SIGINT"}
 	f.run(2*time.Second, 0)
 	used := uint64(198)
 	next := 111
+	fork := func() {
+		f.ppid[next] = 110
+		f.process(nb, next, next-60, "cc1", 40, "/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "-quiet")
+		next++
+		used += 40
+	}
+	stop := f.sig.onSignal
+	born := 0
+	f.sig.onSignal = func(pid int, sig string) {
+		stop(pid, sig)
+		if pid == 110 && sig == "SIGSTOP" {
+			fork() // its fork was under way when the stop came
+			born = next - 1
+		}
+	}
 	for range 40 {
 		if len(f.sig.signals()) > 0 {
 			break
 		}
 		for range 3 { // three children a second
-			f.ppid[next] = 110
-			f.sig.exitOn[next] = []string{"SIGINT"}
-			f.process(nb, next, next-60, "cc1", 40, "/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "-quiet")
-			next++
-			used += 40
+			fork()
 		}
 		f.usage(nb, 0, used, 0)
 		f.availMiB = 500 - min(495, used-198)
@@ -176,10 +190,11 @@ func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 		}
 		f.run(time.Second, stall)
 	}
-	sent := f.sig.signals()
-	if len(sent) < 2 || sent[0] != "110 SIGINT" {
-		t.Fatalf("signals %v, want make (110) first, then its children", sent)
+	if born == 0 {
+		t.Fatalf("make was never stopped: signals %v", f.sig.signals())
 	}
+	sent := f.sig.signals()
+	var stops, kills []int
 	for _, s := range sent {
 		var pid int
 		var sig string
@@ -187,19 +202,48 @@ func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 		if pid < 110 {
 			t.Errorf("signal %q to a process outside the family", s)
 		}
+		switch sig {
+		case "SIGSTOP":
+			if len(kills) > 0 {
+				t.Errorf("%q after the first SIGKILL: the family is stopped whole before it is killed", s)
+			}
+			stops = append(stops, pid)
+		case "SIGKILL":
+			kills = append(kills, pid)
+		default:
+			t.Errorf("%q: a family gets no ladder", s)
+		}
 	}
-	if want := next - 110; len(sent) != want {
-		t.Errorf("%d signals, want %d: make and each of its children once", len(sent), want)
+	family := make([]int, 0, next-110)
+	for pid := 110; pid < next; pid++ {
+		family = append(family, pid)
+	}
+	if len(stops) == 0 || stops[0] != 110 {
+		t.Errorf("stops %v, want make (110) first", stops)
+	}
+	slices.Sort(stops)
+	slices.Sort(kills)
+	if !slices.Equal(stops, family) || !slices.Equal(kills, family) {
+		t.Errorf("stopped %v, killed %v; want make, its children and the one born during the stop (%d): %v", stops, kills, born, family)
+	}
+	mrel := slices.Sorted(slices.Values(f.sig.mrel))
+	if !slices.Equal(mrel, family) {
+		t.Errorf("process_mrelease on %v, want every member %v", mrel, family)
 	}
 	f.availMiB = 480
 	f.usage(nb, 0, 190, 0)
 	f.run(15*time.Second, 0)
-	if n := testutil.ToFloat64(f.engine().m.Kills.WithLabelValues("ns", "nb", "notebook", kubeevent.ScopeNode, "SIGINT")); n != 1 {
+	m := f.engine().m
+	if n := testutil.ToFloat64(m.Kills.WithLabelValues("ns", "nb", "notebook", kubeevent.ScopeNode, "SIGKILL")); n != 1 {
 		t.Errorf("kills = %v, want 1: the family is one kill", n)
 	}
+	if n := testutil.CollectAndCount(m.LadderStops); n != 0 {
+		t.Errorf("%d ladder stops for a family", n)
+	}
 	rs := f.reports()
-	if len(rs) != 1 || rs[0].PID != 110 || !strings.Contains(rs[0].Why, "the family of make (pid 110)") {
-		t.Errorf("reports %+v, want one naming make's family", rs)
+	if len(rs) != 1 || rs[0].PID != 110 || !strings.Contains(rs[0].Why, "the family of make (pid 110)") ||
+		!strings.Contains(rs[0].Why, "1 more born while it was being stopped") || !slices.Equal(rs[0].Signals, []string{"SIGSTOP", "SIGKILL"}) {
+		t.Errorf("reports %+v, want one naming make's family, the child born during the stop, SIGSTOP then SIGKILL", rs)
 	}
 }
 

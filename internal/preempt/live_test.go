@@ -33,7 +33,8 @@ const helperEnv = "PODWARDEN_PREEMPT_HELPER"
 // the live tests watch. "anon MiB" and "shm MiB" wait for a line on stdin,
 // then fill MiB of private anonymous memory or of a /dev/shm file mapped
 // shared, say "grown" and sleep; "anon-now MiB" fills at once; "spawn N
-// MiB" waits for a line, then forks N "anon-now" children, three a second.
+// MiB" waits for a line, then forks N "anon-now" children, three a second;
+// "storm N" waits for a line, says "grown" and forks N sleeps, 100 a second.
 // An optional "name" sets comm (prctl), as a hostile pod would.
 func TestLiveHelper(t *testing.T) {
 	spec := os.Getenv(helperEnv)
@@ -86,6 +87,16 @@ func TestLiveHelper(t *testing.T) {
 				os.Exit(1)
 			}
 			time.Sleep(330 * time.Millisecond)
+		}
+	case "storm":
+		// A parent that never stops forking: a sleep every 10 ms, up to
+		// MiB of them (the count), for the stop to race against.
+		fmt.Println("ready")
+		wait()
+		fmt.Println("grown")
+		for range mib {
+			_ = exec.Command("sleep", "3600").Start()
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	fmt.Println("grown")

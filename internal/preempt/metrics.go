@@ -11,10 +11,11 @@ import (
 // Label sets of the engine's series, in one place: a pod's series are
 // found by these when it is gone (ForgetPod).
 var (
-	killLabels    = []string{"namespace", "pod", "container", "scope", "signal"}
-	signalLabels  = []string{"signal", "result"}
-	episodeLabels = []string{"scope", "outcome"}
-	refusalLabels = []string{"scope", "reason"}
+	killLabels       = []string{"namespace", "pod", "container", "scope", "signal"}
+	signalLabels     = []string{"signal", "result"}
+	episodeLabels    = []string{"scope", "outcome"}
+	refusalLabels    = []string{"scope", "reason"}
+	ladderStopLabels = []string{"scope", "signal"}
 )
 
 // Metrics are the engine's Prometheus series, registered on the registry
@@ -24,8 +25,11 @@ type Metrics struct {
 	Signals  *prometheus.CounterVec
 	Episodes *prometheus.CounterVec
 	Refusals *prometheus.CounterVec
-	Dropped  prometheus.Counter
-	Triggers prometheus.Gauge
+	// LadderStops are victims left alive because memory came back before
+	// the ladder's last step, by the last signal sent.
+	LadderStops *prometheus.CounterVec
+	Dropped     prometheus.Counter
+	Triggers    prometheus.Gauge
 
 	// killSeries exports Kills in its place and deletes a gone pod's
 	// series after a grace and a scrape (the agent's rule, docs/agent.md).
@@ -54,6 +58,10 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 			Name: "podwarden_preempt_refusals_total",
 			Help: "Times memory was short but podwarden ended nothing because no kill could help, by scope and reason: no_growth (no target growing: pressure from outside the targets or memory held flat), shmem (the growth is shmem or tmpfs), not_process_memory (kernel memory or unreclaimable cache), kill_too_small (ending the culprit would not take the scope out of danger). Counted once per cooldown."},
 			refusalLabels),
+		LadderStops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podwarden_preempt_ladder_stops_total",
+			Help: "Victims left alive because memory came back after a signal short of the ladder's last step (a notebook kernel interrupted by SIGINT keeps its session), by scope and the last signal sent. Families are never given the ladder and never count here."},
+			ladderStopLabels),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "podwarden_preempt_reports_dropped_total", Help: "Events and message files dropped because the report queue was full."}),
 		Triggers: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -61,7 +69,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 	}
 	m.killSeries = podseries.New(m.Kills, grace)
 	if reg != nil {
-		reg.MustRegister(m.killSeries, m.Signals, m.Episodes, m.Refusals, m.Dropped, m.Triggers)
+		reg.MustRegister(m.killSeries, m.Signals, m.Episodes, m.Refusals, m.LadderStops, m.Dropped, m.Triggers)
 	}
 	return m
 }
