@@ -19,13 +19,20 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
+
+// The main goroutine stays on the main thread, whose name is the
+// process's comm (what /proc/PID/stat, ps and the kernel's OOM report
+// show): PR_SET_NAME (hog -comm) names only the calling thread.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	if len(os.Args) < 2 {
@@ -122,8 +129,14 @@ func hog(args []string) error {
 	mark := fl.String("mark", "", "file to append received signals and 'held' to")
 	goFifo := fl.String("go", "", "FIFO to read one line from before growing")
 	file := fl.String("file", "", "grow this file (on a tmpfs: shmem, charged to the cgroup, never to the process) instead of anonymous memory")
+	comm := fl.String("comm", "", "rename the process (prctl PR_SET_NAME: its comm) before anything else")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *comm != "" {
+		if err := setComm(*comm); err != nil {
+			return err
+		}
 	}
 	note := func(s string) {
 		if *mark == "" {
@@ -151,13 +164,8 @@ func hog(args []string) error {
 			}
 		}
 	}()
-	if *goFifo != "" {
-		f, err := os.Open(*goFifo)
-		if err != nil {
-			return err
-		}
-		bufio.NewReader(f).ReadString('\n')
-		f.Close()
+	if err := waitGo(*goFifo); err != nil {
+		return err
 	}
 	start := time.Now()
 	step := *chunk << 20
@@ -191,13 +199,45 @@ func hog(args []string) error {
 	select {}
 }
 
+// waitGo reads one line from the FIFO fifo (none: returns at once): the
+// scenario's signal to start, once the tool has seen every process.
+func waitGo(fifo string) error {
+	if fifo == "" {
+		return nil
+	}
+	f, err := os.Open(fifo)
+	if err != nil {
+		return fmt.Errorf("waiting on %s: %w", fifo, err)
+	}
+	defer f.Close()
+	bufio.NewReader(f).ReadString('\n')
+	return nil
+}
+
+// setComm renames the process as prctl(PR_SET_NAME) does: any process
+// may call itself what it likes (issue 19: a hog named jupyter-lab).
+func setComm(name string) error {
+	b, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return fmt.Errorf("comm %q: %w", name, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(b)), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_NAME %q: %w", name, err)
+	}
+	return nil
+}
+
 // read reads every file under -dir, over and over: page cache that is
 // read again after the kernel dropped it (refaults), as a data loader
 // does.
 func read(args []string) error {
 	fl := flag.NewFlagSet("read", flag.ContinueOnError)
 	dir := fl.String("dir", "", "directory to read")
+	goFifo := fl.String("go", "", "FIFO to read one line from before reading")
 	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	if err := waitGo(*goFifo); err != nil {
 		return err
 	}
 	var files []string
@@ -239,13 +279,8 @@ func spawn(args []string) error {
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *goFifo != "" {
-		f, err := os.Open(*goFifo)
-		if err != nil {
-			return err
-		}
-		bufio.NewReader(f).ReadString('\n')
-		f.Close()
+	if err := waitGo(*goFifo); err != nil {
+		return err
 	}
 	var procs []*os.Process
 	for range *n {
