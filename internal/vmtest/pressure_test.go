@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"text/tabwriter"
 	"time"
 )
 
@@ -36,10 +35,13 @@ func modesFromEnv(def ...string) []string {
 
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
-var pressureGuests = [][]string{{"slow-hog", "benign", "shm-fill", "fork-storm"}, {"fast-hog", "jupyter", "deleted", "renamed-hog", "host-pressure"}}
+var pressureGuests = [][]string{
+	{"slow-hog", "benign", "fork-storm", "cache-60", "cache-70", "cache-65-late"},
+	{"fast-hog", "jupyter", "deleted", "renamed-hog", "host-pressure", "shm-fill", "renamed-prctl", "pidns-hog", "two-kernels", "cpython"},
+}
 
 // pressureNames are the process names on the disk that are pwload.
-var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd", "make"}
+var pressureNames = []string{"kubelet", "sshd", "app", "reader", "tail", "worker", "jupyter-lab", "python3", "systemd", "dd", "make", "holder"}
 
 var pressure struct {
 	once  sync.Once
@@ -48,6 +50,7 @@ var pressure struct {
 	errs  []string
 	boots []*Boot
 	noEO  string // why earlyoom cells cannot run
+	noPy  string // why the cpython scenario cannot run
 }
 
 // prow is one line of the pressure table.
@@ -71,6 +74,13 @@ func TestPressureRenamedHog(t *testing.T)   { runPressure(t, "renamed-hog") }
 func TestPressureShmFill(t *testing.T)      { runPressure(t, "shm-fill") }
 func TestPressureForkStorm(t *testing.T)    { runPressure(t, "fork-storm") }
 func TestPressureHostPressure(t *testing.T) { runPressure(t, "host-pressure") }
+func TestPressureRenamedPrctl(t *testing.T) { runPressure(t, "renamed-prctl") }
+func TestPressurePidnsHog(t *testing.T)     { runPressure(t, "pidns-hog") }
+func TestPressureTwoKernels(t *testing.T)   { runPressure(t, "two-kernels") }
+func TestPressureCache60(t *testing.T)      { runPressure(t, "cache-60") }
+func TestPressureCache70(t *testing.T)      { runPressure(t, "cache-70") }
+func TestPressureCache65Late(t *testing.T)  { runPressure(t, "cache-65-late") }
+func TestPressureCPython(t *testing.T)      { runPressure(t, "cpython") }
 
 // pressureRuns boots the pressure guests once, on first use, and returns
 // every cell's run.
@@ -147,21 +157,25 @@ func bootPressure() {
 	for i := range 5 {
 		disk.Data[fmt.Sprintf("more/blob%d", i)] = 32 << 20 // the benign load reads these too
 	}
+	if planned("cache-60") || planned("cache-70") || planned("cache-65-late") {
+		for i := range 24 {
+			disk.Data[fmt.Sprintf("churn/blob%d", i)] = 32 << 20 // 768 MiB: more than the guest's memory
+		}
+	}
+	if planned("cpython") {
+		if err := addPython(ctx, &disk); err != nil {
+			pressure.noPy = err.Error()
+		}
+	}
 	if eo, err := earlyoomBinary(); err != nil {
 		pressure.noEO = err.Error()
 	} else {
 		disk.Files["bin/earlyoom"] = eo
 		// Its loader and libc, from this host (Debian 12, the package's
 		// own distribution).
-		for img, host := range map[string]string{"lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
-			"lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6"} {
-			real, err := filepath.EvalSymlinks(host)
-			if err != nil {
-				pressure.noEO = "earlyoom's libraries: " + err.Error()
-				delete(disk.Files, "bin/earlyoom")
-				break
-			}
-			disk.Files[img] = real
+		if err := addHostFiles(&disk, hostLoader...); err != nil {
+			pressure.noEO = "earlyoom's libraries: " + err.Error()
+			delete(disk.Files, "bin/earlyoom")
 		}
 	}
 	img := filepath.Join(work, "disk.img")
@@ -188,7 +202,7 @@ func bootPressure() {
 				continue
 			}
 			for _, mode := range pressureModes {
-				if mode == "earlyoom" && pressure.noEO != "" {
+				if mode == "earlyoom" && pressure.noEO != "" || sc == "cpython" && pressure.noPy != "" {
 					continue
 				}
 				plan = append(plan, sc+"/"+mode)
@@ -245,8 +259,9 @@ type cell struct {
 	short     int64             // longest gap once memory was short (-1: never short)
 	control   int64             // longest gap in the quiet seconds before the start
 	kernelOOM bool
-	pwKills   int            // "ended process" lines of the agent
-	signaled  map[int]string // pid -> first signal the tool sent it
+	pwKills   int              // "ended process" lines of the agent
+	signaled  map[int]string   // pid -> first signal the tool sent it
+	sent      map[int][]string // pid -> every signal the tool sent it, in order
 }
 
 var (
@@ -257,7 +272,7 @@ var (
 )
 
 func readCell(r *Run) cell {
-	c := cell{r: r, onset: -1, short: -1, deaths: map[string]int64{}, by: map[string]string{}, signaled: map[int]string{}}
+	c := cell{r: r, onset: -1, short: -1, deaths: map[string]int64{}, by: map[string]string{}, signaled: map[int]string{}, sent: map[int][]string{}}
 	for k, v := range r.Metrics {
 		if len(v) == 0 {
 			continue
@@ -284,6 +299,7 @@ func readCell(r *Run) cell {
 		for _, re := range []*regexp.Regexp{pwSignalRe, eoSignalRe} {
 			if m := re.FindStringSubmatch(l); m != nil {
 				pid, _ := strconv.Atoi(m[2])
+				c.sent[pid] = append(c.sent[pid], m[1])
 				if _, ok := c.signaled[pid]; !ok {
 					c.signaled[pid] = m[1]
 				}
@@ -422,6 +438,9 @@ func runPressure(t *testing.T, scenario string) {
 			if mode == "earlyoom" && pressure.noEO != "" {
 				t.Skip(pressure.noEO)
 			}
+			if scenario == "cpython" && pressure.noPy != "" {
+				t.Skip(pressure.noPy)
+			}
 			r := runs[scenario+"/"+mode]
 			if r == nil || !r.Complete {
 				t.Fatalf("%s/%s: the guest did not finish the cell (see the console file)", scenario, mode)
@@ -456,158 +475,58 @@ func runPressure(t *testing.T, scenario string) {
 	}
 }
 
-// busyControlMS is a control heartbeat gap (measured before the cell
-// starts) that says the host itself is starving the guest.
-const busyControlMS = 300
+// hostLoader is the dynamic loader and libc of this host (Debian 12, the
+// distribution of the earlyoom and python3.11 the guest runs).
+var hostLoader = []string{"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"}
 
-// checkPressure asserts outcomes: who died, whether the kernel had to act,
-// one kill per episode, the heartbeat bound. Nothing about speed beyond
-// the issue's bound on the heartbeat. earlyoom is measured, not judged.
-func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, format string, a ...any)) {
-	t.Helper()
-	alive := func(n string) bool { _, dead := c.deaths[n]; return !dead }
-	switch {
-	case scenario == "benign":
-		if len(c.deaths) > 0 || c.kernelOOM {
-			fail("false kill", "benign load: died %s, kernel OOM %v; want nothing", c.deadString(), c.kernelOOM)
+// addHostFiles puts host files on the disk at their own paths, symlinks
+// resolved.
+func addHostFiles(d *Disk, paths ...string) error {
+	for _, p := range paths {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			return fmt.Errorf("resolving %s: %w", p, err)
 		}
-		return
-	case mode == "kernel" && (scenario == "slow-hog" || scenario == "fast-hog" || scenario == "jupyter" || scenario == "renamed-hog"):
-		// The scenario must be the danger the issue describes, or the
-		// other cells prove nothing.
-		if !c.kernelOOM {
-			fail("no danger", "kernel alone: no kernel OOM; the scenario did not reproduce the node running out")
-		}
-		return
-	case mode != "podwarden":
-		return
+		d.Files[strings.TrimPrefix(p, "/")] = real
 	}
-	// Where no kill can help (a tmpfs fill, a host process), podwarden
-	// leaves the node to the kernel and kubelet by design: the stall and
-	// any OOM are theirs (the kernel-alone cell measures them), and what
-	// is judged is that podwarden ended nothing and said why.
-	judgeTiming := scenario != "shm-fill" && scenario != "host-pressure"
-	if scenario == "fork-storm" && c.control > busyControlMS {
-		// Known shortfall (issue 19, open): on a host this busy the storm
-		// (120 MiB/s in a 708 MiB guest) outruns the engine's growth
-		// window, and the kernel fires first. Who was ended is still
-		// judged below; the timing is reported, not judged.
-		t.Logf("NOT JUDGED fork-storm timing: the host alone cost %d ms of heartbeat before the start (over %d ms); kernel OOM %v, longest gap while short %d ms", c.control, busyControlMS, c.kernelOOM, c.short)
-		judgeTiming = false
-	}
-	if judgeTiming && c.kernelOOM {
-		fail("kernel OOM", "the kernel's OOM killer fired: podwarden acted too late")
-	}
-	for _, n := range []string{"sshd", "kubelet", "podwarden"} {
-		if !alive(n) {
-			fail("wrong victims", "%s died (%s)", n, c.by[n])
-		}
-	}
-	// Gaps while memory is plentiful are the busy host's (the control
-	// shows their size); the bound is on gaps once memory is short.
-	if bound := maxGapMS(); judgeTiming && bound > 0 && c.short > bound+c.control {
-		fail("heartbeat gap", "longest heartbeat gap while memory was short %d ms, want at most %d ms (PWVM_MAX_HB_GAP_MS) over the %d ms the busy host alone cost before the start", c.short, bound, c.control)
-	}
-	switch scenario {
-	case "slow-hog", "fast-hog", "jupyter":
-		hog := map[string]string{"jupyter": "python3"}[scenario]
-		if hog == "" {
-			hog = "tail"
-		}
-		if got := c.dead(); !slices.Equal(got, []string{hog}) || c.by[hog] != "podwarden" {
-			fail("wrong victims", "died %s, want only %s, by podwarden", c.deadString(), hog)
-		}
-		if c.pwKills != 1 {
-			fail("not one kill", "podwarden ended %d processes, want exactly 1 (one episode)", c.pwKills)
-		}
-		if scenario == "jupyter" && (!alive("jupyter-lab") || !alive("tini")) {
-			fail("wrong victims", "the notebook server or the pod's init died: %s", c.deadString())
-		}
-	case "renamed-hog":
-		// The hog runs from a file named systemd: its name is a default
-		// keep pattern, and buys it nothing.
-		if got := c.dead(); !slices.Equal(got, []string{"systemd"}) || c.by["systemd"] != "podwarden" {
-			fail("wrong victims", "died %s, want only the renamed hog (systemd), by podwarden", c.deadString())
-		}
-		if c.pwKills != 1 {
-			fail("not one kill", "podwarden ended %d processes, want exactly 1", c.pwKills)
-		}
-	case "fork-storm":
-		// The family (make and its compilers) is one kill.
-		if !alive("app") || c.by["make"] != "podwarden" {
-			fail("wrong victims", "died %s, want make (and its children) by podwarden, the server alive", c.deadString())
-		}
-		if c.pwKills != 1 {
-			fail("not one kill", "podwarden ended %d times, want the family once", c.pwKills)
-		}
-	case "host-pressure", "shm-fill":
-		// No kill can help: nothing ended, and the reason said.
-		why := map[string]struct{ reason, what string }{
-			"host-pressure": {"no_growth", "pressure from a host process (no target is growing)"},
-			"shm-fill":      {"shmem", "a tmpfs fill no kill can free"},
-		}[scenario]
-		if c.pwKills != 0 || len(c.signaled) != 0 {
-			fail("wrong victims", "podwarden signalled %v for %s", c.signaled, why.what)
-		}
-		said := false
-		for _, l := range c.r.AgentLog {
-			said = said || strings.Contains(l, "no kill could help") && strings.Contains(l, `why="`+why.reason+`: `)
-		}
-		if !said {
-			fail("not said", "the agent's log does not say it ended nothing for %s (reason %s)", why.what, why.reason)
-		}
-	case "deleted":
-		if !alive("app") {
-			fail("wrong victims", "the other pod's app died (%s)", c.by["app"])
-		}
-		podA := map[int]bool{}
-		for _, p := range c.r.Procs {
-			if strings.HasPrefix(p.Cgroup, deletedPod) {
-				podA[p.PID] = true
-			}
-		}
-		for pid, sig := range c.signaled {
-			if !podA[pid] {
-				fail("outside the culprit", "podwarden sent %s to pid %d, outside the pod that caused the pressure", sig, pid)
-			}
-		}
-		if c.pwKills > 1 || c.pwKills == 1 && c.by["tail"] == "deleted" {
-			fail("not one kill", "podwarden claims %d kills (the hog died by %s), want at most 1, and none the deletion did", c.pwKills, c.by["tail"])
-		}
-		if c.r.Checks["pod deleted"] != "yes" {
-			fail("setup", "the pod was not deleted: %q", c.r.Checks["pod deleted"])
-		}
-	}
+	return nil
 }
 
-func printPressureTable(w *os.File) {
-	prows.Lock()
-	defer prows.Unlock()
-	if len(prows.list) == 0 {
-		return
-	}
-	order := map[string]int{}
-	for i, m := range pressureModes {
-		order[m] = i
-	}
-	sort.SliceStable(prows.list, func(i, j int) bool {
-		a, b := prows.list[i], prows.list[j]
-		if a.scenario != b.scenario {
-			return a.scenario < b.scenario
-		}
-		return order[a.mode] > order[b.mode] // kernel, earlyoom, podwarden
-	})
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "pressure\tscenario\tmode\tfirst death (after start)\t(after onset)\theartbeat gap: all, short (control)\tdied (by)\tkernel OOM\tverdict")
-	for _, r := range prows.list {
-		fmt.Fprintf(tw, "PRESSURE\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.scenario, r.mode, dash(r.startKill), dash(r.onsetKill), dash(r.gap), dash(r.died), dash(r.oom), r.verdict)
-	}
-	tw.Flush()
-}
+// hostPython is Debian's CPython, which hack/install-deps.sh installs
+// (package python3).
+const hostPython = "/usr/bin/python3.11"
 
-func dash(s string) string {
-	if s == "" {
-		return "-"
+// addPython puts this host's CPython on the disk for the cpython
+// scenario: the interpreter, the libraries it links (ldd, on Debian 12:
+// libm, libz, libexpat, libc) and the stdlib modules guest/notebook.py
+// loads, which the interpreter itself lists; no more, so the image stays
+// small.
+func addPython(ctx context.Context, d *Disk) error {
+	if !isExec(hostPython) {
+		return fmt.Errorf("no %s (hack/install-deps.sh installs python3)", hostPython)
 	}
-	return s
+	out, err := exec.CommandContext(ctx, hostPython, "-I", "-S", "guest/notebook.py", "--imports").Output()
+	if err != nil {
+		return fmt.Errorf("listing guest/notebook.py's modules with %s: %w", hostPython, err)
+	}
+	d.Files["usr/bin/python3.11"] = hostPython
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "/usr/lib/python3.11/") {
+			d.Files[strings.TrimPrefix(f, "/")] = f
+		}
+	}
+	libs, err := exec.CommandContext(ctx, "ldd", hostPython).Output()
+	if err != nil {
+		return fmt.Errorf("ldd %s: %w", hostPython, err)
+	}
+	paths := slices.Clone(hostLoader)
+	for _, l := range strings.Split(string(libs), "\n") {
+		// "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)"
+		if _, rest, ok := strings.Cut(l, "=> "); ok {
+			if p, _, _ := strings.Cut(rest, " "); strings.HasPrefix(p, "/") {
+				paths = append(paths, p)
+			}
+		}
+	}
+	return addHostFiles(d, paths...)
 }

@@ -19,15 +19,19 @@
 CELL0=$(now_ms)
 
 # dspawn NAME ROLE CGROUP ADJ ARGS...: run /disk/bin/NAME ARGS inside
-# CGROUP at ADJ.
+# CGROUP at ADJ. NAME is what the results call the process; DFILE (a
+# binary's path) and DARGV0 (its argv[0]), when set, are what it runs as,
+# for this call only: what a process calls itself is its own choice.
 dspawn() {
 	n=$1 role=$2 cg=$3 adj=$4
 	shift 4
+	f=${DFILE:-/disk/bin/$n}
 	sh -c 'echo $$ > "$1/cgroup.procs" || exit 111
 echo "$2" > /proc/self/oom_score_adj || exit 112
-n=$3; shift 3
-exec "/disk/bin/$n" "$@"' dspawn "$CG$cg" "$adj" "$n" "$@" &
+f=$3 a=$4; shift 4
+exec -a "$a" "$f" "$@"' dspawn "$CG$cg" "$adj" "$f" "${DARGV0:-$f}" "$@" &
 	LASTPID=$!
+	DFILE="" DARGV0=""
 	echo "$n $LASTPID $role $cg" >> /run/procs
 }
 
@@ -137,6 +141,76 @@ start_clock() {
 
 # cpu_ms PID: user+system time of PID so far, in ms (10 ms ticks).
 cpu_ms() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print ($12 + $13) * 10}'; }
+
+# go_wait HOG TIMEOUT_S UNTIL: release HOG, a process that may survive
+# the episode (a notebook kernel heeding SIGINT): wait until it is dead,
+# or its mark file has a line starting with UNTIL, or TIMEOUT_S have
+# passed.
+go_wait() {
+	hpid=$(pidof_name "$1")
+	start_clock
+	echo go > "/run/go-$1"
+	i=0
+	while alive "$hpid" && ! grep -q "^$3" "/run/mark-$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+}
+
+# cache_churn PCT WHEN: a pod holding PCT% of memory flat (anonymous: a
+# model loaded, a dataset in memory) beside a loader pod whose reader goes
+# over 768 MiB of files, more than the node's memory, for 30 s: page cache
+# churns through what is left (issue 19, item 4). WHEN is when the holder
+# filled: before, before the tool started (a pod that has run a while);
+# late, after the tool had seen the pod, and held 10 s before the churn:
+# longer than the engine's recent window (a quarter of the 30 s growth
+# window, at least 5 s), within the growth window.
+cache_churn() {
+	node_standins
+	HOLDER=/kubepods/pod4c5d6e7f-8091-4a2b-9c3d-4e5f60718293/4c5d6e7f80914a2b9c3d4e5f607182934c5d6e7f80914a2b9c3d4e5f60718293
+	LOADER=/kubepods/burstable/pod93827160-5f4e-4d3c-8b2a-1908f7e6d5c4/938271605f4e4d3c8b2a1908f7e6d5c4938271605f4e4d3c8b2a1908f7e6d5c4
+	mkcg "$HOLDER" 1
+	mkcg "$LOADER" 1
+	dspawn app server "$HOLDER" -997 idle -rss 10
+	mib=$(awk -v p="$1" '/MemTotal/{print int($2 / 1024 * p / 100)}' /proc/meminfo)
+	metric held-target-mib "$mib"
+	if [ "$2" = before ]; then
+		dspawn holder holder "$HOLDER" -997 idle -rss "$mib"
+		i=0
+		while alive "$LASTPID" && [ "$(awk '/VmRSS/{print int($2 / 1024)}' "/proc/$LASTPID/status" 2>/dev/null || echo 0)" -lt "$mib" ] && [ $i -lt 1200 ]; do
+			usleep 100000
+			i=$((i + 1))
+		done
+	else
+		dhog holder "$HOLDER" -997 -rate 0 -max "$mib"
+	fi
+	mkfifo /run/go-reader
+	dspawn reader reader "$LOADER" -997 read -go /run/go-reader -dir /disk/churn
+	start_tool
+	protect_pods "$HOLDER" "$LOADER"
+	if [ "$2" = late ]; then
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		held0=$(now_ms)
+		echo go > /run/go-holder
+		i=0
+		while ! grep -q held /run/mark-holder 2>/dev/null && [ $i -lt 1200 ]; do
+			usleep 100000
+			i=$((i + 1))
+		done
+		metric holder-fill-ms $(($(now_ms) - held0))
+		sleep 10
+		CTRL0=$(now_ms)
+		sleep 3
+	else
+		settle
+	fi
+	watch_start
+	start_clock
+	echo go > /run/go-reader
+	hold 30
+	finish
+}
 
 # hold S: let the cell run S seconds (benign load, deleted pod).
 hold() { sleep "$1"; }
