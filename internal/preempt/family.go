@@ -16,11 +16,11 @@ import (
 // born while it is being ended, searched again for children born during
 // the choice, then killed whole, and its memory reaped.
 
-// stopWait bounds the wait for the family to have stopped before it is
-// searched again. A fork already under way when SIGSTOP is queued still
-// completes (only a fatal signal aborts it), so the search waits until
-// the members are stopped; one stuck in reclaim is not waited for beyond
-// this (SIGKILL then aborts its fork).
+// stopWait bounds the waits, all rounds together, for the family to have
+// stopped before it is searched again. A fork already under way when
+// SIGSTOP is queued still completes (only a fatal signal aborts it), so
+// the search waits until the members are stopped; one stuck in reclaim is
+// not waited for beyond this (SIGKILL then aborts its fork).
 const stopWait = 300 * time.Millisecond
 
 // adoptRounds bounds the searches for children born during the stop: each
@@ -45,7 +45,8 @@ func (e *Engine) endFamily(ep *episode, now time.Time) {
 		e.m.Signals.WithLabelValues("SIGSTOP", "ok").Inc()
 		ep.sent = append(ep.sent, "SIGSTOP")
 	}
-	e.waitStopped(ep.members)
+	deadline := time.Now().Add(stopWait)
+	e.waitStopped(ep.members, deadline)
 	born := 0
 	for range adoptRounds {
 		kids := e.newChildren(ep.cg, ep.members)
@@ -67,7 +68,7 @@ func (e *Engine) endFamily(ep *episode, now time.Time) {
 			ep.frees += private(k)
 			born++
 		}
-		e.waitStopped(kids)
+		e.waitStopped(kids, deadline)
 	}
 	if born > 0 {
 		ep.why += fmt.Sprintf("; %d more born while it was being stopped, ended with it", born)
@@ -97,10 +98,9 @@ func (e *Engine) newChildren(cg string, members []procfs.Proc) []procfs.Proc {
 	return out
 }
 
-// waitStopped waits, at most stopWait, until every process of ps is
-// stopped or gone.
-func (e *Engine) waitStopped(ps []procfs.Proc) {
-	deadline := time.Now().Add(stopWait)
+// waitStopped waits, until deadline at most, for every process of ps to
+// be stopped or gone.
+func (e *Engine) waitStopped(ps []procfs.Proc, deadline time.Time) {
 	for {
 		all := true
 		for _, p := range ps {
