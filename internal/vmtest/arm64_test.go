@@ -27,9 +27,11 @@ import (
 // The arm64 guest (docs/vmtest.md, "arm64"): issue 22 wants arm64 proven,
 // not assumed. Debian's arm64 kernel boots on qemu's virt board under TCG
 // with the release's arm64 agent, and the core scenarios run with the
-// amd64 suite's assertions: node-oom in both modes (the pod protected
-// before the hog, the node OOM kills the hog only, where Kubernetes'
-// values lose the node's daemons), and the slow-hog pressure cell in which
+// amd64 suite's assertions, each in both modes: node-oom (the pod
+// protected before the hog, the node OOM kills the hog only, where
+// Kubernetes' values lose the node's daemons), container-limit and
+// late-arrivals (pods that appear while the agent runs are protected
+// before their hog within the bound), and the slow-hog pressure cell in which
 // the agent's early action ends the hog before the kernel has to (beside
 // the kernel-alone cell that proves the danger is real on arm64 too).
 
@@ -44,7 +46,10 @@ var arm64Plans = []struct {
 	label string
 	plan  []string
 }{
-	{"arm64-oom", []string{"node-oom/podwarden", "node-oom/k8s"}},
+	// Node OOM last, as in the amd64 boots. The pressure guest takes
+	// three times as long, so these cost no wall time.
+	{"arm64-oom", []string{"container-limit/podwarden", "container-limit/k8s", "late-arrivals/podwarden",
+		"late-arrivals/k8s", "node-oom/podwarden", "node-oom/k8s"}},
 	{"arm64-pressure", []string{"slow-hog/podwarden", "slow-hog/kernel"}},
 }
 
@@ -342,9 +347,19 @@ func TestArm64Guest(t *testing.T) {
 // TestArm64NodeOOM is TestScenarioNodeOOM on arm64: as Kubernetes ships
 // it the node's daemons die first; with the agent the pod was protected
 // before the hog and the hog alone dies.
-func TestArm64NodeOOM(t *testing.T) {
+func TestArm64NodeOOM(t *testing.T) { runArm64Scenario(t, "node-oom") }
+
+// TestArm64ContainerLimit is TestScenarioContainerLimit on arm64: a
+// container's limit ends the hog, not the container.
+func TestArm64ContainerLimit(t *testing.T) { runArm64Scenario(t, "container-limit") }
+
+// TestArm64LateArrivals is TestScenarioLateArrivals on arm64: a pod and an
+// exec'd process that appear while the agent runs are protected before
+// their hog runs, within the suite's 5 s bound.
+func TestArm64LateArrivals(t *testing.T) { runArm64Scenario(t, "late-arrivals") }
+
+func runArm64Scenario(t *testing.T, name string) {
 	runs := arm64Runs(t)
-	const name = "node-oom"
 	dead := map[Mode][]string{}
 	for _, mode := range []Mode{ModeK8s, ModePodwarden} {
 		t.Run(string(mode), func(t *testing.T) {
