@@ -186,7 +186,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			ep.why += "; spared: " + s
 		}
 		if need := ep.at.need(); a.frees < need {
-			e.refuse(ep, now, reasonTooSmall, ep.why+fmt.Sprintf("; ending it would give back %s of the %s the %s needs to be above minAvailable again",
+			e.refuse(ep, now, reasonTooSmall, ep.why+fmt.Sprintf("; ending it would give back %s of the %s the %s needs to be out of danger (above minAvailable, and not falling to criticalAvailable within two pressure windows)",
 				oom.HumanBytes(a.frees), oom.HumanBytes(need), ep.scope))
 			return
 		}

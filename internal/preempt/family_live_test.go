@@ -38,7 +38,15 @@ func TestLiveFamilyStoppedThenKilled(t *testing.T) {
 	})
 	chosen := len(members)
 	// The choice is stale by the time it is acted on: more are born.
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "a child born after the choice", func() bool {
+		n := 0
+		for _, p := range e.readProcs(cg, procfs.FieldStat) {
+			if p.PPID == sp {
+				n++
+			}
+		}
+		return n+1 > chosen
+	})
 	h, err := e.open(cg, members)
 	must(t, err)
 	ep := &episode{key: nodeKey, scope: kubeevent.ScopeNode, cg: cg, target: Target{Cgroup: cg}, start: time.Now(),
@@ -50,7 +58,7 @@ func TestLiveFamilyStoppedThenKilled(t *testing.T) {
 	}
 	t.Logf("chosen %d, ended %d (born after the choice %d)", chosen, len(ep.members), len(ep.members)-chosen)
 	if len(ep.members) <= chosen {
-		t.Errorf("ended %d, no more than the %d chosen 200 ms earlier: the children born meanwhile were missed", len(ep.members), chosen)
+		t.Errorf("ended %d, no more than the %d chosen before more were born: the children born meanwhile were missed", len(ep.members), chosen)
 	}
 	only := func() bool {
 		pids, err := cfs.Procs(cg, true)

@@ -343,7 +343,7 @@ func TestKillTooSmall(t *testing.T) {
 		t.Errorf("refusals{node,kill_too_small} = %v, want 1", n)
 	}
 	rs := f.reports()
-	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "needs to be above minAvailable") {
+	if len(rs) != 1 || rs[0].Outcome != kubeevent.OutcomeNotActed || !strings.Contains(rs[0].Why, "needs to be out of danger") {
 		t.Errorf("reports %+v", rs)
 	}
 }

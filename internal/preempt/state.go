@@ -161,6 +161,12 @@ func (h *history) growthSince(t time.Time) uint64 {
 	return last.committed - lo
 }
 
+// spans reports whether the history reaches back a whole window.
+func (h *history) spans(window time.Duration) bool {
+	cur, ok := h.last()
+	return ok && cur.at.Sub(h.s[0].at) >= window
+}
+
 // drop is how much available memory fell over the window: the highest
 // value within it minus the newest.
 func (h *history) drop(window time.Duration) uint64 {
@@ -189,6 +195,10 @@ type health struct {
 	pct          float64 // avail in percent of total
 	stall        float64 // 0..1; -1 unknown
 	lv           policy.Levels
+	// fall is, when available memory is falling fast below
+	// releaseAvailable, how much short of criticalAvailable it would be
+	// after runway windows at the pace of the last one.
+	fall uint64
 }
 
 // fastDrop is the fall of available memory, in percent of the total per
@@ -197,10 +207,22 @@ type health struct {
 // begun to stall (a fast hog outruns PSI).
 const fastDrop = 1.0
 
+// runway is how many windows ahead the engine looks below
+// releaseAvailable: a domain whose available memory, at the pace of the
+// last window, reaches criticalAvailable within runway windows is in
+// danger now. Acting takes a scan, a stop and a kill of every member of a
+// family, which on a starved node (a busy host, a guest under emulation)
+// is most of a second; a fork storm at 120 MiB/s crosses minAvailable to
+// nothing faster than that.
+const runway = 2
+
 // judge applies th to the newest sample of h. A domain without a total
 // (an unlimited cgroup) is always ok. Pressure is PSI stall at least bar
 // over the window, or available memory falling by fastDrop percent of the
-// total within it; without PSI, any fall.
+// total within it; without PSI, any fall. Below releaseAvailable, memory
+// falling so fast that it reaches criticalAvailable within runway windows
+// is danger without waiting for minAvailable: who grew is still what is
+// ended, and nothing when nothing did.
 func judge(h *history, th policy.Thresholds, window time.Duration, full bool, bar float64) health {
 	cur, ok := h.last()
 	if !ok || cur.total == 0 {
@@ -214,10 +236,16 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	}
 	drop := h.drop(window)
 	pressure := psi && stall >= bar || float64(drop) >= fastDrop/100*float64(cur.total) || !cur.psi && drop > 0
+	// The fall is judged on a whole window of history only: two samples
+	// 100 ms apart say nothing about a pace.
+	falling := drop > 0 && h.spans(window) && cur.avail-min(cur.avail, hl.lv.Critical) < runway*drop
+	if falling {
+		hl.fall = hl.lv.Critical + runway*drop - cur.avail
+	}
 	switch {
 	case hl.lv.Critical > 0 && cur.avail < hl.lv.Critical:
 		hl.level = levelCritical
-	case cur.avail < hl.lv.Min && pressure:
+	case cur.avail < hl.lv.Min && pressure, cur.avail < hl.lv.Release && falling:
 		hl.level = levelDanger
 	case cur.avail < hl.lv.Release:
 		hl.level = levelLow
@@ -234,9 +262,14 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 // refused for good, and on a node mostly held flat the kernel would then
 // kill the biggest holder, a bystander. Above minAvailable is out of
 // danger; the episode's hysteresis does the rest.
+//
+// Above minAvailable, in danger only because memory falls fast, it must
+// give back what the fall would take below criticalAvailable within the
+// runway: a pod growing 5 MiB/s while a host process takes 70 MiB/s is
+// not what to end.
 func (hl health) need() uint64 {
 	if hl.avail >= hl.lv.Min {
-		return 0
+		return hl.fall
 	}
 	return hl.lv.Min - hl.avail
 }

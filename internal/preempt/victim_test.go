@@ -84,6 +84,34 @@ func TestJudge(t *testing.T) {
 			t.Errorf("falling %.1f%% of the total per second without stall: %v, want %v", float64(per100ms)/10, got, want)
 		}
 	}
+	// Below releaseAvailable (200 of 1000), a fall that reaches
+	// criticalAvailable (40) within two windows is danger above
+	// minAvailable (100); a slower one, or the same fall above release, is
+	// not; nor is a fall seen over less than a window.
+	fall := func(avail, perWindow uint64, span time.Duration) *history {
+		h := &history{}
+		n := int(span / (100 * time.Millisecond))
+		for i := 0; i <= n; i++ {
+			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000,
+				avail: avail + perWindow*uint64(n-i)/10, psi: true}, time.Minute)
+		}
+		return h
+	}
+	for name, tc := range map[string]struct {
+		h    *history
+		want level
+	}{
+		"storm below release":       {fall(190, 120, time.Second), levelDanger},
+		"slow fall below release":   {fall(190, 40, time.Second), levelLow},
+		"storm above release":       {fall(210, 120, time.Second), levelOK},
+		"storm, half a window seen": {fall(190, 120, 500*time.Millisecond), levelLow},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := judge(tc.h, th, time.Second, false, 0.1).level; got != tc.want {
+				t.Errorf("level %v, want %v", got, tc.want)
+			}
+		})
+	}
 	// Too little history for a window: no pressure yet.
 	h := &history{}
 	h.add(sample{at: t0, total: 1000, avail: 90, psi: true}, time.Minute)
