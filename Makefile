@@ -58,8 +58,11 @@ image:
 # stands for SOURCE_DATE_EPOCH unless that is set. PUSH=1 pushes the image
 # to $(REGISTRY)/podwarden:<VERSION> and the chart to
 # oci://$(REGISTRY)/charts/podwarden with Docker's credentials and lists both
-# by digest in dist/pushed.txt; signing them (cosign, keyless) is left to
-# .github/workflows/release.yml, where the forge's OIDC identity is.
+# by digest in dist/pushed.txt. COSIGN_KEY=cosign.key (from `cosign
+# generate-key-pair`, password in COSIGN_PASSWORD) signs both by digest as
+# `cosign sign --key` does, no transparency log (verify with --key and
+# --insecure-ignore-tlog); without it nothing is signed here and
+# .github/workflows/release.yml signs them keyless (the forge's OIDC identity).
 REGISTRY  ?= ghcr.io/podwarden
 .PHONY: release
 release:

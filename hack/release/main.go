@@ -1,10 +1,15 @@
 // Command release writes podwarden's release into a directory (`make
 // release VERSION=vX.Y.Z`, internal/release) and, with -push, pushes the
 // image index and the chart to -registry with Docker's credentials
-// (~/.docker/config.json, `docker login`). With -push it writes
-// <dist>/pushed.txt, the pushed references by digest, one a line: the
-// release workflow signs exactly those (cosign sign, keyless), the one
-// step this command leaves to the forge (it needs the forge's OIDC token).
+// (~/.docker/config.json, `docker login`). With -push and $COSIGN_KEY (a
+// key from `cosign generate-key-pair`, its password in $COSIGN_PASSWORD)
+// it signs both by digest as `cosign sign --key` does, without a
+// transparency log entry (verify with `cosign verify --key cosign.pub
+// --insecure-ignore-tlog`). With -push it writes <dist>/pushed.txt: a line
+// per pushed reference by digest, followed by its signature image when it
+// was signed here. Without COSIGN_KEY nothing is signed here: the release
+// workflow signs exactly those references keyless, which needs the
+// forge's OIDC token.
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"podwarden/internal/release"
+	"podwarden/internal/release/sign"
 )
 
 func main() {
@@ -52,6 +58,15 @@ func run(ctx context.Context) error {
 	if gitOut(ctx, "status", "--porcelain", "--untracked-files=no") != "" {
 		log.Warn("the work tree has uncommitted changes: this release is not the commit's", "revision", o.Revision)
 	}
+	// The key is loaded first, so a wrong password fails the release
+	// before minutes of building, and before anything is pushed unsigned.
+	signer, err := sign.FromEnv(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if signer != nil && !*push {
+		log.Warn("COSIGN_KEY is set but -push is not: only what is pushed is signed")
+	}
 	tmp, err := os.MkdirTemp("", "podwarden-release-")
 	if err != nil {
 		return err
@@ -74,13 +89,30 @@ func run(ctx context.Context) error {
 	if !*push {
 		return nil
 	}
-	pushed, err := release.Push(ctx, o, res, *insecure, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	auth := remote.WithAuthFromKeychain(authn.DefaultKeychain)
+	pushed, err := release.Push(ctx, o, res, *insecure, auth)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("pushed %s\npushed %s\n", pushed.Image, pushed.Chart)
+	// pushed.txt is written as soon as the push is done: a failed signing
+	// still leaves the list of what is now in the registry.
 	out := filepath.Join(*dist, "pushed.txt")
-	if err := os.WriteFile(out, []byte(pushed.Image+"\n"+pushed.Chart+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(sign.PushedList(pushed, nil)), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", out, err)
+	}
+	if signer == nil {
+		log.Warn("nothing was signed: COSIGN_KEY is not set; sign the references in " + out + " with cosign (the release workflow signs them keyless)")
+		return nil
+	}
+	sigs, err := signer.SignPushed(ctx, pushed, *insecure, auth)
+	if err != nil {
+		return err
+	}
+	for _, s := range sigs {
+		fmt.Printf("signed %s: signature %s\n", s.Ref, s)
+	}
+	if err := os.WriteFile(out, []byte(sign.PushedList(pushed, sigs)), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	return nil
