@@ -301,10 +301,27 @@ func TestVerifyTampered(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name     string
+		before   func(t *testing.T, r pushedRelease) // before signing
 		signedBy cosignKey
 		tamper   func(t *testing.T, r pushedRelease)
 		checks   []check
 	}{
+		{
+			// Whoever can push can put anything at the tag the signatures
+			// go to; signing adds to what is there, so junk must neither
+			// stop the release nor hide its signature.
+			name: "junk at the signature tag before signing",
+			before: func(t *testing.T, r pushedRelease) {
+				repo, digest, _ := strings.Cut(r.pushed.Image, "@")
+				junk, _ := random.Image(512, 2)
+				ref, _ := name.NewTag(repo + ":" + strings.Replace(digest, ":", "-", 1) + ".sig")
+				if err := remote.Write(ref, junk); err != nil {
+					t.Fatal(err)
+				}
+			},
+			signedBy: key,
+			checks:   []check{{image, true}, {imageTag, true}, {chart, true}},
+		},
 		{
 			name:     "signed with another key",
 			signedBy: attacker,
@@ -353,6 +370,9 @@ func TestVerifyTampered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := pushRelease(t, bins)
+			if tc.before != nil {
+				tc.before(t, r)
+			}
 			if _, err := tc.signedBy.signer(t).SignPushed(ctx, r.pushed, false); err != nil {
 				t.Fatal(err)
 			}
