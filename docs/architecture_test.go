@@ -163,6 +163,8 @@ func TestBinaryLinkRules(t *testing.T) {
 		grpc              = "google.golang.org/grpc"
 		ttrpc             = "github.com/containerd/ttrpc"
 		prometheus        = "github.com/prometheus/client_golang"
+		// Release signing (internal/release/sign) is hack/release's alone.
+		sigstore = "github.com/sigstore"
 	)
 	tests := []struct {
 		binary    string
@@ -170,12 +172,12 @@ func TestBinaryLinkRules(t *testing.T) {
 		forbidden []string
 	}{
 		{"./cmd/podwarden", "/proc, cgroups, kmsg only",
-			[]string{clientGo, containerregistry, helm, buildkit, grpc, ttrpc, prometheus}},
+			[]string{clientGo, containerregistry, helm, buildkit, grpc, ttrpc, prometheus, sigstore}},
 		{"./cmd/podwarden-agent", "CRI gRPC, NRI ttrpc, Prometheus; no client-go",
-			[]string{clientGo, containerregistry, helm, buildkit}},
+			[]string{clientGo, containerregistry, helm, buildkit, sigstore}},
 		// BuildKit's client is podwarden-build's alone, in its own module.
 		{"./cmd/podwarden-cluster", "client-go, go-containerregistry",
-			[]string{buildkit}},
+			[]string{buildkit, sigstore}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.TrimPrefix(tt.binary, "./cmd/"), func(t *testing.T) {
