@@ -45,6 +45,7 @@ func (e *Engine) endFamily(ep *episode, now time.Time) {
 		e.m.Signals.WithLabelValues("SIGSTOP", "ok").Inc()
 		ep.sent = append(ep.sent, "SIGSTOP")
 	}
+	stopAt := e.now()
 	deadline := time.Now().Add(stopWait)
 	e.waitStopped(ep.members, deadline)
 	born := 0
@@ -73,8 +74,10 @@ func (e *Engine) endFamily(ep *episode, now time.Time) {
 	if born > 0 {
 		ep.why += fmt.Sprintf("; %d more born while it was being stopped, ended with it", born)
 	}
+	// How long the choice took (from the step's start) and the stop: on a
+	// thrashing node, where the time goes.
 	e.log.Info("family stopped", "pid", ep.victim.PID, "comm", ep.victim.Comm, "members", len(ep.members), "born_during_stop", born,
-		"took", e.now().Sub(now))
+		"chosen_after", stopAt.Sub(now), "stop_took", e.now().Sub(stopAt))
 	e.send(ep, len(e.pol.Ladder)-1, now)
 }
 

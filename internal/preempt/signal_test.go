@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -166,12 +167,24 @@ func TestRunOnThisHost(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond)
+	// The engine's thread, and only it, runs at nice -20 (this host's
+	// root may raise it), and gives it up with Run.
+	raised := !strings.Contains(logs.String(), "cannot raise the engine's CPU priority")
+	if n := threadsAtNice(t, enginePriority); raised && n != 1 {
+		t.Errorf("%d threads at nice %d while the engine runs, want its one", n, enginePriority)
+	}
 	cancel()
 	select {
 	case err := <-done:
 		must(t, err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
+	}
+	// The locked thread exits with the goroutine; give the runtime a moment.
+	for end := time.Now().Add(30 * time.Second); threadsAtNice(t, enginePriority) != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("a thread of the test process is still at nice %d after Run returned", enginePriority)
+		}
 	}
 	out := logs.String()
 	t.Logf("%s", out)
@@ -181,4 +194,24 @@ func TestRunOnThisHost(t *testing.T) {
 	if cfs.Version() != cgroup.V2 && !strings.Contains(out, "container_pressure=\"none (cgroup") {
 		t.Errorf("start-up line does not say per-container pressure is unavailable on %v:\n%s", cfs.Version(), out)
 	}
+}
+
+// threadsAtNice counts this process's threads whose nice value (stat field
+// 19) is nice.
+func threadsAtNice(t *testing.T, nice int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	must(t, err)
+	n := 0
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", ent.Name(), "stat"))
+		if err != nil {
+			continue // exited
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 16 && f[16] == strconv.Itoa(nice) {
+			n++
+		}
+	}
+	return n
 }
