@@ -56,8 +56,8 @@ type Config struct {
 	// memory.events counters; SourceMemoryEvents (the default when
 	// KmsgPath is "") reads only the counters.
 	KernelLog string
-	// Reporter posts OOM kills as Kubernetes Events; may be nil. It is
-	// called beside the protection loop, never on it.
+	// Reporter posts OOM kills as Kubernetes Events; may be nil. It
+	// never waits (an outbox), so the protection loop calls it.
 	Reporter Reporter
 	// FastInterval is how often target cgroups are re-checked cheaply
 	// (oom.group flags, new pids when the process connector is down,
@@ -119,7 +119,6 @@ type Agent struct {
 	// podNames names runtime-less targets' pods.
 	podNames podNames
 	lister   *lister
-	poster   *poster
 	health   health
 	ready    atomic.Bool
 	// explain is set during a one-shot Reconcile, which collects
@@ -130,13 +129,9 @@ type Agent struct {
 	snap atomic.Pointer[[]Target]
 }
 
-// New validates cfg and returns an agent.
+// New validates cfg (Check, after filling in defaults) and returns an
+// agent.
 func New(cfg Config) (*Agent, error) {
-	if cfg.Runtime == nil {
-		if err := cfg.Policy.CheckRuntimeless(cfg.OwnNamespace); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
@@ -146,24 +141,19 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.FastInterval == 0 {
 		cfg.FastInterval = 2 * time.Second
 	}
-	if err := CheckFastInterval(cfg.FastInterval); err != nil {
-		return nil, fmt.Errorf("fast interval: %w", err)
-	}
 	if cfg.Policy.Interval == 0 {
 		cfg.Policy.Interval = 10 * time.Second
 	}
-	if err := policy.CheckInterval(cfg.Policy.Interval); err != nil {
-		return nil, fmt.Errorf("interval: %w", err)
-	}
-	switch cfg.KernelLog {
-	case "":
+	if cfg.KernelLog == "" {
 		cfg.KernelLog = SourceAuto
-		if cfg.KmsgPath == "" {
-			cfg.KernelLog = SourceMemoryEvents
-		}
-	case SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents:
-	default:
-		return nil, fmt.Errorf("kernel log source %q: want one of %s, %s, %s, %s", cfg.KernelLog, SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents)
+	}
+	if err := cfg.Check(cfg.Runtime != nil); err != nil {
+		return nil, err
+	}
+	if cfg.KernelLog == SourceAuto && cfg.KmsgPath == "" {
+		// No device to try: syslog(2) reads the same ring and is not
+		// what was asked for.
+		cfg.KernelLog = SourceMemoryEvents
 	}
 	a := &Agent{
 		cfg: cfg, proc: cfg.Proc, cg: cfg.Cgroups, rt: cfg.Runtime, log: cfg.Log, m: cfg.Metrics,
@@ -172,9 +162,55 @@ func New(cfg Config) (*Agent, error) {
 		pending:  map[string]time.Time{}, kernelLog: SourceMemoryEvents, podNames: newPodNames(cfg.PodLogDir),
 	}
 	a.health.init(cfg.FastInterval, cfg.Policy.Interval)
+	if cfg.Reporter != nil {
+		cfg.Reporter.Observe(eventObserver{dep: a.health.dependency("kube-apiserver", a.m), m: a.m})
+	}
 	a.ns = a.resolver()
 	return a, nil
 }
+
+// Check reports the first setting of c the agent refuses, as a
+// *ConfigError; withRuntime says whether a container runtime will be
+// given (without one, the policy may not select by labels or namespaces).
+// New calls it; a command calls it before it dials anything, so a wrong
+// flag is named before a missing runtime is.
+func (c Config) Check(withRuntime bool) error {
+	if !withRuntime {
+		if err := c.Policy.CheckRuntimeless(c.OwnNamespace); err != nil {
+			return &ConfigError{Setting: "Policy", Err: err}
+		}
+	}
+	if err := CheckFastInterval(c.FastInterval); err != nil {
+		return &ConfigError{Setting: "FastInterval", Value: c.FastInterval, Err: err}
+	}
+	if err := policy.CheckInterval(c.Policy.Interval); err != nil {
+		return &ConfigError{Setting: "Interval", Value: c.Policy.Interval, Err: err}
+	}
+	switch c.KernelLog {
+	case SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents:
+	default:
+		return &ConfigError{Setting: "KernelLog", Value: c.KernelLog,
+			Err: fmt.Errorf("want one of %s, %s, %s, %s", SourceAuto, SourceKmsg, SourceSyslog, SourceMemoryEvents)}
+	}
+	return nil
+}
+
+// ConfigError is a Config setting the agent refuses. Setting is the
+// field's name, so a command can name its own flag instead.
+type ConfigError struct {
+	Setting string
+	Value   any
+	Err     error
+}
+
+func (e *ConfigError) Error() string {
+	if e.Value == nil {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%s %v: %v", e.Setting, e.Value, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // CheckFastInterval reports a fast interval outside its bounds.
 func CheckFastInterval(d time.Duration) error {

@@ -105,7 +105,7 @@ func followKernelLog(ctx context.Context, next func(context.Context) (kmsg.Recor
 // in targets count as pod OOMs, and kills of host processes in a node OOM
 // as kind host; a kill anywhere else on the node (a pod the policy does
 // not select, a non-pod container, a host service at its own limit) is
-// logged at debug level and not counted. Events are handed to the poster:
+// logged at debug level and not counted. Events are handed to the outbox:
 // nothing here waits for the API server.
 func (a *Agent) onReport(r oomreport.Report) {
 	group := 0
@@ -114,7 +114,7 @@ func (a *Agent) onReport(r oomreport.Report) {
 			group++
 		}
 	}
-	kind := r.Kind
+	kind := r.Kind.String()
 	if kind != OOMKindCgroup && kind != OOMKindNode {
 		kind = OOMKindUnknown
 	}
@@ -137,17 +137,17 @@ func (a *Agent) onReport(r oomreport.Report) {
 		a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], kind).Inc()
 		a.log.Warn("oom kill in pod", "kind", kind, "pod", t.podName(), "container", t.containerName(), "comm", v.Comm, "pid", v.PID,
 			"adj", v.OOMScoreAdj, "anon_rss_kb", v.AnonRSSKB, "group_member", v.GroupMember, "diagnosis", r.Diagnosis.Summary)
-		if a.poster == nil || v.GroupMember || t.PodName == "" {
+		if a.cfg.Reporter == nil || v.GroupMember || t.PodName == "" {
 			continue // one Event per OOM, and only for pods the runtime named
 		}
-		a.poster.post(kubeevent.OOM{
+		a.post(kubeevent.OOM{
 			PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName, Container: t.Container,
 			Comm: v.Comm, PID: v.PID, Kind: r.Kind, AnonRSSBytes: uint64(max(v.AnonRSSKB, 0)) * 1024,
 			GroupKill: group > 0, Bystanders: group,
 		}, false)
 	}
-	if a.poster != nil && kind == OOMKindNode && len(hostVictims) > 0 {
-		a.poster.post(kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}, true)
+	if kind == OOMKindNode && len(hostVictims) > 0 {
+		a.post(kubeevent.OOM{Kind: r.Kind, HostVictims: hostVictims}, true)
 	}
 }
 
@@ -185,8 +185,8 @@ func (a *Agent) watchOOM(t *Target) {
 	a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], OOMKindUnknown).Add(float64(n))
 	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
 		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill, "source", SourceMemoryEvents)
-	if a.poster != nil && t.PodName != "" {
-		a.poster.post(kubeevent.OOM{PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
+	if t.PodName != "" {
+		a.post(kubeevent.OOM{PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
 			Container: t.Container, Kills: int(n)}, false)
 	}
 }

@@ -29,7 +29,7 @@ const (
 //
 // The loop is the protection path and never waits on the network, the
 // runtime or the API server: runtime lists (runtime.go) and Events
-// (poster.go) run beside it and hand it their results.
+// (the Events outbox, kubeevent) run beside it and hand it their results.
 func (a *Agent) Run(ctx context.Context) error {
 	a.protectSelf()
 	// Subscribe before the first pass, so nothing created during it is
@@ -55,9 +55,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			streams <- ch
 		}()
-	}
-	if a.cfg.Reporter != nil {
-		a.poster = a.startPoster(ctx)
 	}
 	reports := make(chan oomreport.Report, 16)
 	a.startKernelLog(ctx, reports)

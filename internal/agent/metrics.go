@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"podwarden/internal/oomreport"
 	"podwarden/internal/podseries"
 )
 
@@ -75,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 			Name: "podwarden_dependency_up", Help: "1 when the last call to a dependency (container-runtime, kube-apiserver) succeeded, 0 when it failed. Protection never waits for either."},
 			[]string{"dependency"}),
 		ReportsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "podwarden_reports_dropped_total", Help: "OOM Events not posted, by reason (queue_full, backoff, failed, pod_gone)."},
+			Name: "podwarden_reports_dropped_total", Help: "Events (OOM kills, early action) not posted, by reason: queue_full (the outbox was full), backoff (the API server failed lately), rate_limited (the object's Event burst is spent), pod_gone (the pod is gone or replaced), api_error (the API server refused or did not answer), invalid (the report lacked the pod's identity)."},
 			[]string{"reason"}),
 		KernelLogSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podwarden_kernel_log_source", Help: "1 for the source OOM kills are learnt from (kmsg, syslog, memory.events), 0 for the others."},
@@ -106,20 +107,21 @@ func (m *Metrics) setLivePods(ts []Target) {
 }
 
 // The kind label of podwarden_oom_kills_total: a small fixed set, so
-// alerts and dashboards can name every value (docs/agent.md).
+// alerts and dashboards can name every value (docs/agent.md). The kinds of
+// OOM are oomreport's; host is the agent's own split of node OOMs.
 const (
 	// OOMKindCgroup: a target's process killed because a memory cgroup
 	// limit (the container's or the pod's) was reached.
-	OOMKindCgroup = "cgroup"
+	OOMKindCgroup = string(oomreport.KindCgroup)
 	// OOMKindNode: a target's process killed in a node-wide OOM.
-	OOMKindNode = "node"
+	OOMKindNode = string(oomreport.KindNode)
 	// OOMKindHost: a host process (in no pod and no container) killed in
 	// a node-wide OOM; namespace, pod and container are empty.
 	OOMKindHost = "host"
 	// OOMKindUnknown: a kill in a target seen only through its
 	// memory.events counter (no kernel log), which does not say which
 	// limit was hit; also a kernel report that did not say.
-	OOMKindUnknown = "unknown"
+	OOMKindUnknown = string(oomreport.KindUnknown)
 )
 
 // OOMKinds are all values of the kind label, in the order docs list them.

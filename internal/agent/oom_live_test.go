@@ -9,6 +9,7 @@ import (
 
 	"podwarden/internal/kmsg"
 	"podwarden/internal/kubeevent"
+	"podwarden/internal/oomreport"
 	"podwarden/internal/policy"
 )
 
@@ -93,7 +94,7 @@ func TestLiveOOMEventFromSyslog(t *testing.T) {
 	}
 	h.oomIn(target)
 	ev := rep.waitPods(t, 1)[0]
-	if ev.PodName != "notebook-1" || ev.Comm != "python3" || ev.PID == 0 || ev.Kind != kubeevent.KindCgroup {
+	if ev.PodName != "notebook-1" || ev.Comm != "python3" || ev.PID == 0 || ev.Kind != oomreport.KindCgroup {
 		t.Fatalf("Event %+v, want python3 killed in users/notebook-1 by its limit", ev)
 	}
 	t.Logf("Event message: %s", kubeevent.PodMessage(ev))

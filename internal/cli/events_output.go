@@ -175,7 +175,7 @@ func appendEvent(b []byte, format string, r *oomreport.Report) ([]byte, error) {
 	if r.Killer != oomreport.KillerKernel {
 		fmt.Fprintf(&sb, " %s kill", esc(r.Killer))
 	} else {
-		fmt.Fprintf(&sb, " %s OOM", esc(r.Kind))
+		fmt.Fprintf(&sb, " %s OOM", esc(r.Kind.String()))
 	}
 	if inv := r.Invoker; inv.Comm != "" {
 		fmt.Fprintf(&sb, " invoked by %s (", esc(inv.Comm))

@@ -14,6 +14,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/kubetest"
+	"podwarden/internal/oomreport"
 	"podwarden/internal/syncbuf"
 )
 
@@ -58,10 +61,12 @@ func TestAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
+		obs := &drops{}
+		r.Observe(obs)
 
 		// An OOM storm in one pod: 50 identical reports.
 		o := kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Container: "notebook",
-			Comm: "python", PID: 1234, Kind: kubeevent.KindNode, AnonRSSBytes: 7_623_000_000}
+			Comm: "python", PID: 1234, Kind: oomreport.KindNode, AnonRSSBytes: 7_623_000_000}
 		for range 50 {
 			if err := r.PodOOM(ctx, o); err != nil {
 				t.Fatal(err)
@@ -116,12 +121,13 @@ func TestAPIServer(t *testing.T) {
 		t.Logf("50 distinct kills -> %d Event objects (sum of counts %d)", objs, total)
 
 		// A replaced pod (same name, new UID) gets nothing.
-		if err := r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: "0000-old", Comm: "x"}); err == nil {
-			t.Error("report for a stale UID accepted")
+		if err := r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: "0000-old", Comm: "x"}); err != nil {
+			t.Fatal(err)
 		}
+		obs.wait(t, kubeevent.DropPodGone)
 
 		// Node OOM: an Event on the Node, in "default", kubelet-style UID.
-		if err := r.NodeOOM(ctx, kubeevent.OOM{Kind: kubeevent.KindNode, HostVictims: []string{"sshd (pid 812)"}}); err != nil {
+		if err := r.NodeOOM(ctx, kubeevent.OOM{Kind: oomreport.KindNode, HostVictims: []string{"sshd (pid 812)"}}); err != nil {
 			t.Fatal(err)
 		}
 		nev := waitEvents(ctx, t, admin, "default", kubeevent.ReasonHostOOMKill, func(e []corev1.Event) bool { return len(e) == 1 })[0]
@@ -150,6 +156,18 @@ func TestAPIServer(t *testing.T) {
 			t.Errorf("dry-run event type %q, want Normal", dev.Type)
 		}
 		t.Logf("pressure Event: %s", pev.Message)
+		// A refusal at node scope: an Event on the Node says why.
+		nk := kubeevent.PressureKill{Scope: kubeevent.ScopeNode, Available: 35 << 20, Total: 708 << 20, StallPct: -1,
+			Outcome: kubeevent.OutcomeNotActed, Why: "shmem: it grew 300 MiB in the last 10s, 290 MiB of it shmem or tmpfs (/dev/shm)"}
+		if err := r.NodePressure(ctx, nk); err != nil {
+			t.Fatal(err)
+		}
+		rev := waitEvents(ctx, t, admin, "default", kubeevent.ReasonPressureNotActed, func(e []corev1.Event) bool { return len(e) == 1 })[0]
+		if rev.InvolvedObject.Kind != "Node" || rev.InvolvedObject.Name != "node-a" || rev.Message != kubeevent.PressureMessage(nk) ||
+			rev.Type != corev1.EventTypeWarning {
+			t.Errorf("node refusal event %+v", rev)
+		}
+		t.Logf("node refusal Event: %s", rev.Message)
 		if s := logs.String(); s != "" {
 			t.Logf("reporter log:\n%s", s)
 		}
@@ -171,11 +189,18 @@ func TestAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Comm: "python"})
-		if err == nil {
-			t.Fatal("no RBAC, yet PodOOM succeeded")
+		obs := &drops{}
+		r.Observe(obs)
+		if err := r.PodOOM(ctx, kubeevent.OOM{Namespace: "ml", PodName: "nb-0", PodUID: string(pod.UID), Comm: "python"}); err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("without RBAC: %v", err)
+		obs.wait(t, kubeevent.DropAPIError)
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if obs.err == nil || !strings.Contains(obs.err.Error(), "403") {
+			t.Errorf("call error %v, want the API server's 403", obs.err)
+		}
+		t.Logf("without RBAC: %v", obs.err)
 	})
 }
 
@@ -206,6 +231,49 @@ func inCluster(t *testing.T, srv *kubetest.Server, cfg *rest.Config) kubeevent.C
 		t.Fatal(err)
 	}
 	return kc
+}
+
+// drops is the reporter's Observer here: what it dropped, and the last
+// call's error.
+type drops struct {
+	mu  sync.Mutex
+	n   map[kubeevent.DropReason]int
+	err error
+}
+
+func (d *drops) Calling(string) {}
+
+func (d *drops) Called(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.err = err
+	}
+}
+
+func (d *drops) Dropped(r kubeevent.DropReason) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == nil {
+		d.n = map[kubeevent.DropReason]int{}
+	}
+	d.n[r]++
+}
+
+// wait waits for a drop for reason.
+func (d *drops) wait(t *testing.T, reason kubeevent.DropReason) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d.mu.Lock()
+		n := d.n[reason]
+		d.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s drop; drops %v", reason, d.n)
+		}
+	}
 }
 
 func testPod(ns, name, uid string) *corev1.Pod {

@@ -1,7 +1,12 @@
-// Package kubeevent posts the agent's OOM kills as Kubernetes Events: a
-// Warning on the pod whose process the OOM killer took (after checking the
-// pod's UID, so a replaced pod of the same name never gets it) and one on
-// the Node when a node OOM killed host processes.
+// Package kubeevent is the agent's one outbox of Kubernetes Events: the
+// agent's OOM kills (a Warning on the pod whose process the OOM killer
+// took, after checking the pod's UID, so a replaced pod of the same name
+// never gets it; one on the Node when a node OOM killed host processes)
+// and internal/preempt's actions and refusals (on the pod, or on the Node
+// when memory was short at node scope and nothing was ended). Callers
+// never wait: reports are queued (reporter.go) and one goroutine checks
+// pods, correlates and writes (outbox.go); every report that does not
+// become an Event is told to the Observer with its DropReason.
 //
 // It talks to the API server's REST API with net/http and the service
 // account's rotated token, not client-go: client-go's API scheme and its

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"podwarden/internal/oom"
+	"podwarden/internal/oomreport"
 )
 
 // PodMessage is the text of a pod's OOM Event, e.g.
@@ -72,11 +73,11 @@ func victim(comm string, pid int) string {
 	return fmt.Sprintf("%s (pid %d)", comm, pid)
 }
 
-func cause(kind string) string {
+func cause(kind oomreport.Kind) string {
 	switch kind {
-	case KindNode:
+	case oomreport.KindNode:
 		return "node out of memory"
-	case KindCgroup:
+	case oomreport.KindCgroup:
 		return "memory limit reached"
 	}
 	return "out of memory"

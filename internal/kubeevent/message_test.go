@@ -3,6 +3,8 @@ package kubeevent
 import (
 	"strings"
 	"testing"
+
+	"podwarden/internal/oomreport"
 )
 
 func TestPodMessage(t *testing.T) {
@@ -11,15 +13,15 @@ func TestPodMessage(t *testing.T) {
 		want string
 	}{
 		"node oom, single": {
-			o:    OOM{Comm: "python", PID: 1234, Container: "notebook", Kind: KindNode, AnonRSSBytes: 7_623_000_000},
+			o:    OOM{Comm: "python", PID: 1234, Container: "notebook", Kind: oomreport.KindNode, AnonRSSBytes: 7_623_000_000},
 			want: "OOMKilled process python (pid 1234) in container notebook: node out of memory, 7.1 GiB anon; other processes kept running",
 		},
 		"cgroup oom, group kill": {
-			o:    OOM{Comm: "php-fpm", PID: 77, Container: "web", Kind: KindCgroup, AnonRSSBytes: 300 << 20, GroupKill: true, Bystanders: 11},
+			o:    OOM{Comm: "php-fpm", PID: 77, Container: "web", Kind: oomreport.KindCgroup, AnonRSSBytes: 300 << 20, GroupKill: true, Bystanders: 11},
 			want: "OOMKilled process php-fpm (pid 77) in container web: memory limit reached, 300.0 MiB anon; the whole container was killed (memory.oom.group=1) with 11 other processes",
 		},
 		"one bystander": {
-			o:    OOM{Comm: "java", PID: 5, Container: "app", Kind: KindCgroup, GroupKill: true, Bystanders: 1},
+			o:    OOM{Comm: "java", PID: 5, Container: "app", Kind: oomreport.KindCgroup, GroupKill: true, Bystanders: 1},
 			want: "OOMKilled process java (pid 5) in container app: memory limit reached; the whole container was killed (memory.oom.group=1) with 1 other process",
 		},
 		"counted in memory.events": {
@@ -27,7 +29,7 @@ func TestPodMessage(t *testing.T) {
 			want: "OOMKilled 1 process in container notebook: out of memory; the kernel log is not readable here, so the process is not named (memory.events)",
 		},
 		"several counted, limit": {
-			o:    OOM{Container: "web", Kind: KindCgroup, Kills: 3},
+			o:    OOM{Container: "web", Kind: oomreport.KindCgroup, Kills: 3},
 			want: "OOMKilled 3 processes in container web: memory limit reached; the kernel log is not readable here, so the process is not named (memory.events)",
 		},
 		"unknown comm and kind": {

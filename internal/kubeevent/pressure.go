@@ -124,26 +124,37 @@ func scopeName(s string) string {
 	return "node"
 }
 
-// PodPressureKill records what internal/preempt did (or would do) on the
-// pod, after the same UID check as PodOOM. Like PodOOM it may wait on the
-// API server for that check: call it off the protection path.
+// PodPressureKill queues what internal/preempt did (or would do) on the
+// pod; the outbox checks the pod's UID first, as for PodOOM. It never
+// waits; the error is for a report without the pod's identity or a ctx
+// that is done.
 func (r *Reporter) PodPressureKill(ctx context.Context, k PressureKill) error {
 	if k.PodUID == "" || k.Namespace == "" || k.PodName == "" {
+		r.dropped(DropInvalid)
 		return fmt.Errorf("pod pressure event: need namespace, name and UID, got %q/%q uid %q", k.Namespace, k.PodName, k.PodUID)
 	}
-	ref, err := r.podRef(ctx, OOM{PodUID: k.PodUID, Namespace: k.Namespace, PodName: k.PodName, Container: k.Container})
-	if err != nil {
-		return err
-	}
-	typ, reason := "Warning", ReasonPressureKill
-	switch k.Outcome {
+	typ, reason := pressureReason(k.Outcome)
+	return r.enqueue(ctx, job{pod: &podID{k.PodUID, k.Namespace, k.PodName}, container: k.Container,
+		typ: typ, reason: reason, msg: PressureMessage(k)})
+}
+
+// NodePressure queues an Event on this node for what internal/preempt did
+// at node scope without a pod to tell: a refusal (OutcomeNotActed), whose
+// why says what kept it from acting, so "kubectl describe node" shows why
+// nothing was ended while memory was short. It never waits.
+func (r *Reporter) NodePressure(ctx context.Context, k PressureKill) error {
+	typ, reason := pressureReason(k.Outcome)
+	return r.enqueue(ctx, job{typ: typ, reason: reason, msg: PressureMessage(k)})
+}
+
+func pressureReason(o string) (typ, reason string) {
+	switch o {
 	case OutcomeDryRun:
-		typ, reason = "Normal", ReasonPressureKillDryRun
+		return "Normal", ReasonPressureKillDryRun
 	case OutcomeNothingKillable:
-		reason = ReasonPressureNothingKillable
+		return "Warning", ReasonPressureNothingKillable
 	case OutcomeNotActed:
-		reason = ReasonPressureNotActed
+		return "Warning", ReasonPressureNotActed
 	}
-	r.enqueue(ref, typ, reason, PressureMessage(k))
-	return nil
+	return "Warning", ReasonPressureKill
 }

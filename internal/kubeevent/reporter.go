@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"podwarden/internal/oomreport"
 )
 
 // Event reasons. They are part of the interface: users filter on them
@@ -24,20 +26,6 @@ const (
 // Component is the Events' source component (reportingController).
 const Component = "podwarden"
 
-// OOM kinds, as in the podwarden_oom_kills_total metric.
-const (
-	KindNode   = "node"   // the node ran out of memory
-	KindCgroup = "cgroup" // a memory limit (the container's or an ancestor's) was hit
-)
-
-// ErrPodMismatch means the pod at namespace/name is not the one the OOM
-// happened in (it was replaced by a pod with the same name, a StatefulSet
-// restart for example). No Event is attached to the wrong pod.
-var ErrPodMismatch = errors.New("pod UID does not match")
-
-// ErrPodGone means the pod no longer exists.
-var ErrPodGone = errors.New("pod not found")
-
 // OOM describes one OOM kill as the agent attributed it. The namespace and
 // name come from the runtime's pod sandbox metadata, PodUID from the
 // kubelet's cgroup path; the reporter checks that they agree.
@@ -49,8 +37,8 @@ type OOM struct {
 	Comm  string
 	PID   int
 	Kills int
-	// Kind is KindNode or KindCgroup.
-	Kind string
+	// Kind is which OOM it was.
+	Kind oomreport.Kind
 	// AnonRSSBytes is the victim's anonymous memory when it was killed.
 	AnonRSSBytes uint64
 	// GroupKill: memory.oom.group was set and the whole container went.
@@ -62,10 +50,13 @@ type OOM struct {
 	HostVictims []string
 }
 
-// Reporter turns OOM kills into Events. Reporting never blocks on
-// writing them: Events are queued and written by one goroutine, which
-// correlates them first (correlate.go). Only the pod's UID check, a GET
-// cached for a few minutes, happens in the caller.
+// Reporter is the agent's one outbox of Events: the agent's OOM kills and
+// internal/preempt's actions and refusals all go through it. Its methods
+// never wait for the API server: they check what they are given, queue
+// the Event and return. One goroutine (outbox.go) then checks the pod's
+// UID, correlates (correlate.go) and writes. Every report that does not
+// become an Event is told to the Observer with its DropReason, so
+// podwarden_reports_dropped_total counts all of them in one place.
 type Reporter struct {
 	c    *client
 	node string
@@ -74,15 +65,71 @@ type Reporter struct {
 	// retryBase is the first retry's delay; it doubles.
 	retryBase time.Duration
 
-	queue  chan *event
-	cancel context.CancelFunc
-	done   chan struct{}
+	queue chan job
+	// timeout bounds each call to the API server (callTimeout).
+	timeout time.Duration
+	obs     atomic.Pointer[Observer]
+	// pending counts the queued jobs of each object and reason: at most
+	// eventBurst wait, so a storm in one pod cannot fill the queue that
+	// the other pods' and the node's Events share (beyond its burst the
+	// correlator would drop them anyway).
+	mu      sync.Mutex
+	pending map[string]int
+	cancel  context.CancelFunc
+	done    chan struct{}
 
-	mu       sync.Mutex
+	// Owned by the outbox goroutine.
 	verified map[podKey]verifiedPod
+	gone     map[podID]time.Time
+	until    time.Time // backing off until then
+	delay    time.Duration
 }
 
+// Observer is told what the outbox does: its calls to the API server (for
+// the agent's health) and every report it drops (for the metric). It is
+// called from the outbox's goroutine, except Dropped(DropQueueFull) and
+// Dropped(DropInvalid), which come from the caller's.
+type Observer interface {
+	// Calling says a call to the API server starts, and what it is.
+	Calling(what string)
+	// Called says it ended; err is nil when the server answered as
+	// expected (a pod that is gone is an answer, not a failure).
+	Called(err error)
+	// Dropped counts a report that will not become an Event.
+	Dropped(reason DropReason)
+}
+
+// DropReason says why a report did not become an Event: the reason label
+// of podwarden_reports_dropped_total.
+type DropReason string
+
+const (
+	// DropQueueFull: the outbox was full (the API server is slow, or a
+	// storm of reports); the caller was not made to wait.
+	DropQueueFull DropReason = "queue_full"
+	// DropBackoff: a call failed lately and the outbox waits before the
+	// next one, so a dead API server costs one timeout per backoff.
+	DropBackoff DropReason = "backoff"
+	// DropRateLimited: the Event's object spent its burst (correlate.go).
+	DropRateLimited DropReason = "rate_limited"
+	// DropPodGone: the pod is gone, or replaced by one of the same name.
+	DropPodGone DropReason = "pod_gone"
+	// DropAPIError: the API server refused the call, or did not answer
+	// in time after retries.
+	DropAPIError DropReason = "api_error"
+	// DropInvalid: the report lacks what its Event needs (a pod's UID).
+	DropInvalid DropReason = "invalid"
+)
+
+// DropReasons are all values of DropReason, in the order docs list them.
+var DropReasons = []DropReason{DropQueueFull, DropBackoff, DropRateLimited, DropPodGone, DropAPIError, DropInvalid}
+
+func (d DropReason) String() string { return string(d) }
+
 type podKey struct{ namespace, name string }
+
+// podID is a pod's identity, for the cache of pods that are gone.
+type podID struct{ uid, namespace, name string }
 
 type verifiedPod struct {
 	uid        string
@@ -90,10 +137,19 @@ type verifiedPod struct {
 	at         time.Time
 }
 
+// Bounds of the outbox: queueLen reports wait at most; each call to the
+// API server may take callTimeout; failures back off from minBackoff to
+// maxBackoff; a pod's UID check is cached for verifyTTL and a pod the
+// server said is gone or replaced is not looked up again for goneTTL.
 const (
-	verifyTTL   = 5 * time.Minute
-	maxVerified = 4096
 	queueLen    = 256
+	callTimeout = 5 * time.Second
+	minBackoff  = time.Second
+	maxBackoff  = time.Minute
+	verifyTTL   = 5 * time.Minute
+	goneTTL     = 5 * time.Minute
+	maxVerified = 4096
+	maxGone     = 1024
 	// writeTries bounds retries of one Event on transport and 5xx errors
 	// (client-go tries 12 times, 10 s apart; an OOM Event minutes late is
 	// of little use, and the agent's log has the kill anyway).
@@ -116,167 +172,111 @@ func NewReporter(ctx context.Context, cfg Config, nodeName string, log *slog.Log
 	ctx, cancel := context.WithCancel(ctx)
 	r := &Reporter{
 		c: c, node: nodeName, log: log.With("component", "events"), now: time.Now, retryBase: time.Second,
-		queue: make(chan *event, queueLen), cancel: cancel, done: make(chan struct{}),
-		verified: map[podKey]verifiedPod{},
+		queue: make(chan job, queueLen), timeout: callTimeout, pending: map[string]int{}, cancel: cancel, done: make(chan struct{}),
+		verified: map[podKey]verifiedPod{}, gone: map[podID]time.Time{},
 	}
 	go r.run(ctx)
 	return r, nil
 }
 
-// Close stops the writer. Events still queued are lost.
+// Observe sets who is told about calls and drops; set it before the first
+// report (the agent does in agent.New). nil stops telling.
+func (r *Reporter) Observe(o Observer) {
+	if o == nil {
+		r.obs.Store(nil)
+		return
+	}
+	r.obs.Store(&o)
+}
+
+// Close stops the outbox. Reports still queued are lost.
 func (r *Reporter) Close() {
 	r.cancel()
 	<-r.done
 }
 
-// PodOOM records a Warning Event on the pod the OOM happened in. The pod
+// PodOOM queues a Warning Event on the pod the OOM happened in. The pod
 // is read from the API server and must have o.PodUID: an Event is never
-// attached by name alone. It returns ErrPodMismatch or ErrPodGone
-// (wrapped) when the pod is not there any more.
+// attached by name alone. It never waits; the error is for a report
+// without the pod's identity or a ctx that is done.
 func (r *Reporter) PodOOM(ctx context.Context, o OOM) error {
 	if o.PodUID == "" || o.Namespace == "" || o.PodName == "" {
+		r.dropped(DropInvalid)
 		return fmt.Errorf("pod OOM event: need namespace, name and UID, got %q/%q uid %q", o.Namespace, o.PodName, o.PodUID)
 	}
-	ref, err := r.podRef(ctx, o)
-	if err != nil {
-		return err
-	}
-	r.enqueue(ref, "Warning", ReasonOOMKilledProcess, PodMessage(o))
-	return nil
+	return r.enqueue(ctx, job{pod: &podID{o.PodUID, o.Namespace, o.PodName}, container: o.Container,
+		typ: "Warning", reason: ReasonOOMKilledProcess, msg: PodMessage(o)})
 }
 
-// NodeOOM records a Warning Event on this node for host processes a node
+// NodeOOM queues a Warning Event on this node for host processes a node
 // OOM killed. Like the kubelet, it refers to the Node with its name as
 // UID, which is what "kubectl describe node" looks for.
 func (r *Reporter) NodeOOM(ctx context.Context, o OOM) error {
+	return r.enqueue(ctx, job{typ: "Warning", reason: ReasonHostOOMKill, msg: NodeMessage(o)})
+}
+
+// job is one Event waiting in the outbox: for a pod (whose UID is checked
+// before it is written) or, pod nil, for this node.
+type job struct {
+	pod              *podID
+	container        string
+	typ, reason, msg string
+	at               time.Time
+}
+
+// key names j's object and reason, for pending.
+func (j job) key() string {
+	if j.pod == nil {
+		return "\x00" + j.reason
+	}
+	return j.pod.namespace + "/" + j.pod.name + "\x00" + j.reason
+}
+
+// enqueue hands j to the outbox without ever blocking.
+func (r *Reporter) enqueue(ctx context.Context, j job) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.enqueue(objectRef{Kind: "Node", APIVersion: "v1", Name: r.node, UID: r.node}, "Warning", ReasonHostOOMKill, NodeMessage(o))
+	j.at = r.now()
+	key := j.key()
+	r.mu.Lock()
+	drop := DropReason("")
+	if r.pending[key] >= eventBurst {
+		drop = DropRateLimited
+	} else {
+		select {
+		case r.queue <- j:
+			r.pending[key]++
+		default:
+			drop = DropQueueFull
+		}
+	}
+	r.mu.Unlock()
+	if drop != "" {
+		r.dropped(drop)
+	}
 	return nil
 }
 
-func (r *Reporter) enqueue(ref objectRef, typ, reason, msg string) {
-	now := r.now()
-	ns := ref.Namespace
-	if ns == "" {
-		ns = "default" // Events on cluster-scoped objects live here, as client-go puts them
-	}
-	e := &event{
-		APIVersion: "v1", Kind: "Event",
-		// client-go's naming: unique per object and time.
-		Metadata:       eventMeta{Name: fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()), Namespace: ns},
-		InvolvedObject: ref, Reason: reason, Message: msg,
-		Source:         source{Component: Component, Host: r.node},
-		FirstTimestamp: stamp(now), LastTimestamp: stamp(now), Count: 1, Type: typ,
-		ReportingController: Component, ReportingInstance: r.node,
-	}
-	select {
-	case r.queue <- e:
-	default:
-		r.log.Warn("event queue full, dropping Event", "reason", reason, "object", ref.Name)
-	}
-}
-
-func (r *Reporter) run(ctx context.Context) {
-	defer close(r.done)
-	corr := newCorrelator()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e := <-r.queue:
-			out, repeat, ok := corr.correlate(e, r.now())
-			if !ok {
-				r.log.Debug("event rate limit reached, dropping Event", "reason", e.Reason, "object", e.InvolvedObject.Name)
-				continue
-			}
-			if err := r.write(ctx, out, repeat); err != nil {
-				if repeat {
-					corr.forget(out)
-				}
-				if ctx.Err() == nil {
-					r.log.Warn("write Event", "reason", out.Reason, "object", out.InvolvedObject.Name, "err", err)
-				}
-			}
-		}
-	}
-}
-
-// write creates e or, for a repeat, patches its count; a repeat whose
-// Event the server no longer has (expired after the Event TTL, or
-// deleted) is created again.
-func (r *Reporter) write(ctx context.Context, e *event, repeat bool) error {
-	var err error
-	for try := range writeTries {
-		if try > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(r.retryBase << (try - 1)):
-			}
-		}
-		if repeat {
-			err = r.c.patchEvent(ctx, e)
-			if isStatus(err, http.StatusNotFound) {
-				repeat = false
-				err = r.c.createEvent(ctx, e)
-			}
-		} else {
-			err = r.c.createEvent(ctx, e)
-		}
-		if isStatus(err, http.StatusConflict) {
-			// Created by an earlier try whose reply was lost.
-			return nil
-		}
-		if err == nil || !retryable(err) {
-			return err
-		}
-	}
-	return err
-}
-
-// podRef returns the Event's reference to the pod after checking the UID,
-// from a short-lived cache so a storm of kills in one pod costs one GET.
-func (r *Reporter) podRef(ctx context.Context, o OOM) (objectRef, error) {
-	key := podKey{o.Namespace, o.PodName}
+// dequeued is told that the outbox took j off the queue.
+func (r *Reporter) dequeued(j job) {
+	key := j.key()
 	r.mu.Lock()
-	v, ok := r.verified[key]
-	r.mu.Unlock()
-	if !ok || v.uid != o.PodUID || r.now().Sub(v.at) > verifyTTL {
-		p, err := r.c.getPod(ctx, o.Namespace, o.PodName)
-		switch {
-		case isStatus(err, http.StatusNotFound):
-			return objectRef{}, fmt.Errorf("pod %s/%s (uid %s): %w", o.Namespace, o.PodName, o.PodUID, ErrPodGone)
-		case err != nil:
-			return objectRef{}, fmt.Errorf("reading pod %s/%s: %w", o.Namespace, o.PodName, err)
-		case p.Metadata.UID != o.PodUID:
-			return objectRef{}, fmt.Errorf("pod %s/%s has uid %s, the OOM was in uid %s: %w", o.Namespace, o.PodName, p.Metadata.UID, o.PodUID, ErrPodMismatch)
-		}
-		v = verifiedPod{uid: p.Metadata.UID, containers: fieldPaths(p), at: r.now()}
-		r.mu.Lock()
-		if len(r.verified) >= maxVerified {
-			clear(r.verified) // rare; a re-read per pod is cheap
-		}
-		r.verified[key] = v
-		r.mu.Unlock()
+	if r.pending[key]--; r.pending[key] <= 0 {
+		delete(r.pending, key)
 	}
-	return objectRef{
-		Kind: "Pod", APIVersion: "v1", Namespace: o.Namespace, Name: o.PodName, UID: v.uid,
-		FieldPath: v.containers[o.Container],
-	}, nil
+	r.mu.Unlock()
 }
 
-func fieldPaths(p *pod) map[string]string {
-	f := map[string]string{}
-	for _, c := range p.Spec.Containers {
-		f[c.Name] = "spec.containers{" + c.Name + "}"
+func (r *Reporter) observer() Observer {
+	if o := r.obs.Load(); o != nil {
+		return *o
 	}
-	for _, c := range p.Spec.InitContainers {
-		f[c.Name] = "spec.initContainers{" + c.Name + "}"
+	return nil
+}
+
+func (r *Reporter) dropped(reason DropReason) {
+	if o := r.observer(); o != nil {
+		o.Dropped(reason)
 	}
-	for _, c := range p.Spec.EphemeralContainers {
-		f[c.Name] = "spec.ephemeralContainers{" + c.Name + "}"
-	}
-	return f
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"podwarden/internal/oomreport"
 )
 
 type fakeAPI struct {
@@ -150,18 +151,21 @@ func waitFor(t *testing.T, f *fakeAPI, cond func(map[string]event) bool) map[str
 func TestReporterPodOOM(t *testing.T) {
 	f := &fakeAPI{token: "tok-1"}
 	r := startReporter(t, f, nil)
+	obs := observe(r)
 	ctx := t.Context()
 
-	if err := r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "nb-0", PodUID: "uid-OLD", Comm: "python", PID: 1}); !errors.Is(err, ErrPodMismatch) {
-		t.Errorf("replaced pod: err %v, want ErrPodMismatch", err)
-	}
-	if err := r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "gone", PodUID: "uid-2", Comm: "python", PID: 1}); !errors.Is(err, ErrPodGone) {
-		t.Errorf("missing pod: err %v, want ErrPodGone", err)
-	}
+	// A replaced pod (same name, another UID) and a gone one get nothing,
+	// counted as pod_gone; a report without a UID is refused at once.
+	must(t, r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "nb-0", PodUID: "uid-OLD", Comm: "python", PID: 1}))
+	must(t, r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "gone", PodUID: "uid-2", Comm: "python", PID: 1}))
 	if err := r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "nb-0", Comm: "python"}); err == nil {
 		t.Error("no UID: want an error, never a guess by name")
 	}
-	o := OOM{Namespace: "ml", PodName: "nb-0", PodUID: "uid-1", Container: "setup", Comm: "python", PID: 42, Kind: KindNode}
+	obs.wait(t, "two pods not there", func(d map[DropReason]int) bool { return d[DropPodGone] == 2 })
+	// Asked again within goneTTL, the gone pod costs no GET.
+	must(t, r.PodOOM(ctx, OOM{Namespace: "ml", PodName: "gone", PodUID: "uid-2", Comm: "python", PID: 2}))
+	obs.wait(t, "the gone pod again", func(d map[DropReason]int) bool { return d[DropPodGone] == 3 })
+	o := OOM{Namespace: "ml", PodName: "nb-0", PodUID: "uid-1", Container: "setup", Comm: "python", PID: 42, Kind: oomreport.KindNode}
 	for range 3 {
 		must(t, r.PodOOM(ctx, o))
 	}
@@ -194,6 +198,22 @@ func TestReporterPodOOM(t *testing.T) {
 	if gets != 2 { // the mismatch, then one verified read for the three reports
 		t.Errorf("%d pod GETs, want 2 (the UID check is cached): %v", gets, reqs)
 	}
+	if n := count(reqs, "GET /api/v1/namespaces/ml/pods/gone"); n != 1 {
+		t.Errorf("%d GETs of the gone pod, want 1 (cached as gone): %v", n, reqs)
+	}
+	if d := obs.drops(); d[DropInvalid] != 1 || len(d) != 2 {
+		t.Errorf("drops %v, want 3 pod_gone and 1 invalid", d)
+	}
+}
+
+func count(reqs []string, prefix string) int {
+	n := 0
+	for _, q := range reqs {
+		if strings.HasPrefix(q, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestReporterNodeOOMRetriesAndRecreates(t *testing.T) {
@@ -201,7 +221,7 @@ func TestReporterNodeOOMRetriesAndRecreates(t *testing.T) {
 	r := startReporter(t, f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.retryBase = time.Millisecond
 
-	o := OOM{Kind: KindNode, HostVictims: []string{"sshd (pid 812)"}}
+	o := OOM{Kind: oomreport.KindNode, HostVictims: []string{"sshd (pid 812)"}}
 	must(t, r.NodeOOM(t.Context(), o))
 	evs := waitFor(t, f, func(m map[string]event) bool { return len(m) == 1 })
 	for k, e := range evs {
@@ -281,9 +301,9 @@ func TestReporterPodPressureKill(t *testing.T) {
 	ctx := t.Context()
 	k := PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-1", Container: "notebook", Comm: "python3", PID: 812,
 		Signals: []string{"SIGTERM"}, Scope: ScopeNode, Available: 1, Total: 10}
-	if err := r.PodPressureKill(ctx, PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-old"}); !errors.Is(err, ErrPodMismatch) {
-		t.Errorf("stale UID: %v, want ErrPodMismatch", err)
-	}
+	obs := observe(r)
+	must(t, r.PodPressureKill(ctx, PressureKill{Namespace: "ml", PodName: "nb-0", PodUID: "uid-old"}))
+	obs.wait(t, "stale UID dropped", func(d map[DropReason]int) bool { return d[DropPodGone] == 1 })
 	if err := r.PodPressureKill(ctx, PressureKill{Namespace: "ml", PodName: "nb-0"}); err == nil {
 		t.Error("no UID: want an error")
 	}

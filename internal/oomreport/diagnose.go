@@ -17,20 +17,20 @@ func finish(r *Report) {
 	}
 	switch {
 	case r.Constraint == "CONSTRAINT_MEMCG", r.OOMMemcg != "" && r.OOMMemcg != "global_oom":
-		r.Kind = "cgroup"
+		r.Kind = KindCgroup
 	case r.Constraint == "" && r.OOMMemcg == "" && (r.Memcg != nil || r.memcgKill):
 		// Pre-5.0 kernels print no summary line; memcg counters only
 		// appear for a cgroup OOM.
-		r.Kind = "cgroup"
+		r.Kind = KindCgroup
 	case len(r.Victims) == 0 && r.trace == traceMemcg:
-		r.Kind = "cgroup"
+		r.Kind = KindCgroup
 	case len(r.Victims) == 0 && r.trace != traceNode && r.Constraint == "":
 		// Only the invoker is known: nothing says which OOM it was.
-		r.Kind = "unknown"
+		r.Kind = KindUnknown
 	default:
-		r.Kind = "node"
+		r.Kind = KindNode
 	}
-	if r.Kind == "cgroup" && r.OOMMemcg == "" && len(r.statsFor) > 0 {
+	if r.Kind == KindCgroup && r.OOMMemcg == "" && len(r.statsFor) > 0 {
 		// The kernel prints the stats of the memcg over its limit first
 		// (then its descendants'): a paste without the "Task in" or
 		// summary line still names it there.
@@ -64,7 +64,7 @@ func finish(r *Report) {
 			// No line of the input named the victim's cgroup; the group
 			// it was killed with, or the memcg over its limit, holds it.
 			path = r.GroupKillCgroup
-			if path == "" && r.Kind == "cgroup" {
+			if path == "" && r.Kind == KindCgroup {
 				path = r.OOMMemcg
 			}
 		}
@@ -72,7 +72,7 @@ func finish(r *Report) {
 		v.PodUID, v.ContainerID = o.PodUID, o.ContainerID
 	}
 	attr := r.TaskMemcg
-	if r.Kind == "cgroup" {
+	if r.Kind == KindCgroup {
 		attr = r.OOMMemcg
 	}
 	o := r.owner(attr)
@@ -203,10 +203,10 @@ func diagnose(r *Report) Diagnosis {
 	if len(r.Victims) == 0 {
 		// Only an invoker: say what is known and that the rest is cut.
 		switch r.Kind {
-		case "cgroup":
+		case KindCgroup:
 			d.Codes = append(d.Codes, DiagCgroupLimit)
 			b = append(b, "a memory cgroup hit its limit: "...)
-		case "node":
+		case KindNode:
 			d.Codes = append(d.Codes, DiagNodeOOM)
 			b = append(b, "the node ran out of memory: "...)
 		}
@@ -223,7 +223,7 @@ func diagnose(r *Report) Diagnosis {
 		d.Summary = string(b)
 		return d
 	}
-	if r.Kind == "cgroup" {
+	if r.Kind == KindCgroup {
 		d.Codes = append(d.Codes, DiagCgroupLimit)
 		switch {
 		case r.PodUID != "" && r.ContainerID != "":

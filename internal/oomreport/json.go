@@ -39,7 +39,7 @@ func (r *Report) AppendJSON(b []byte) ([]byte, error) {
 	if r.Line != 0 {
 		b = appendIntField(b, `,"line":`, int64(r.Line))
 	}
-	b = appendStringField(b, `,"scope":`, r.Kind)
+	b = appendStringField(b, `,"scope":`, string(r.Kind))
 	b = appendOptString(b, `,"kernel":`, r.Kernel)
 	b = appendOptString(b, `,"constraint":`, r.Constraint)
 	b = appendOptString(b, `,"nodemask":`, r.Nodemask)

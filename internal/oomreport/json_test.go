@@ -84,7 +84,7 @@ func filledReport(s string, mono float64, n int64, flags uint8) Report {
 	c := &Counter{UsageKB: n, LimitKB: -n, Failcnt: n / 3}
 	order, adj := int(n>>1), int(n>>2)
 	r := Report{
-		Killer: s, Reason: pick(3), Monotonic: mono, Stamp: pick(3), Line: int(n >> 3), Kind: s, Kernel: pick(0), Constraint: s, Nodemask: pick(1), Cpuset: pick(2),
+		Killer: s, Reason: pick(3), Monotonic: mono, Stamp: pick(3), Line: int(n >> 3), Kind: Kind(s), Kernel: pick(0), Constraint: s, Nodemask: pick(1), Cpuset: pick(2),
 		MemsAllowed: pick(3), OOMMemcg: s, TaskMemcg: s,
 		Invoker: Invoker{Comm: pick(5), PID: int(n), GFPMask: pick(4), Order: &order, OOMScoreAdj: &adj},
 		Tasks: []Task{{PID: int(n), UID: 1, TGID: 2, TotalVM: n, RSS: n, RSSAnon: -1, RSSFile: -1, RSSShmem: -1,

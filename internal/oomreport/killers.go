@@ -122,7 +122,7 @@ func parseEarlyoom(text string, rep *Report) bool {
 			break // the last field, and it may hold ", "
 		}
 	}
-	rep.Killer, rep.Kind, rep.Reason = KillerEarlyoom, "node", strings.Join(why, ", ")
+	rep.Killer, rep.Kind, rep.Reason = KillerEarlyoom, KindNode, strings.Join(why, ", ")
 	rep.Victims = append(rep.Victims, v)
 	return true
 }
@@ -187,7 +187,7 @@ func parseOomd(text string, rep *Report) bool {
 	default:
 		return false
 	}
-	rep.Killer, rep.Kind, rep.GroupKillCgroup, rep.Reason = KillerOomd, "cgroup", cg, why
+	rep.Killer, rep.Kind, rep.GroupKillCgroup, rep.Reason = KillerOomd, KindCgroup, cg, why
 	o := parseOwner(cg)
 	rep.PodUID, rep.ContainerID = o.PodUID, o.ContainerID
 	return true
@@ -221,7 +221,7 @@ func (k *killers) parseKubelet(text string, rep *Report) bool {
 		if !ok || !closed || name == "" || ns == "" || uid == "" {
 			return false
 		}
-		rep.Killer, rep.Kind, rep.PodNamespace, rep.PodName, rep.PodUID = KillerKubelet, "node", ns, name, uid
+		rep.Killer, rep.Kind, rep.PodNamespace, rep.PodName, rep.PodUID = KillerKubelet, KindNode, ns, name, uid
 		k.stamp(text, rep)
 		return true
 	}
@@ -256,7 +256,7 @@ func (k *killers) parseKubelet(text string, rep *Report) bool {
 	if !ok || ns == "" || name == "" {
 		return false
 	}
-	rep.Killer, rep.Kind, rep.PodNamespace, rep.PodName = KillerKubelet, "node", ns, name
+	rep.Killer, rep.Kind, rep.PodNamespace, rep.PodName = KillerKubelet, KindNode, ns, name
 	if rep.Reason == "" && k.reclaim != "" {
 		rep.Reason = "the node was low on " + k.reclaim
 	}
@@ -305,9 +305,9 @@ func parsePodwarden(text string, rep *Report) bool {
 	}
 	o := parseOwner(v.Cgroup)
 	v.PodUID, v.ContainerID = o.PodUID, o.ContainerID
-	rep.Killer, rep.Kind, rep.Reason = KillerPodwarden, "node", attrs["why"]
+	rep.Killer, rep.Kind, rep.Reason = KillerPodwarden, KindNode, attrs["why"]
 	if attrs["scope"] == "container" {
-		rep.Kind, rep.OOMMemcg = "cgroup", v.Cgroup
+		rep.Kind, rep.OOMMemcg = KindCgroup, v.Cgroup
 	}
 	rep.TaskMemcg, rep.PodUID, rep.ContainerID = v.Cgroup, o.PodUID, o.ContainerID
 	if ns, name, ok := strings.Cut(attrs["pod"], "/"); ok && ns != "" && name != "" {

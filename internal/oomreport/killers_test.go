@@ -53,7 +53,7 @@ func TestKillers(t *testing.T) {
 				t.Fatalf("got %d reports", len(reps))
 			}
 			r := reps[0]
-			if r.Killer != tc.killer || r.Kind != tc.scope || r.pod() != tc.pod || r.Diagnosis.Summary != tc.summary {
+			if r.Killer != tc.killer || r.Kind.String() != tc.scope || r.pod() != tc.pod || r.Diagnosis.Summary != tc.summary {
 				t.Errorf("killer %q scope %q pod %q summary %q", r.Killer, r.Kind, r.pod(), r.Diagnosis.Summary)
 			}
 			if tc.pid != 0 && (len(r.Victims) != 1 || r.Victims[0].PID != tc.pid) {

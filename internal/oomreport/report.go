@@ -18,9 +18,9 @@ type Report struct {
 	Monotonic float64 `json:"monotonic_s,omitzero"`
 	// Line is the input line the report starts on; 0 from /dev/kmsg.
 	Line int `json:"line,omitempty"`
-	// Kind is "node", "cgroup" or "unknown"; its JSON key is "scope"
-	// because "kind" names the document's type (docs/schemas).
-	Kind            string           `json:"scope"`
+	// Kind is KindNode, KindCgroup or KindUnknown; its JSON key is
+	// "scope" because "kind" names the document's type (docs/schemas).
+	Kind            Kind             `json:"scope"`
 	Kernel          string           `json:"kernel,omitempty"`
 	Constraint      string           `json:"constraint,omitempty"`
 	Nodemask        string           `json:"nodemask,omitempty"`
@@ -249,3 +249,20 @@ func (v *Victim) RSS() (int64, bool) { return v.RSSKB, v.has&victimHasRSS != 0 }
 // Adj is the victim's oom_score_adj, and whether the input gave it (its
 // kill line from 5.4 on, else its task table row).
 func (v *Victim) Adj() (int, bool) { return v.OOMScoreAdj, v.has&victimHasAdj != 0 }
+
+// Kind is which OOM a report is: what ran out. Its values are the kind
+// label of the agent's podwarden_oom_kills_total and the "scope" of
+// podwarden events' JSON, so they are part of the interface.
+type Kind string
+
+const (
+	// KindNode: the node ran out of memory (the global OOM killer).
+	KindNode Kind = "node"
+	// KindCgroup: a memory cgroup's limit (the container's or an
+	// ancestor's) was reached.
+	KindCgroup Kind = "cgroup"
+	// KindUnknown: only the invoker was printed; nothing says which.
+	KindUnknown Kind = "unknown"
+)
+
+func (k Kind) String() string { return string(k) }
