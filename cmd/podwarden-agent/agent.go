@@ -141,16 +141,28 @@ func (f *agentFlags) loadPolicy(cmd *cobra.Command) (policy.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("policy after flags: %w", err)
 	}
-	if f.noCRI {
-		if err := cfg.CheckRuntimeless(f.policy.namespace(fl)); err != nil {
-			file := "the built-in policy"
-			if f.policy.config != "" {
-				file = f.policy.config
-			}
-			return cfg, fmt.Errorf("--no-cri with %s:\n%w", file, err)
-		}
-	}
 	return cfg, nil
+}
+
+// flagError names the flag behind a setting agent.Config.Check refused.
+func (f *agentFlags) flagError(err error) error {
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	switch ce.Setting {
+	case "FastInterval":
+		return fmt.Errorf("--fast-interval %s: %w", f.fast, ce.Err)
+	case "KernelLog":
+		return fmt.Errorf("--kernel-log %q: %w", f.kernelLog, ce.Err)
+	case "Policy":
+		file := "the built-in policy"
+		if f.policy.config != "" {
+			file = f.policy.config
+		}
+		return fmt.Errorf("--no-cri with %s:\n%w", file, ce.Err)
+	}
+	return err
 }
 
 func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
@@ -164,16 +176,13 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := agent.CheckFastInterval(f.fast); err != nil {
-		return fmt.Errorf("--fast-interval %s: %w", f.fast, err)
+	// Checked before anything is dialled, so a wrong flag is named first.
+	acfg := agent.Config{
+		Policy: pol, DryRun: f.dryRun, FastInterval: f.fast, KmsgPath: f.kmsgPath, KernelLog: f.kernelLog,
+		OwnNamespace: f.policy.namespace(cmd.Flags()), PodLogDir: f.podLogDir,
 	}
-	switch f.kernelLog {
-	case agent.SourceAuto, agent.SourceKmsg, agent.SourceSyslog, agent.SourceMemoryEvents:
-	default:
-		return fmt.Errorf("--kernel-log %q: want auto, kmsg, syslog or memory.events", f.kernelLog)
-	}
-	if f.kmsgPath == "" && f.kernelLog == agent.SourceAuto {
-		f.kernelLog = agent.SourceMemoryEvents
+	if err := acfg.Check(!f.noCRI); err != nil {
+		return f.flagError(err)
 	}
 	switch f.metricsAuth {
 	case authNone, authKubernetes:
@@ -193,7 +202,6 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 			return fmt.Errorf("--web-config-file %s: %w", f.webConfig, err)
 		}
 	}
-	ownNS := f.policy.namespace(cmd.Flags())
 	log, err := f.log.New(s.ErrOut)
 	if err != nil {
 		return err
@@ -241,11 +249,7 @@ func runAgent(cmd *cobra.Command, s streams, f *agentFlags) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	agent.RegisterBuildInfo(reg, cli.Version())
-	acfg := agent.Config{
-		Policy: pol, Proc: pfs, Cgroups: cfs, Runtime: rt, DryRun: f.dryRun, Log: log,
-		Metrics: agent.NewMetrics(reg), FastInterval: f.fast,
-		KmsgPath: f.kmsgPath, KernelLog: f.kernelLog, OwnNamespace: ownNS, PodLogDir: f.podLogDir,
-	}
+	acfg.Proc, acfg.Cgroups, acfg.Runtime, acfg.Log, acfg.Metrics = pfs, cfs, rt, log, agent.NewMetrics(reg)
 	if reporter != nil {
 		acfg.Reporter = reporter // a nil *Reporter in the interface would not be nil
 	}
