@@ -120,3 +120,16 @@ func mustOK(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestDropReasonsDocumented: the metric's help names every reason the
+// outbox drops for, so a new one is not an unexplained label value.
+func TestDropReasonsDocumented(t *testing.T) {
+	ch := make(chan *prometheus.Desc, 1)
+	NewMetrics(nil).ReportsDropped.Describe(ch)
+	help := (<-ch).String()
+	for _, r := range kubeevent.DropReasons {
+		if !strings.Contains(help, r.String()+" (") {
+			t.Errorf("podwarden_reports_dropped_total's help does not explain %q: %s", r, help)
+		}
+	}
+}
