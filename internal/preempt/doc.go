@@ -11,10 +11,15 @@
 //
 // It owns the pressure watch (PSI triggers on /proc/pressure/memory and on
 // every target's memory.pressure, MemAvailable headroom, usage against
-// memory.max), the episode state machine (hysteresis between minAvailable
-// and releaseAvailable, a cooldown between kills, so one episode ends with
-// one kill), the culprit choice and the action ladder (pidfd signals and
-// process_mrelease).
+// memory.max, and below releaseAvailable the pace it falls at: a fall
+// that would reach criticalAvailable within two windows is danger before
+// minAvailable), the episode state machine (hysteresis between
+// minAvailable and releaseAvailable, a cooldown between kills, so one
+// episode ends with one kill), the culprit choice and the action ladder
+// (pidfd signals and process_mrelease).
+//
+// The engine's thread runs at nice -20 where it may: under thrashing it
+// competes for the CPU with every process in direct reclaim.
 //
 // The culprit is what grew, never what is big or what it is called: the
 // target whose committed memory grew lately, and in it the process whose
@@ -22,7 +27,9 @@
 // children it forks) that did, ended together as one kill. Keep patterns
 // and the container's init (the oldest process whose parent is outside the
 // container, not pid 1 of an inner namespace) only spare bystanders in a
-// family. When no kill can give the memory back (nothing growing, growth
+// family, and what is kept is decided by what a process cannot change
+// about itself (its place in the tree), never by its name. When no kill
+// can give the memory back (nothing growing, growth
 // in shmem or kernel memory, a culprit smaller than the shortfall) nothing
 // is ended and the reason is said (culprit.go, choose.go).
 //
