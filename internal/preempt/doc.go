@@ -27,9 +27,8 @@
 // children it forks) that did, ended together as one kill. Keep patterns
 // and the container's init (the oldest process whose parent is outside the
 // container, not pid 1 of an inner namespace) only spare bystanders in a
-// family, and what is kept is decided by what a process cannot change
-// about itself (its place in the tree), never by its name. When no kill
-// can give the memory back (nothing growing, growth
+// family: a name, which a process sets itself, never protects the process
+// that grew. When no kill can give the memory back (nothing growing, growth
 // in shmem or kernel memory, a culprit smaller than the shortfall) nothing
 // is ended and the reason is said (culprit.go, choose.go).
 //
