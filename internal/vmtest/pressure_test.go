@@ -36,8 +36,8 @@ func modesFromEnv(def ...string) []string {
 // pressureGuests are the scenarios of each of the two guests that boot at
 // once (one host core each), balanced by their length under TCG.
 var pressureGuests = [][]string{
-	{"slow-hog", "benign", "fork-storm", "cache-60", "cache-70", "cache-65-late"},
-	{"fast-hog", "jupyter", "deleted", "renamed-hog", "host-pressure", "shm-fill", "renamed-prctl", "pidns-hog", "two-kernels", "cpython"},
+	{"slow-hog", "benign", "shm-fill", "fork-storm", "cache-60", "cache-70", "cache-65-late"},
+	{"fast-hog", "jupyter", "deleted", "renamed-hog", "host-pressure", "renamed-prctl", "pidns-hog", "two-kernels", "cpython"},
 }
 
 // pressureNames are the process names on the disk that are pwload.
