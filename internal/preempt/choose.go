@@ -53,9 +53,11 @@ func (e *Engine) startNode(now time.Time) {
 	if e.nodeH.level < levelDanger || e.episodes[nodeKey] != nil || e.cooling(nodeKey, now) {
 		return
 	}
-	// Rank on fresh numbers.
+	// Rank on fresh numbers; those step sampled already are.
 	for _, st := range e.targets {
-		e.sampleTarget(now, st)
+		if s, ok := st.h.last(); !ok || !s.at.Equal(now) {
+			e.sampleTarget(now, st)
+		}
 	}
 	cands, most := e.rankNode()
 	if len(cands) > 0 && e.inEpisode(cands[0].st.t.Cgroup) {
@@ -161,7 +163,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 		keep = e.pol.Keep
 	}
 	for try := 0; try < 3; try++ {
-		procs := e.procs(st.t.Cgroup)
+		procs := e.procs(st.t.Cgroup, &st.procs, now)
 		a := attribute(procs, &st.procs, now, e.recent(), st.t.InitPID, keep, e.pol.KeepInit)
 		ep.root = rootRef(procs, a)
 		if !a.known {
@@ -384,12 +386,18 @@ func (f *familyHandle) Close() error {
 }
 
 // procs reads every process of cg and below, with command lines (for the
-// keep patterns) as far as they come within cmdlineWait.
-func (e *Engine) procs(cg string) []procfs.Proc {
+// keep patterns) as far as they come within cmdlineWait. Only processes ph
+// has known for a recent window get theirs read: a newer one's name is no
+// evidence (attribute never spares it by name), and in a fork storm each
+// read is a thread blocked on a hog's mmap_lock, made while memory is
+// scarcest.
+func (e *Engine) procs(cg string, ph *procHist, now time.Time) []procfs.Proc {
 	out := e.readProcs(cg, victimFields)
-	pids := make([]int, len(out))
-	for i, p := range out {
-		pids[i] = p.PID
+	pids := make([]int, 0, len(out))
+	for _, p := range out {
+		if pm := ph.procs[p.PID]; pm != nil && pm.start == p.StartTime && now.Sub(pm.first) >= e.recent() {
+			pids = append(pids, p.PID)
+		}
 	}
 	cmds := cmdlinesWithin(e.cfg.Proc, pids, cmdlineWait)
 	for i := range out {

@@ -305,7 +305,7 @@ func TestLiveForkStormFamily(t *testing.T) {
 	spawner.expect(t, "grown")
 	var procs []procfs.Proc
 	waitFor(t, "6 children of 40 MiB in the cgroup", func() bool {
-		procs = e.procs(cg)
+		procs = e.procs(cg, &st.procs, time.Now())
 		n := 0
 		for _, p := range procs {
 			if p.PPID == spawner.cmd.Process.Pid && p.RSSAnon >= 39<<20 {
@@ -370,7 +370,7 @@ func TestLiveInnerPidNamespaceHog(t *testing.T) {
 	st.procs.add(t0, e.readProcs(cg, procfs.FieldStat|procfs.FieldStatus), time.Minute)
 	hog.grow(t)
 	now := t0.Add(3 * time.Second)
-	procs := e.procs(cg)
+	procs := e.procs(cg, &st.procs, time.Now())
 	st.procs.add(now, procs, time.Minute)
 	i := slices.IndexFunc(procs, func(p procfs.Proc) bool { return p.PID == hogPID })
 	if i < 0 || procs[i].NSPID != 1 {
