@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"podwarden/internal/vmtest"
 )
@@ -19,6 +20,9 @@ type GuestConfig struct {
 	NodeName  string
 	// Kubeconfig is the kubelet's (a node token, the Service IP as server).
 	Kubeconfig []byte
+	// DiskModules load the data disk's driver and filesystem (virtio_blk,
+	// ext4: modules on Debian's kernel), in order; none without a disk.
+	DiskModules []string
 }
 
 // modules are loaded by /init in this order (dependencies first): the
@@ -71,6 +75,15 @@ func WriteInitramfs(dst string, c GuestConfig) error {
 			adds[l[1:]] = l // the file the link points to, under the link's name
 		}
 	}
+	var order []string
+	for i, m := range c.DiskModules {
+		dst := fmt.Sprintf("pw/disk-modules/%02d-%s", i, filepath.Base(m))
+		adds[dst] = m
+		order = append(order, "/"+dst)
+	}
+	if len(order) > 0 {
+		a.Add("pw/disk-modules.order", 0o644, []byte(strings.Join(order, "\n")+"\n"))
+	}
 	for _, img := range c.Artifacts.Images {
 		adds["pw/images/"+filepath.Base(img)] = img
 	}
@@ -83,6 +96,7 @@ func WriteInitramfs(dst string, c GuestConfig) error {
 		"guest/init.sh":         "init",
 		"guest/service.sh":      "pw/service.sh",
 		"guest/containerd.toml": "etc/containerd/config.toml",
+		"guest/hosts.toml":      "etc/containerd/certs.d/" + RegistryHost + "/hosts.toml",
 		"guest/cni.conflist":    "etc/cni/net.d/10-podwarden-test.conflist",
 		"guest/kubelet.yaml":    "var/lib/kubelet/config.yaml",
 	}

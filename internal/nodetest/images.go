@@ -20,13 +20,13 @@ import (
 	"podwarden/internal/agentimage"
 )
 
-// Image names inside the guest. Nothing is pulled: containerd imports the
-// tarballs at boot and pods use imagePullPolicy IfNotPresent or Never.
+// The test fixtures' image names inside the guest: containerd imports
+// their tarballs at boot and pods use imagePullPolicy Never. The agent's
+// image is not among them: the chart's pinned digest is pulled from the
+// release registry, as on a user's node (release_test.go).
 const (
 	PauseImage    = "podwarden.test/pause:1"
 	WorkloadImage = "podwarden.test/workload:1"
-	AgentRepo     = "podwarden.test/podwarden"
-	AgentTag      = "dev"
 )
 
 // Artifacts are the files the host builds for a guest.
@@ -35,9 +35,8 @@ type Artifacts struct {
 	Images []string // image tarballs for ctr import
 }
 
-// BuildArtifacts builds guestd, the pause image, the workload image
-// (Debian's static busybox, every applet linked) and the release agent
-// image (internal/agentimage, the recipe `make image` runs) into dir.
+// BuildArtifacts builds guestd, the pause image and the workload image
+// (Debian's static busybox, every applet linked, and slowhog) into dir.
 func BuildArtifacts(ctx context.Context, repo, busybox, dir string) (Artifacts, error) {
 	var a Artifacts
 	a.Guestd = filepath.Join(dir, "guestd")
@@ -77,23 +76,23 @@ func BuildArtifacts(ctx context.Context, repo, busybox, dir string) (Artifacts, 
 	// hog: a name the kernel log and the Events will show. Busybox runs
 	// the applet named by argv[0] ("exec -a tail /bin/hog /dev/zero").
 	entries = append(entries, tarEntry{name: "bin/hog", link: "busybox"})
+	// jupyter-lab: a name the chart's keep patterns list, for a server
+	// and for a hog that borrows it (scenario 4d).
+	entries = append(entries, tarEntry{name: "bin/jupyter-lab", link: "busybox"})
+	slow := filepath.Join(dir, "slowhog")
+	if err := goBuild(ctx, repo, "./internal/nodetest/slowhog", slow); err != nil {
+		return a, err
+	}
+	sb, err := os.ReadFile(slow)
+	if err != nil {
+		return a, err
+	}
+	entries = append(entries, tarEntry{name: "bin/slowhog", mode: 0o755, data: sb})
 	img, err = filesImage(entries, []string{"/bin/sh"})
 	if err != nil {
 		return a, fmt.Errorf("workload image: %w", err)
 	}
 	if err := writeImage(filepath.Join(dir, "workload.tar"), WorkloadImage, img, &a); err != nil {
-		return a, err
-	}
-
-	agentBin := filepath.Join(dir, "podwarden-agent")
-	if err := agentimage.BuildBinary(ctx, repo, AgentTag, agentBin); err != nil {
-		return a, err
-	}
-	img, err = agentimage.Image(agentBin, agentimage.Meta{Version: AgentTag})
-	if err != nil {
-		return a, err
-	}
-	if err := writeImage(filepath.Join(dir, "podwarden.tar"), AgentRepo+":"+AgentTag, img, &a); err != nil {
 		return a, err
 	}
 	return a, nil

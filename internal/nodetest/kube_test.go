@@ -16,7 +16,8 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
-	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/registry"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -259,9 +260,14 @@ func (v ContainerView) String() string {
 }
 
 // helmClient runs Helm's install, upgrade and uninstall as `helm` does,
-// from a kubeconfig.
+// from a kubeconfig, with the chart pulled from chartRef at version (the
+// release registry) on each install and upgrade, as `helm install
+// oci://... --version` does.
 type helmClient struct {
-	kubeconfig, namespace, chartDir string
+	kubeconfig, namespace string
+	chartRef, version     string
+	registry              *registry.Client
+	settings              *cli.EnvSettings
 }
 
 func (h helmClient) config(t *testing.T) *action.Configuration {
@@ -272,16 +278,17 @@ func (h helmClient) config(t *testing.T) *action.Configuration {
 	if err := cfg.Init(flags, h.namespace, "secret", func(format string, v ...any) {}); err != nil {
 		t.Fatalf("helm init: %v", err)
 	}
+	cfg.RegistryClient = h.registry
 	return cfg
 }
 
 func (h helmClient) install(ctx context.Context, t *testing.T, release string, values map[string]any) error {
 	t.Helper()
-	chrt, err := loader.Load(h.chartDir)
-	if err != nil {
-		return fmt.Errorf("loading chart: %w", err)
-	}
 	in := action.NewInstall(h.config(t))
+	chrt, err := h.locate(&in.ChartPathOptions)
+	if err != nil {
+		return err
+	}
 	in.ReleaseName, in.Namespace = release, h.namespace
 	in.Timeout = 5 * time.Minute
 	_, err = in.RunWithContext(ctx, chrt, values)
@@ -290,11 +297,11 @@ func (h helmClient) install(ctx context.Context, t *testing.T, release string, v
 
 func (h helmClient) upgrade(ctx context.Context, t *testing.T, release string, values map[string]any) error {
 	t.Helper()
-	chrt, err := loader.Load(h.chartDir)
-	if err != nil {
-		return fmt.Errorf("loading chart: %w", err)
-	}
 	up := action.NewUpgrade(h.config(t))
+	chrt, err := h.locate(&up.ChartPathOptions)
+	if err != nil {
+		return err
+	}
 	up.Namespace = h.namespace
 	up.Timeout = 5 * time.Minute
 	_, err = up.RunWithContext(ctx, release, chrt, values)

@@ -17,7 +17,7 @@ import (
 // instruction.
 func scenarioNRI(t *testing.T, c *cluster, n *Node) {
 	ctx := t.Context()
-	if err := c.helm.upgrade(ctx, t, release, withValues(map[string]any{"nri": map[string]any{"enabled": true}})); err != nil {
+	if err := c.helm.upgrade(ctx, t, release, map[string]any{"nri": map[string]any{"enabled": true}}); err != nil {
 		t.Fatalf("helm upgrade --set nri.enabled=true: %v", err)
 	}
 	agent := c.agentPod(ctx, t, nodeA, 2)
@@ -60,7 +60,7 @@ func scenarioUpgradeUninstall(t *testing.T, c *cluster, n *Node) {
 		ids[name] = containerID(p, "main")
 	}
 	start := time.Now()
-	vals := withValues(map[string]any{"nri": map[string]any{"enabled": true}, "policy": map[string]any{"podOOMScoreAdj": 800}})
+	vals := map[string]any{"nri": map[string]any{"enabled": true}, "policy": map[string]any{"podOOMScoreAdj": 800}}
 	if err := c.helm.upgrade(ctx, t, release, vals); err != nil {
 		t.Fatalf("helm upgrade: %v", err)
 	}

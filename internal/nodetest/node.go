@@ -26,6 +26,17 @@ const (
 	ServiceCIDR = "10.0.2.96/28"
 	ServiceIP   = "10.0.2.97"
 	guestdPort  = "7070"
+	// RegistryHost is the release registry as the node and every
+	// reference in the release name it: qemu forwards it to the registry
+	// on this host's loopback, and the host's clients dial loopback for
+	// it (registryTransport), so the chart's image name is the same on
+	// both sides, as it is for a user whose nodes and laptop see one
+	// registry. A private address: containerd and go-containerregistry
+	// speak plain HTTP to it only because the node's hosts.toml and the
+	// RFC 1918 rule say so.
+	RegistryHost = "10.0.2.100:5000"
+	// DataDir is where the guest mounts NodeConfig.Disk.
+	DataDir = "/mnt/data"
 )
 
 // NodeConfig is one boot of the node guest.
@@ -34,6 +45,12 @@ type NodeConfig struct {
 	Initrd  string
 	Busybox string // runs qemu's guestfwd command (nc to the API server)
 	APIPort string // the API server's port on 127.0.0.1
+	// RegistryPort is the release registry's port on 127.0.0.1, reached
+	// from the guest as RegistryHost; empty for none.
+	RegistryPort string
+	// Disk is an ext4 image attached read-only as /dev/vda (mounted at
+	// DataDir); empty for none.
+	Disk    string
 	Console string // file the console is written to, line by line
 	// AppArmor false boots the kernel with apparmor=0: a node like the
 	// SELinux distributions, EKS AL2023 and Bottlerocket.
@@ -71,9 +88,18 @@ func Boot(cfg NodeConfig) (*Node, error) {
 	if !cfg.AppArmor {
 		m.Append += " apparmor=0"
 	}
-	m.Extra = []string{"-nic", fmt.Sprintf("user,model=e1000,restrict=on,net=10.0.2.0/24,host=10.0.2.2,"+
+	nic := fmt.Sprintf("user,model=e1000,restrict=on,net=10.0.2.0/24,host=10.0.2.2,"+
 		"hostfwd=tcp:127.0.0.1:%s-%s:%s,guestfwd=tcp:%s:443-cmd:%s nc 127.0.0.1 %s",
-		port, NodeIP, guestdPort, ServiceIP, cfg.Busybox, cfg.APIPort)}
+		port, NodeIP, guestdPort, ServiceIP, cfg.Busybox, cfg.APIPort)
+	if cfg.RegistryPort != "" {
+		// restrict=on keeps the guest off this host's network: the
+		// registry is one more forwarded address, like the API server.
+		nic += fmt.Sprintf(",guestfwd=tcp:%s-cmd:%s nc 127.0.0.1 %s", RegistryHost, cfg.Busybox, cfg.RegistryPort)
+	}
+	m.Extra = []string{"-nic", nic}
+	if cfg.Disk != "" {
+		m.Extra = append(m.Extra, "-drive", "file="+cfg.Disk+",if=virtio,format=raw,readonly=on")
+	}
 	con, err := os.Create(cfg.Console)
 	if err != nil {
 		return nil, fmt.Errorf("console file: %w", err)

@@ -2,11 +2,14 @@ package nodetest
 
 // TestNode boots a real Kubernetes node (kubelet v1.37.2, containerd
 // v2.4.2, Debian's runc, the 6.1 kernel with cgroup v2) in the qemu guest,
-// joins it to a loopback control plane, and runs issue 16's seven
-// scenarios and issue 15's early action (4b) against it, asserting on what
-// a user sees (pod status, Events, `podwarden status`, metrics through the
-// API server) and on the kernel's files in the guest. Scenarios 1-6 share one boot of node A (AppArmor on);
-// scenario 7 boots node B with AppArmor off. `make test-node` runs it.
+// joins it to a loopback control plane, installs this tree's release from
+// a registry (chart over OCI, image by digest), and runs issue 16's
+// scenarios, early action (4b; 4c, a slow hog ended through PSI; 4d, a hog
+// named jupyter-lab beside the server) and the upgrade from the previous
+// release (6b), asserting on what a user sees (pod status, Events,
+// `podwarden status`, metrics through the API server) and on the kernel's
+// files in the guest. Scenarios 1-6b share one boot of node A (AppArmor
+// on); scenario 7 boots node B with AppArmor off. `make test-node` runs it.
 
 import (
 	"context"
@@ -52,6 +55,11 @@ type cluster struct {
 	tokens     map[string]string // node name -> kubelet token
 	helm       helmClient
 	cliDir     string // podwarden and podwarden-cluster built from this tree
+	reg        *releaseRegistry
+	rel        *builtRelease // this tree's release, pushed to reg
+	prev       *prevRelease  // the previous release, pushed to reg
+	disk       string        // the data disk image (DataDir in the guest)
+	diskMods   []string      // its driver's and filesystem's modules
 }
 
 var timings struct {
@@ -86,8 +94,11 @@ func TestNode(t *testing.T) {
 	t.Run("3-container-limit", func(t *testing.T) { scenarioContainerLimit(t, c, a) })
 	t.Run("4-node-oom", func(t *testing.T) { scenarioNodeOOM(t, c, a) })
 	t.Run("4b-preempt", func(t *testing.T) { scenarioPreempt(t, c, a) })
+	t.Run("4c-psi-slow-hog", func(t *testing.T) { scenarioPSISlowHog(t, c, a) })
+	t.Run("4d-renamed-hog", func(t *testing.T) { scenarioRenamedHog(t, c, a) })
 	t.Run("5-nri", func(t *testing.T) { scenarioNRI(t, c, a) })
 	t.Run("6-upgrade-uninstall", func(t *testing.T) { scenarioUpgradeUninstall(t, c, a) })
+	t.Run("6b-cross-version", func(t *testing.T) { scenarioCrossVersion(t, c, a) })
 	c.stopNode(t, a, nodeA)
 	b := c.bootNode(t, nodeB, false)
 	t.Run("7-no-apparmor", func(t *testing.T) { scenarioNoAppArmor(t, c, b) })
@@ -108,6 +119,25 @@ func setupCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	c.work = t.TempDir()
+	// The release (six cross-builds) builds while the rest is set up.
+	c.reg = startRegistry(ctx, t, filepath.Join(c.work, "registry"))
+	relDone := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		var err error
+		c.rel, err = c.reg.buildRelease(ctx, c.repo, filepath.Join(c.work, "release"))
+		if err == nil {
+			timing("release %s built and pushed to %s in %s", releaseVersion, RegistryHost, time.Since(start).Round(100*time.Millisecond))
+		}
+		if err == nil {
+			start = time.Now()
+			c.prev, err = c.reg.buildPrevRelease(ctx, c.repo, filepath.Join(c.work, "prev"))
+			if err == nil {
+				timing("previous release (commit %s) built and pushed in %s", c.prev.commit, time.Since(start).Round(100*time.Millisecond))
+			}
+		}
+		relDone <- err
+	}()
 	start := time.Now()
 	if c.art, err = BuildArtifacts(ctx, c.repo, c.bins.Busybox, c.work); err != nil {
 		t.Fatal(err)
@@ -118,7 +148,20 @@ func setupCluster(t *testing.T) *cluster {
 			t.Fatal(err)
 		}
 	}
-	timing("images and binaries built in %s", time.Since(start).Round(100*time.Millisecond))
+	// 256 MiB of incompressible data: page cache that pods can churn
+	// (scenario 4c).
+	data := vmtest.Disk{Data: map[string]int64{}}
+	for i := range 8 {
+		data.Data[fmt.Sprintf("blob%d", i)] = 32 << 20
+	}
+	c.disk = filepath.Join(c.work, "data.img")
+	if err := data.WriteImage(ctx, c.disk); err != nil {
+		t.Fatalf("data disk: %v", err)
+	}
+	if c.diskMods, err = vmtest.Modules(c.bins.Modules, "virtio_pci", "virtio_blk", "crc32c_generic", "ext4"); err != nil {
+		t.Fatalf("data disk modules: %v", err)
+	}
+	timing("images, binaries and data disk built in %s", time.Since(start).Round(100*time.Millisecond))
 
 	// A short path: unix socket names are limited to 108 bytes.
 	sockDir, err := os.MkdirTemp("", "pwn")
@@ -149,7 +192,17 @@ func setupCluster(t *testing.T) *cluster {
 	if err := c.srv.Kubeconfig(c.viewerKC, c.srv.URL, "viewer-token"); err != nil {
 		t.Fatal(err)
 	}
-	c.helm = helmClient{kubeconfig: c.kubeconfig, namespace: agentNS, chartDir: filepath.Join(c.repo, "deploy/helm/podwarden")}
+	if err := <-relDone; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("release %s: image %s, chart %s; previous (commit %s): image %s", releaseVersion, c.rel.pushed.Image, c.rel.pushed.Chart, c.prev.commit, c.prev.image)
+	helmDir := filepath.Join(c.work, "helm")
+	rc, err := c.reg.registryClient(helmDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.helm = helmClient{kubeconfig: c.kubeconfig, namespace: agentNS, chartRef: chartRef,
+		version: strings.TrimPrefix(releaseVersion, "v"), registry: rc, settings: helmSettings(helmDir)}
 	for _, ns := range []string{usersNS, agentNS} {
 		nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}
 		if ns == agentNS {
@@ -189,7 +242,7 @@ func (c *cluster) bootNode(t *testing.T, name string, apparmor bool) *Node {
 	}
 	initrd := filepath.Join(c.work, name+".cpio")
 	start := time.Now()
-	if err := WriteInitramfs(initrd, GuestConfig{Bins: c.bins, Artifacts: c.art, NodeName: name, Kubeconfig: kcb}); err != nil {
+	if err := WriteInitramfs(initrd, GuestConfig{Bins: c.bins, Artifacts: c.art, NodeName: name, Kubeconfig: kcb, DiskModules: c.diskMods}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := os.Stat(initrd)
@@ -197,7 +250,7 @@ func (c *cluster) bootNode(t *testing.T, name string, apparmor bool) *Node {
 	_, port, _ := strings.Cut(strings.TrimPrefix(c.srv.URL, "https://"), ":")
 	console := filepath.Join(os.TempDir(), "podwarden-nodetest-"+name+".console")
 	n, err := Boot(NodeConfig{Machine: c.machine, Initrd: initrd, Busybox: c.bins.Busybox, APIPort: port,
-		Console: console, AppArmor: apparmor})
+		RegistryPort: c.reg.port, Disk: c.disk, Console: console, AppArmor: apparmor})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (c *cluster) bindViewer(ctx context.Context, t *testing.T) {
 // Scenario 4: a node OOM caused by the interactive pod, with the chart.
 func scenarioNodeOOM(t *testing.T, c *cluster, n *Node) {
 	ctx := t.Context()
-	r := c.runWatchedHog(ctx, t, n, usersNS, "nb", "s4")
+	r := c.runWatchedHog(ctx, t, n, usersNS, "nb", "s4", hogScript)
 	k := kills(r.klog)
 	t.Logf("REPORT scenario 4: kernel killed %v; lease renewed %d times while watched; NodeReady never left True: %v", k, len(r.renewals), len(r.notReady) == 0)
 	if len(k) == 0 || slices.ContainsFunc(k, func(s string) bool { return s != "hog" }) {

@@ -36,7 +36,7 @@ func scenarioPreempt(t *testing.T, c *cluster, n *Node) {
 	}); err != nil {
 		t.Fatalf("%s/%s never protected: %+v", usersNS, name, before)
 	}
-	r := c.runWatchedHog(ctx, t, n, usersNS, name, "s4b")
+	r := c.runWatchedHog(ctx, t, n, usersNS, name, "s4b", hogScript)
 	timing("scenario 4b: the hog ended %s after it started (early action)", r.took)
 	if k := kills(r.klog); len(k) > 0 || strings.Contains(r.klog, "invoked oom-killer") {
 		t.Errorf("the kernel's OOM killer ran (killed %v): early action came too late", k)

@@ -97,6 +97,7 @@ func scenarioChart(t *testing.T, c *cluster, n *Node) {
 	if sa := agent.Spec.ServiceAccountName; sa != release {
 		t.Errorf("agent runs as ServiceAccount %q, want the chart's %q", sa, release)
 	}
+	checkPulledByDigest(ctx, t, c, n, agent)
 
 	start = time.Now()
 	createPod(ctx, t, c.admin, kernelOnly(podSpec(usersNS, "nb", nodeA, latencyScript, nbCPU, nbMem)))

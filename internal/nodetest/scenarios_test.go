@@ -39,19 +39,10 @@ sleep 1000000 & wait`
 	hogScript = "exec -a tail /bin/hog /dev/zero"
 )
 
-var agentValues = map[string]any{"image": map[string]any{"repository": AgentRepo, "tag": AgentTag}}
-
-// withValues merges more values over the image override (one level deep).
-func withValues(extra map[string]any) map[string]any {
-	v := map[string]any{}
-	for k, x := range agentValues {
-		v[k] = x
-	}
-	for k, x := range extra {
-		v[k] = x
-	}
-	return v
-}
+// agentValues are the values every install gives: none. The release's
+// chart pins its image by digest, so the test sets nothing a user would
+// not (issue 22).
+var agentValues map[string]any
 
 // markKernel writes a marker into the guest's kernel log; kernelSince
 // returns what the kernel logged after it.
@@ -166,10 +157,16 @@ func kernelOnly(p *corev1.Pod) *corev1.Pod {
 // action, ended the hog).
 func (c *cluster) runHog(ctx context.Context, t *testing.T, ns, pod string) time.Duration {
 	t.Helper()
+	return c.runScript(ctx, t, ns, pod, hogScript)
+}
+
+// runScript is runHog with another hog.
+func (c *cluster) runScript(ctx context.Context, t *testing.T, ns, pod, script string) time.Duration {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 8*time.Minute)
 	defer cancel()
 	start := time.Now()
-	_, stderr, err := kubectlExec(ctx, c.adminCfg, c.admin, ns, pod, "main", "sh", "-c", hogScript)
+	_, stderr, err := kubectlExec(ctx, c.adminCfg, c.admin, ns, pod, "main", "sh", "-c", script)
 	if ctx.Err() != nil {
 		t.Fatalf("the hog in %s/%s was not killed within 8 minutes", ns, pod)
 	}
@@ -308,10 +305,10 @@ type hogRun struct {
 	took time.Duration
 }
 
-// runWatchedHog runs the hog in ns/name (see runHog), watching the node
-// until its Lease renewed after the hog ended and one more status period,
-// and fails t if the node left Ready.
-func (c *cluster) runWatchedHog(ctx context.Context, t *testing.T, n *Node, ns, name, mark string) *hogRun {
+// runWatchedHog runs the hog script in ns/name (see runHog), watching the
+// node until its Lease renewed after the hog ended and one more status
+// period, and fails t if the node left Ready.
+func (c *cluster) runWatchedHog(ctx context.Context, t *testing.T, n *Node, ns, name, mark, script string) *hogRun {
 	t.Helper()
 	r := &hogRun{ns: ns, name: name, daemons: map[string]string{}}
 	r.before, r.pod = c.view(ctx, t, n, ns, name)
@@ -323,7 +320,7 @@ func (c *cluster) runWatchedHog(ctx context.Context, t *testing.T, n *Node, ns, 
 	}
 	markKernel(ctx, t, n, mark)
 	w := c.watchNode(ctx, nodeA)
-	r.took = c.runHog(ctx, t, ns, name)
+	r.took = c.runScript(ctx, t, ns, name, script)
 	endAt := time.Now()
 	// The Lease keeps renewing after the hog (every 10 s by default).
 	if err := poll(ctx, 2*time.Minute, time.Second, func(context.Context) (bool, error) {

@@ -41,6 +41,18 @@ echo -1000 > /proc/self/oom_score_adj
 for m in llc stp bridge veth overlay e1000 br_netfilter; do
 	insmod /pw/modules/$m.ko || echo "PWNODE fatal insmod $m"
 done
+# The data disk (DataDir): files whose page cache a pod can churn, the
+# reclaimable memory whose refaults make memory pressure (PSI) rise on a
+# real node; on the tmpfs root nothing can be reclaimed without swap.
+if [ -f /pw/disk-modules.order ]; then
+	for m in $(cat /pw/disk-modules.order); do
+		insmod "$m" || echo "PWNODE fatal insmod $m"
+	done
+	i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 300 ]; do usleep 100000; i=$((i + 1)); done
+	mkdir -p /mnt/data
+	mount -t ext4 -o ro /dev/vda /mnt/data || echo "PWNODE fatal mounting the data disk"
+fi
 hostname "$NODE_NAME"
 echo "127.0.0.1 localhost" > /etc/hosts
 echo "10.0.2.15 $NODE_NAME" >> /etc/hosts
