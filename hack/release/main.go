@@ -59,12 +59,15 @@ func run(ctx context.Context) error {
 		log.Warn("the work tree has uncommitted changes: this release is not the commit's", "revision", o.Revision)
 	}
 	// The key is loaded first, so a wrong password fails the release
-	// before minutes of building, and before anything is pushed unsigned.
-	signer, err := sign.FromEnv(os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	if signer != nil && !*push {
+	// before minutes of building, and before anything is pushed unsigned;
+	// without -push it is not read at all (a COSIGN_KEY left in the
+	// environment must not break a local build).
+	var signer *sign.Signer
+	if *push {
+		if signer, err = sign.FromEnv(os.LookupEnv); err != nil {
+			return err
+		}
+	} else if os.Getenv("COSIGN_KEY") != "" {
 		log.Warn("COSIGN_KEY is set but -push is not: only what is pushed is signed")
 	}
 	tmp, err := os.MkdirTemp("", "podwarden-release-")
