@@ -143,7 +143,7 @@ func bootArm64() {
 		arm64.skip = "arm64 guest disk: " + err.Error()
 		return
 	}
-	s := &Suite{Machine: m, Busybox: busybox, Podwarden: agent, WorkDir: work, ConsoleDir: os.TempDir()}
+	s := &Suite{Machine: m, Busybox: busybox, Podwarden: agent, WorkDir: work, ConsoleDir: env.suite.ConsoleDir}
 	pm := m
 	pm.MemMiB = 708
 	pm.Extra = append(slices.Clone(m.Extra), "-drive", "file="+img+",if=virtio,format=raw,readonly=on")
@@ -375,7 +375,7 @@ func runArm64Scenario(t *testing.T, name string) {
 			r := runs[name+"/"+string(mode)]
 			if r == nil || !r.Complete {
 				t.Fatalf("%s/%s: the arm64 guest did not finish the scenario (console: %s)", name, mode,
-					filepath.Join(os.TempDir(), "podwarden-vmtest-arm64-oom.console"))
+					filepath.Join(env.suite.ConsoleDir, "podwarden-vmtest-arm64-oom.console"))
 			}
 			judgeScenario(t, name, mode, r, &v)
 			dead[mode] = r.Dead()
@@ -417,7 +417,7 @@ func TestArm64EarlyAction(t *testing.T) {
 			r := runs[scenario+"/"+mode]
 			if r == nil || !r.Complete {
 				t.Fatalf("%s/%s: the arm64 guest did not finish the cell (console: %s)", scenario, mode,
-					filepath.Join(os.TempDir(), "podwarden-vmtest-arm64-pressure.console"))
+					filepath.Join(env.suite.ConsoleDir, "podwarden-vmtest-arm64-pressure.console"))
 			}
 			c := readCell(r)
 			v.startKill, v.onsetKill, v.died = c.sinceStart(), c.sinceOnset(), c.deadString()

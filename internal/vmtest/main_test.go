@@ -26,6 +26,7 @@ var env struct {
 	noAgent  string // why the podwarden mode must skip
 	parallel bool
 	boots    map[Mode]*bootOnce
+	load     *hostLoad // the host's load while the guests ran
 }
 
 type bootOnce struct {
@@ -75,7 +76,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	setup(work)
+	ctx, stop := context.WithCancel(context.Background())
+	env.load = watchHostLoad(ctx, "/proc/loadavg", 2*time.Second)
 	code := m.Run()
+	stop()
 	printTable(os.Stdout, time.Since(t0))
 	printPressureTable(os.Stdout)
 	saveRuns(filepath.Join(os.TempDir(), "podwarden-vmtest-runs.json"))
@@ -92,7 +96,13 @@ func setup(work string) {
 	if os.Getenv("PWVM_MEM") != "" {
 		fmt.Sscan(os.Getenv("PWVM_MEM"), &mach.MemMiB)
 	}
-	s := &Suite{Machine: mach, Busybox: "/bin/busybox", Plan: Scenarios, WorkDir: work, ConsoleDir: os.TempDir()}
+	// The consoles outlive the run (a failed scenario names its file), one
+	// directory per run so two runs at once keep their own.
+	consoles, err := os.MkdirTemp("", "podwarden-vmtest-consoles-")
+	if err != nil {
+		consoles = work
+	}
+	s := &Suite{Machine: mach, Busybox: "/bin/busybox", Plan: Scenarios, WorkDir: work, ConsoleDir: consoles}
 	if b := os.Getenv("PWVM_BUSYBOX"); b != "" {
 		s.Busybox = b
 	}

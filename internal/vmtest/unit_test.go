@@ -2,7 +2,10 @@ package vmtest
 
 import (
 	"bytes"
+	"context"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,5 +111,50 @@ func TestParserConsole(t *testing.T) {
 	}
 	if r.Duration != 2500*time.Millisecond {
 		t.Errorf("duration %s", r.Duration)
+	}
+}
+
+// TestHostLoadBound: the watcher keeps the highest load it read, and the
+// heartbeat bound loosens only on an overcommitted host.
+func TestHostLoadBound(t *testing.T) {
+	t.Setenv("PWVM_MAX_HB_GAP_MS", "")
+	path := filepath.Join(t.TempDir(), "loadavg")
+	if err := os.WriteFile(path, []byte("0.50 0.40 0.30 1/100 42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h := watchHostLoad(ctx, path, 10*time.Millisecond)
+	if got := h.Max(); got != 0.5 {
+		t.Fatalf("first sample %v, want 0.5", got)
+	}
+	if err := os.WriteFile(path, []byte("27.25 9 3 5/300 99\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for h.Max() != 27.25 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(path, []byte("1.00 9 3 5/300 99\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := h.Max(); got != 27.25 {
+		t.Fatalf("max %v, want 27.25 kept after the load fell", got)
+	}
+	quiet := float64(runtime.NumCPU())
+	if b, why := maxGapMS(quiet); b != 1000 {
+		t.Errorf("load %v: bound %d (%s), want 1000", quiet, b, why)
+	}
+	if b, why := maxGapMS(27.25); b != loadedGapMS || !strings.Contains(why, "27.2") {
+		t.Errorf("load 27.25: bound %d (%s), want %d naming the load", b, why, loadedGapMS)
+	}
+	t.Setenv("PWVM_MAX_HB_GAP_MS", "1500")
+	if b, _ := maxGapMS(27.25); b != 1500 {
+		t.Errorf("PWVM_MAX_HB_GAP_MS=1500: bound %d", b)
+	}
+	var none *hostLoad
+	if none.Max() != 0 {
+		t.Error("nil watcher: want 0")
 	}
 }
