@@ -126,8 +126,10 @@ deps-node: deps
 	CONTAINERD_DIR=$(CACHE)/containerd ./hack/containerd.sh
 
 # A real Kubernetes node (kubelet, containerd, runc) in the qemu cgroup v2
-# guest with the chart installed by Helm: issue 16's seven scenarios
-# (internal/nodetest, docs/kubernetes.md).
+# guest, this tree's release pushed to a docker-registry on loopback and
+# installed from it with Helm (chart over OCI, image by digest), and the
+# previous release (a commit's own `make release`) upgraded from: issues
+# 16, 19 and 22's scenarios (internal/nodetest, docs/kubernetes.md).
 test-node: deps-node
 	PODWARDEN_NODETEST=1 PODWARDEN_CONTAINERD_DIR=$(CACHE)/containerd $(GO) test -count=1 -timeout 40m -v -run TestNode ./internal/nodetest/ 2>&1 | tee /tmp/podwarden-nodetest.log; exit $${PIPESTATUS[0]}
 
