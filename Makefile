@@ -115,8 +115,8 @@ test-stress: static
 # The real-kernel scenario suite (qemu guest with cgroup v2 + this host's v1),
 # and the pressure scenarios (kernel alone, earlyoom, podwarden --preempt).
 test-vm: static
-	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 40m -v -run 'TestScenario|TestPressure|TestArm64' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log
-	@grep -E '^(SCENARIO|scenario|PRESSURE|pressure)' /tmp/podwarden-vmtest.log || true
+	PODWARDEN_BIN=$(CURDIR)/bin/podwarden-agent-static $(GO) test -count=1 -timeout 60m -v -run 'TestScenario|TestPressure|TestArm64' ./internal/vmtest/ | tee /tmp/podwarden-vmtest.log; \
+	  rc=$${PIPESTATUS[0]}; grep -E '^(SCENARIO|scenario|PRESSURE|pressure)' /tmp/podwarden-vmtest.log; exit $$rc
 
 # What the node test adds to deps: kubelet, kube-controller-manager and
 # kube-scheduler (hack/kube-bins.sh, one at a time: 2-3 GB of RAM each),
