@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +66,9 @@ func Start(ctx context.Context, dir string) (*Registry, error) {
 		return nil, fmt.Errorf("creating registry log: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// A killed test binary runs no cleanup: the kernel ends the registry
+	// with it, or it would hold its port and storage until reboot.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting docker-registry: %w", err)
