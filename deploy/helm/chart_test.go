@@ -169,18 +169,18 @@ func TestChartSecurity(t *testing.T) {
 	}{
 		"defaults": {
 			values:   nil,
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_NICE", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"no kernel log": {
 			values:   map[string]any{"kernelLog": map[string]any{"enabled": false}},
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYS_NICE", "SYS_RESOURCE"},
 			hostPath: []string{"/run/containerd", "/sys/fs/cgroup"},
 		},
 		"exe rule": {
 			values: map[string]any{"policy": map[string]any{"protected": []any{
 				map[string]any{"comm": "sshd"}, map[string]any{"exe": "/usr/bin/amazon-ssm-agent"}}}},
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_NICE", "SYS_PTRACE", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"nri and cri-o": {
@@ -188,7 +188,7 @@ func TestChartSecurity(t *testing.T) {
 				"nri":     map[string]any{"enabled": true},
 				"runtime": map[string]any{"endpoint": "unix:///var/run/crio/crio.sock", "socketDir": "/var/run/crio"},
 			},
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_NICE", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/sys/fs/cgroup", "/var/run/crio", "/var/run/nri"},
 			nri:      true,
 		},
@@ -196,7 +196,7 @@ func TestChartSecurity(t *testing.T) {
 		// read check (internal/preempt's TestMessageFileWithChartCaps).
 		"message file": {
 			values:   map[string]any{"policy": map[string]any{"preempt": map[string]any{"messageFile": "/tmp/podwarden-oom.txt"}}},
-			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_PTRACE", "SYS_RESOURCE"},
+			caps:     []string{"DAC_OVERRIDE", "IPC_LOCK", "KILL", "NET_ADMIN", "SYSLOG", "SYS_NICE", "SYS_PTRACE", "SYS_RESOURCE"},
 			hostPath: []string{"/dev/kmsg", "/run/containerd", "/sys/fs/cgroup"},
 		},
 		"message file, no early action": {

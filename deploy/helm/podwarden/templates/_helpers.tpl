@@ -65,6 +65,7 @@ does the agent read /proc/PID/exe of host daemons, which needs SYS_PTRACE. */}}
   "SYSLOG" "read kernel OOM reports: /dev/kmsg under dmesg_restrict, or syslog(2) where the device is refused"
   "KILL" "policy.preempt: signal the one process it ends under memory pressure (another user's) through its pidfd"
   "IPC_LOCK" "policy.preempt: lock the agent's pages so its code is not evicted while the node thrashes"
+  "SYS_NICE" "policy.preempt: run the engine's thread at nice -20, so a thrashing node's reclaim does not starve the decision"
 -}}
 {{- get $why . | default "added by capabilities.add in values" }}
 {{- end }}
