@@ -16,10 +16,6 @@ import (
 // runs out: the kernel alone must come to an OOM kill in them.
 var hogScenarios = []string{"slow-hog", "fast-hog", "jupyter", "renamed-hog", "renamed-prctl", "pidns-hog", "two-kernels", "cpython"}
 
-// busyControlMS is a control heartbeat gap (measured before the cell
-// starts) that says the host itself is starving the guest.
-const busyControlMS = 300
-
 // checkPressure asserts outcomes: who died, whether the kernel had to act,
 // one kill per episode, the heartbeat bound. Nothing about speed beyond
 // the issue's bound on the heartbeat. earlyoom is measured, not judged.
@@ -50,14 +46,6 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 	// flat holder): the stall is the kernel's reclaim, and what is judged
 	// is that nothing died.
 	judgeTiming := scenario != "shm-fill" && scenario != "host-pressure" && !strings.HasPrefix(scenario, "cache-")
-	if scenario == "fork-storm" && c.control > busyControlMS {
-		// Known shortfall (issue 19, open): on a host this busy the storm
-		// (120 MiB/s in a 708 MiB guest) outruns the engine's growth
-		// window, and the kernel fires first. Who was ended is still
-		// judged below; the timing is reported, not judged.
-		t.Logf("NOT JUDGED fork-storm timing: the host alone cost %d ms of heartbeat before the start (over %d ms); kernel OOM %v, longest gap while short %d ms", c.control, busyControlMS, c.kernelOOM, c.short)
-		judgeTiming = false
-	}
 	if judgeTiming && c.kernelOOM {
 		fail("kernel OOM", "the kernel's OOM killer fired: podwarden acted too late")
 	}
@@ -68,7 +56,11 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 	}
 	// Gaps while memory is plentiful are the busy host's (the control
 	// shows their size); the bound is on gaps once memory is short.
-	if bound, why := maxGapMS(env.load.Max()); judgeTiming && bound > 0 && c.short > bound+c.control {
+	switch bound, why := maxGapMS(env.load.Max()); {
+	case !judgeTiming:
+	case bound == 0:
+		t.Logf("NOT JUDGED heartbeat: %s; longest gap while short %d ms", why, c.short)
+	case c.short > bound+c.control:
 		fail("heartbeat gap", "longest heartbeat gap while memory was short %d ms, want at most %d ms (%s) over the %d ms the busy host alone cost before the start", c.short, bound, why, c.control)
 	}
 	switch scenario {

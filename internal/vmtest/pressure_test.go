@@ -402,16 +402,23 @@ func (c cell) sinceOnset() string {
 // cores plus the two guests' own threads, at any time of the run) the
 // control, three seconds long, misses most of those stalls, so the bound
 // is loadedGapMS there: still a fraction of the 9-25 s the kernel alone
-// stalls the same guest. PWVM_MAX_HB_GAP_MS sets one bound for both, 0
-// turns the check off. The second result says which bound applied.
+// stalls the same guest. On a saturated host (load above four runnable
+// threads a core, plus the guests) a guest's vCPU waits seconds for a turn
+// whatever runs inside it, and the bound is not judged (0): the kernel-OOM
+// and victim checks still are. PWVM_MAX_HB_GAP_MS sets one bound for
+// every host, 0 turns the check off. The second result says which applied.
 func maxGapMS(hostLoad float64) (int64, string) {
 	if s := os.Getenv("PWVM_MAX_HB_GAP_MS"); s != "" {
 		if v, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return v, "PWVM_MAX_HB_GAP_MS"
 		}
 	}
-	if busy := float64(runtime.NumCPU() + 2); hostLoad > busy {
-		return loadedGapMS, fmt.Sprintf("host load reached %.1f, over %.0f", hostLoad, busy)
+	cpus := float64(runtime.NumCPU())
+	switch {
+	case hostLoad > 4*cpus+2:
+		return 0, fmt.Sprintf("host saturated: load reached %.1f, over %.0f", hostLoad, 4*cpus+2)
+	case hostLoad > cpus+2:
+		return loadedGapMS, fmt.Sprintf("host overcommitted: load reached %.1f, over %.0f", hostLoad, cpus+2)
 	}
 	return 1000, "quiet host"
 }

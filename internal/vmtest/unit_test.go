@@ -146,8 +146,12 @@ func TestHostLoadBound(t *testing.T) {
 	if b, why := maxGapMS(quiet); b != 1000 {
 		t.Errorf("load %v: bound %d (%s), want 1000", quiet, b, why)
 	}
-	if b, why := maxGapMS(27.25); b != loadedGapMS || !strings.Contains(why, "27.2") {
-		t.Errorf("load 27.25: bound %d (%s), want %d naming the load", b, why, loadedGapMS)
+	busy := quiet + 3
+	if b, why := maxGapMS(busy); b != loadedGapMS || !strings.Contains(why, "overcommitted") {
+		t.Errorf("load %v: bound %d (%s), want %d", busy, b, why, loadedGapMS)
+	}
+	if b, why := maxGapMS(27.25 * quiet); b != 0 || !strings.Contains(why, "saturated") {
+		t.Errorf("load %v: bound %d (%s), want 0 (not judged) naming the load", 27.25*quiet, b, why)
 	}
 	t.Setenv("PWVM_MAX_HB_GAP_MS", "1500")
 	if b, _ := maxGapMS(27.25); b != 1500 {
