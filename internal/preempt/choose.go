@@ -264,7 +264,8 @@ func (e *Engine) notProcessGrowth(st *targetState) (reason, detail string) {
 }
 
 // refuse ends ep without acting, because no kill could help: said in the
-// log, the metric (once per cooldown and reason) and, for a pod, an Event.
+// log, the metric (once per cooldown and reason), the culprit's pod's
+// Event and, at node scope, the Node's Event (tellRefusal).
 // The scope is looked at again after fullEvery: a culprit may appear.
 func (e *Engine) refuse(ep *episode, now time.Time, reason, why string) {
 	delete(e.episodes, ep.key)
@@ -278,12 +279,7 @@ func (e *Engine) refuse(ep *episode, now time.Time, reason, why string) {
 	ep.why = reason + ": " + why
 	e.m.Refusals.WithLabelValues(ep.scope, reason).Inc()
 	e.m.Episodes.WithLabelValues(ep.scope, "refused").Inc()
-	if ep.target.Cgroup == "" {
-		e.log.Warn("memory short but no kill could help: leaving it to the kernel and kubelet", "scope", ep.scope, "reason", reason,
-			"available_bytes", ep.at.avail, "total_bytes", ep.at.total, "why", ep.why)
-		return
-	}
-	e.tell(ep, kubeevent.OutcomeNotActed)
+	e.tellRefusal(ep, reason)
 }
 
 // open takes a handle on every member, head first. The head gone means

@@ -29,6 +29,24 @@ import (
 // helperEnv makes the test binary a helper process (TestLiveHelper).
 const helperEnv = "PODWARDEN_PREEMPT_HELPER"
 
+// init names a helper process as a hostile pod's process would:
+// prctl(PR_SET_NAME) on its main thread, whose name is the process's comm.
+// PR_SET_NAME names only the calling thread, and a test function runs on
+// whichever thread its goroutine got (the name landed on another thread
+// at random, failing TestLiveShmemIsNotPrivate); init runs on the main
+// thread. The name is the last word after the sizes: "anon 64
+// jupyter-lab", "spawn 6 40 make".
+func init() {
+	f := strings.Fields(os.Getenv(helperEnv))
+	if n := 3; len(f) > 0 && (f[0] == "spawn" && len(f) > 3 || f[0] != "spawn" && len(f) > 2) {
+		if f[0] == "spawn" {
+			n = 4
+		}
+		name, _ := unix.BytePtrFromString(f[n-1])
+		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
+	}
+}
+
 // TestLiveHelper is not a test: run with helperEnv set, it is the process
 // the live tests watch. "anon MiB" and "shm MiB" wait for a line on stdin,
 // then fill MiB of private anonymous memory or of a /dev/shm file mapped
@@ -43,15 +61,6 @@ func TestLiveHelper(t *testing.T) {
 	}
 	f := strings.Fields(spec)
 	mib, _ := strconv.Atoi(f[1])
-	// The name is the last word after the sizes: "anon 64 jupyter-lab",
-	// "spawn 6 40 make".
-	if n := 3; f[0] == "spawn" && len(f) > 3 || f[0] != "spawn" && len(f) > 2 {
-		if f[0] == "spawn" {
-			n = 4
-		}
-		name, _ := unix.BytePtrFromString(f[n-1])
-		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
-	}
 	wait := func() { _, _ = bufio.NewReader(os.Stdin).ReadString('\n') }
 	switch f[0] {
 	case "anon":

@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 			Help: "Victims left alive because memory came back after a signal short of the ladder's last step (a notebook kernel interrupted by SIGINT keeps its session), by scope and the last signal sent. Families are never given the ladder and never count here."},
 			ladderStopLabels),
 		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "podwarden_preempt_reports_dropped_total", Help: "Events and message files dropped because the report queue was full."}),
+			Name: "podwarden_preempt_reports_dropped_total", Help: "Message files dropped because the report queue was full; Events are counted in podwarden_reports_dropped_total."}),
 		Triggers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "podwarden_preempt_psi_triggers", Help: "PSI triggers armed (the node's and one per target container); 0 means pressure is polled."}),
 	}
