@@ -90,6 +90,32 @@ func (fs FS) OpenPressureTrigger(cg string, t Trigger) (*TriggerFD, error) {
 	return OpenTrigger(file, t)
 }
 
+// SystemPressureFile is the root cgroup's memory.pressure, the node's
+// other door to the system-wide PSI group: the kernel maps the root cgroup
+// to it (psi_system, since 5.2), so it reads and triggers as
+// /proc/pressure/memory does. It matters where /proc/pressure/memory
+// cannot be opened for writing: containerd's default AppArmor profile
+// denies writes under /proc/<not a pid>/ but allows /sys/fs/cgroup.
+//
+// Only the host's root cgroup qualifies: a cgroup2 mount made inside a
+// cgroup namespace has the namespace's cgroup at its top, whose pressure
+// is its own, not the node's. Every cgroup but the root has cgroup.type,
+// which tells them apart. Cgroup v1 has no pressure files
+// (errors.ErrUnsupported); hybrid mode has them in its unified mount.
+func (fs FS) SystemPressureFile() (string, error) {
+	dir := fs.root
+	switch fs.version {
+	case V1:
+		return "", fmt.Errorf("system memory.pressure on cgroup v1: %w", errors.ErrUnsupported)
+	case Hybrid:
+		dir = filepath.Join(fs.root, "unified")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "cgroup.type")); err == nil {
+		return "", fmt.Errorf("%s is not the host's root cgroup (it has cgroup.type: mounted inside a cgroup namespace?): its memory.pressure is not the node's", dir)
+	}
+	return filepath.Join(dir, "memory.pressure"), nil
+}
+
 // Fd is the descriptor to poll; it stays owned by the TriggerFD.
 func (t *TriggerFD) Fd() int { return t.fd }
 

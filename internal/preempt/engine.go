@@ -262,30 +262,72 @@ func (e *Engine) sleep() time.Duration {
 	return max(tick, min(most, d))
 }
 
-// armNode opens the node's PSI trigger. Without CAP_SYS_RESOURCE, 6.5+
-// kernels accept only windows in multiples of 2 s, so the window (and the
-// stall, in proportion) is raised once before falling back to polling.
+// armNode opens the node's PSI trigger, on /proc/pressure/memory or, where
+// that cannot be opened for writing (containerd's default AppArmor profile
+// denies writes under /proc/<not a pid>/), on the root cgroup's
+// memory.pressure: the same system-wide PSI group. /proc comes first: it
+// is there on every hierarchy and names the node whatever cgroup tree is
+// mounted; the refusal costs one audit record at start. Without a trigger
+// on either, pressure is polled.
 func (e *Engine) armNode() {
-	t, err := cgroup.OpenTrigger(e.psiFile, e.spec)
+	t, err := e.openNode(e.psiFile)
+	if err == nil {
+		e.nodeTrig = t
+		return
+	}
+	errs := []error{err}
+	f, ferr := e.cfg.Cgroups.SystemPressureFile()
+	switch {
+	case ferr == nil:
+		t, ferr = e.openNode(f)
+		if ferr == nil {
+			e.log.Info("node PSI trigger armed on the root cgroup's memory.pressure (the same system-wide pressure): "+e.psiFile+" refused it",
+				"file", f, "err", err)
+			e.nodeTrig = t
+			return
+		}
+		errs = append(errs, ferr)
+	case !errors.Is(ferr, errors.ErrUnsupported):
+		errs = append(errs, ferr)
+	}
+	e.polled = true
+	e.nodeTrigErr = joinSemi(errs)
+}
+
+// openNode arms the node trigger on file. Without CAP_SYS_RESOURCE, 6.5+
+// kernels accept only windows in multiples of 2 s, so the window (and the
+// stall, in proportion) is raised once before giving up on file.
+func (e *Engine) openNode(file string) (*cgroup.TriggerFD, error) {
+	t, err := cgroup.OpenTrigger(file, e.spec)
 	if err != nil && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM)) && e.spec.Window%cgroup.UnprivilegedWindow != 0 {
 		w := (e.spec.Window/cgroup.UnprivilegedWindow + 1) * cgroup.UnprivilegedWindow
 		wider := cgroup.Trigger{Full: e.spec.Full, Window: w, Stall: e.spec.Stall * w / e.spec.Window}
-		if t2, err2 := cgroup.OpenTrigger(e.psiFile, wider); err2 == nil {
+		if t2, err2 := cgroup.OpenTrigger(file, wider); err2 == nil {
 			e.log.Info("PSI trigger window raised: this process may only use multiples of 2s (no CAP_SYS_RESOURCE)", "trigger", wider.String(), "wanted", e.spec.String())
 			t, err, e.spec = t2, nil, wider
 		}
 	}
-	if err != nil {
-		e.polled = true
-		e.nodeTrigErr = err
-		return
+	return t, err
+}
+
+// joinSemi joins errors on one line (errors.Join breaks lines, which a
+// log line should not carry).
+func joinSemi(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
 	}
-	e.nodeTrig = t
+	return fmt.Errorf("%w; %w", errs[0], joinSemi(errs[1:]))
 }
 
 // logStart says, once, how pressure is being watched.
 func (e *Engine) logStart() {
 	node := "psi trigger " + e.spec.String() + " on " + e.psiFile
+	if e.nodeTrig != nil {
+		node = "psi trigger " + e.spec.String() + " on " + e.nodeTrig.File()
+	}
 	if e.polled {
 		if _, err := cgroup.ReadPressure(e.psiFile); err != nil {
 			node = "none (no PSI: " + err.Error() + "); available memory still falling stands in for pressure"
