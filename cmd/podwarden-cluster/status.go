@@ -215,7 +215,7 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 		tw.Flush()
 	}
 
-	var kills, early, notActed [][]string
+	var kills, early, notActed, kept [][]string
 	var protected [][]string
 	for _, a := range st.Agents {
 		if a.Metrics == nil {
@@ -223,6 +223,9 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 		}
 		for _, k := range a.Metrics.EarlyKills {
 			early = append(early, []string{a.Node, cli.Dash(status.PodRef(k.Namespace, k.Pod)), cli.Dash(k.Container), k.Scope, k.Signal, num(k.Count)})
+		}
+		for _, sig := range slices.Sorted(maps.Keys(a.Metrics.KeptAlive)) {
+			kept = append(kept, []string{a.Node, sig, num(a.Metrics.KeptAlive[sig])})
 		}
 		for _, reason := range slices.Sorted(maps.Keys(a.Metrics.NotActed)) {
 			notActed = append(notActed, []string{a.Node, reason, num(a.Metrics.NotActed[reason])})
@@ -252,6 +255,7 @@ func writeStatus(out io.Writer, st status.Cluster, noHeaders bool) error {
 	section("Protected pods", "NODE\tPODS", protected)
 	section("OOM kills in target pods, and of host processes in node OOMs (since each agent started)", "NODE\tPOD\tCONTAINER\tKIND\tKILLS", kills)
 	section("Early kills: processes podwarden ended before the kernel's OOM killer (since each agent started)", "NODE\tPOD\tCONTAINER\tSCOPE\tSIGNAL\tKILLS", early)
+	section("Of those, left alive: memory came back after the signal (a notebook kernel interrupted by SIGINT keeps its session)", "NODE\tLAST SIGNAL\tTIMES", kept)
 	section("Memory ran short and podwarden ended nothing, since no kill could help (docs/policy.md)", "NODE\tREASON\tTIMES", notActed)
 	var unreadable []status.Agent
 	for _, a := range st.Agents {

@@ -213,7 +213,8 @@ func TestStatusAPIServer(t *testing.T) {
 		if !strings.Contains(table, "node-a  podwarden-node-a  yes") || !strings.Contains(table, "Nodes without an agent (1): node-c") ||
 			!strings.Contains(table, "Early kills: processes podwarden ended before the kernel's OOM killer") ||
 			!regexp.MustCompile(`node-a +ml/nb-0 +notebook +node +SIGINT +2\n`).MatchString(table) ||
-			strings.Contains(table, "dry-run") || !regexp.MustCompile(`node-a +shmem +1\n`).MatchString(table) {
+			strings.Contains(table, "dry-run") || !regexp.MustCompile(`node-a +shmem +1\n`).MatchString(table) ||
+			!strings.Contains(table, "Of those, left alive") || !regexp.MustCompile(`node-a +SIGINT +2\n`).MatchString(table) {
 			t.Errorf("table:\n%s", table)
 		}
 	})

@@ -27,6 +27,7 @@ const (
 	// kernel's OOM killer, and the pressure it chose not to act on.
 	metricPreemptKills    = "podwarden_preempt_kills_total"
 	metricPreemptRefusals = "podwarden_preempt_refusals_total"
+	metricLadderStops     = "podwarden_preempt_ladder_stops_total"
 )
 
 // AgentMetrics is what status shows from one agent's /metrics. Counters
@@ -50,6 +51,11 @@ type AgentMetrics struct {
 	// NotActed counts podwarden_preempt_refusals_total by reason: memory
 	// ran short and no kill could help.
 	NotActed map[string]float64 `json:"notActed,omitempty"`
+	// KeptAlive counts podwarden_preempt_ladder_stops_total by the last
+	// signal sent: victims that gave their memory back after it and were
+	// left alive (a notebook kernel interrupted by SIGINT keeps its
+	// session). Those are counted in EarlyKills too, by that signal.
+	KeptAlive map[string]float64 `json:"keptAlive,omitempty"`
 }
 
 // EarlyKillCount is one series of podwarden_preempt_kills_total: the
@@ -123,6 +129,14 @@ func ParseMetrics(r io.Reader) (AgentMetrics, error) {
 				m.NotActed = map[string]float64{}
 			}
 			m.NotActed[label(s, "reason")] += v
+		}
+	})
+	sum(fams[metricLadderStops], func(s *dto.Metric, v float64) {
+		if v > 0 {
+			if m.KeptAlive == nil {
+				m.KeptAlive = map[string]float64{}
+			}
+			m.KeptAlive[label(s, "signal")] += v
 		}
 	})
 	sum(fams[metricBuildInfo], func(s *dto.Metric, v float64) {

@@ -58,6 +58,8 @@ func TestParseMetrics(t *testing.T) {
 		},
 		EarlyKillsTotal: 3,
 		NotActed:        map[string]float64{"no_growth": 2, "shmem": 1},
+		// Both SIGINTs gave the memory back; a zero series is no row.
+		KeptAlive: map[string]float64{"SIGINT": 2},
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %+v\nwant %+v", m, want)
