@@ -42,7 +42,7 @@ func agentMetrics(t *testing.T) map[string]bool {
 		}
 		// The early-action engine's series are served on the same port.
 		pm := preempt.NewMetrics(reg)
-		for _, c := range []prometheus.Collector{pm.Kills, pm.Signals, pm.Episodes, pm.Refusals, pm.Dropped, pm.Triggers} {
+		for _, c := range []prometheus.Collector{pm.Kills, pm.Signals, pm.Episodes, pm.Refusals, pm.LadderStops, pm.Dropped, pm.Triggers} {
 			c.Describe(ch)
 		}
 		close(ch)
