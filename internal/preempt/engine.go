@@ -64,6 +64,10 @@ type Engine struct {
 	cgTriggers  bool
 	polled      bool // no node trigger: pressure is polled
 	nodeTrigErr error
+	// nodeTrigFile is the file the node trigger is armed on; nodeFired
+	// when it last woke the loop.
+	nodeTrigFile string
+	nodeFired    time.Time
 
 	targets  map[string]*targetState
 	episodes map[string]*episode
@@ -94,6 +98,10 @@ type targetState struct {
 	procs         procHist
 	procAt        time.Time
 	procCommitted uint64
+	// trigFile is the file trig is armed on; fired when it last woke the
+	// loop.
+	trigFile string
+	fired    time.Time
 }
 
 // Timing of the loop.
@@ -182,7 +190,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.logStart()
 
 	var fds []unix.PollFd
-	var owners []string // per fd: "" wake/node, "cg:"+cgroup, "ep:"+key
+	var owners []string // per fd: "" wake, nodeKey, "cg:"+cgroup, "ep:"+key
 	for {
 		fds, owners = e.pollSet(fds[:0], owners[:0], wake[0])
 		_, err := unix.Poll(fds, int(e.sleep()/time.Millisecond))
@@ -197,7 +205,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			if f.Revents == 0 || owners[i] == "" {
 				continue
 			}
+			if owners[i] == nodeKey && f.Revents&unix.POLLPRI != 0 {
+				e.noteFired(nodeKey, e.now())
+			}
 			if cg, ok := cutPrefix(owners[i], "cg:"); ok {
+				if f.Revents&unix.POLLPRI != 0 {
+					e.noteFired(cg, e.now())
+				}
 				if f.Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 					// The cgroup was removed: its trigger is dead.
 					e.disarm(cg)
@@ -223,7 +237,7 @@ func (e *Engine) pollSet(fds []unix.PollFd, owners []string, wake int) ([]unix.P
 	owners = append(owners, "")
 	if e.nodeTrig != nil {
 		fds = append(fds, unix.PollFd{Fd: int32(e.nodeTrig.Fd()), Events: unix.POLLPRI})
-		owners = append(owners, "")
+		owners = append(owners, nodeKey)
 	}
 	for cg, st := range e.targets {
 		if st.trig != nil {
@@ -272,7 +286,7 @@ func (e *Engine) sleep() time.Duration {
 func (e *Engine) armNode() {
 	t, err := e.openNode(e.psiFile)
 	if err == nil {
-		e.nodeTrig = t
+		e.nodeTrig, e.nodeTrigFile = t, t.File()
 		return
 	}
 	errs := []error{err}
@@ -283,7 +297,7 @@ func (e *Engine) armNode() {
 		if ferr == nil {
 			e.log.Info("node PSI trigger armed on the root cgroup's memory.pressure (the same system-wide pressure): "+e.psiFile+" refused it",
 				"file", f, "err", err)
-			e.nodeTrig = t
+			e.nodeTrig, e.nodeTrigFile = t, t.File()
 			return
 		}
 		errs = append(errs, ferr)
@@ -470,7 +484,7 @@ func (e *Engine) arm(st *targetState) {
 	t, err := e.cfg.Cgroups.OpenPressureTrigger(st.t.Cgroup, e.spec)
 	switch {
 	case err == nil:
-		st.trig = t
+		st.trig, st.trigFile = t, t.File()
 	case errors.Is(err, fs.ErrNotExist):
 		st.gone = true
 	default:
@@ -505,6 +519,9 @@ func (e *Engine) step(fired map[string]bool) {
 	e.advance(now)
 	e.startNode(now)
 	e.startContainers(now)
+	for _, ep := range e.episodes {
+		e.firedOf(ep)
+	}
 }
 
 // hot targets are sampled every tick: near their limit, where a fast hog

@@ -32,6 +32,9 @@ type episode struct {
 	sentAt  time.Time
 	sent    []string
 	why     string
+	// firedBy is what fired the episode (firedOf): the trigger or poll
+	// that woke the engine, and the rule that found the danger.
+	firedBy string
 	root    procRef // a process of the container that lives on
 	at      health
 	// ended is when the victim exited (or the episode was settled without
@@ -272,7 +275,11 @@ func (e *Engine) tell(ep *episode, outcome string) {
 	if ep.at.stall < 0 {
 		k.StallPct = -1
 	}
-	logKill(e.log, k, ep.target)
+	fired := e.firedOf(ep)
+	logKill(e.log.With("fired_by", fired), k, ep.target)
+	// The Event and the message file have no field of their own for it:
+	// it ends their why.
+	k.Why += "; fired by " + fired
 	e.queue(report{k: k, root: ep.root})
 }
 

@@ -77,7 +77,7 @@ func (e *Engine) endFamily(ep *episode, now time.Time) {
 	// How long the choice took (from the step's start) and the stop: on a
 	// thrashing node, where the time goes.
 	e.log.Info("family stopped", "pid", ep.victim.PID, "comm", ep.victim.Comm, "members", len(ep.members), "born_during_stop", born,
-		"chosen_after", stopAt.Sub(now), "stop_took", e.now().Sub(stopAt))
+		"chosen_after", stopAt.Sub(now), "stop_took", e.now().Sub(stopAt), "fired_by", e.firedOf(ep))
 	e.send(ep, len(e.pol.Ladder)-1, now)
 }
 

@@ -2,6 +2,7 @@ package preempt
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -225,6 +226,12 @@ func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 	slices.Sort(kills)
 	if !slices.Equal(stops, family) || !slices.Equal(kills, family) {
 		t.Errorf("stopped %v, killed %v; want make, its children and the one born during the stop (%d): %v", stops, kills, born, family)
+	}
+	// The family's line says what fired it: a fixture has no trigger, so
+	// the poll, and available memory falling too fast to wait.
+	if logs := f.logs.String(); !strings.Contains(logs, `msg="family stopped"`) ||
+		!regexp.MustCompile(`msg="family stopped" .*fired_by="poll \(no psi trigger\); (fast fall|fast drop|psi): `).MatchString(logs) {
+		t.Errorf("family line without what fired it:\n%s", logs)
 	}
 	mrel := slices.Sorted(slices.Values(f.sig.mrel))
 	if !slices.Equal(mrel, family) {

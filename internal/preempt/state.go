@@ -199,7 +199,26 @@ type health struct {
 	// releaseAvailable, how much short of criticalAvailable it would be
 	// after runway windows at the pace of the last one.
 	fall uint64
+	// by is the rule that put the scope in danger (or critical); drop and
+	// bar are its figures: the fall of available memory in the last
+	// window, and the stall bar.
+	by   rule
+	drop uint64
+	bar  float64
 }
+
+// rule is which of judge's rules put a scope in danger: what the log and
+// the Event say fired the episode.
+type rule uint8
+
+const (
+	ruleNone     rule = iota
+	ruleCritical      // below criticalAvailable, whatever the pressure
+	ruleMinPSI        // below minAvailable with PSI stall over the bar
+	ruleMinDrop       // below minAvailable, available falling fastDrop% of the total in a window
+	ruleMinFall       // below minAvailable without PSI, available falling at all
+	ruleFastFall      // below releaseAvailable, reaching criticalAvailable within runway windows
+)
 
 // fastDrop is the fall of available memory, in percent of the total per
 // window, that counts as pressure on its own: at that pace a domain below
@@ -242,11 +261,20 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	if falling {
 		hl.fall = hl.lv.Critical + runway*drop - cur.avail
 	}
+	hl.drop, hl.bar = drop, bar
 	switch {
 	case hl.lv.Critical > 0 && cur.avail < hl.lv.Critical:
-		hl.level = levelCritical
-	case cur.avail < hl.lv.Min && pressure, cur.avail < hl.lv.Release && falling:
-		hl.level = levelDanger
+		hl.level, hl.by = levelCritical, ruleCritical
+	case cur.avail < hl.lv.Min && pressure:
+		hl.level, hl.by = levelDanger, ruleMinFall
+		switch {
+		case psi && stall >= bar:
+			hl.by = ruleMinPSI
+		case float64(drop) >= fastDrop/100*float64(cur.total):
+			hl.by = ruleMinDrop
+		}
+	case cur.avail < hl.lv.Release && falling:
+		hl.level, hl.by = levelDanger, ruleFastFall
 	case cur.avail < hl.lv.Release:
 		hl.level = levelLow
 	default:
