@@ -394,49 +394,8 @@ func TestArm64EarlyAction(t *testing.T) {
 	const scenario = "slow-hog"
 	for _, mode := range []string{"podwarden", "kernel"} {
 		t.Run(mode, func(t *testing.T) {
-			v := prow{scenario: scenario, mode: mode + "@arm64", verdict: "SKIP"}
-			var reasons []string
-			fail := func(why, format string, a ...any) {
-				t.Helper()
-				t.Errorf(format, a...)
-				if !slices.Contains(reasons, why) {
-					reasons = append(reasons, why)
-				}
-			}
-			defer func() {
-				switch {
-				case t.Failed():
-					v.verdict = "FAIL(" + strings.Join(reasons, "; ") + ")"
-				case !t.Skipped():
-					v.verdict = "pass"
-				}
-				prows.Lock()
-				prows.list = append(prows.list, v)
-				prows.Unlock()
-			}()
-			r := runs[scenario+"/"+mode]
-			if r == nil || !r.Complete {
-				t.Fatalf("%s/%s: the arm64 guest did not finish the cell (console: %s)", scenario, mode,
-					filepath.Join(env.suite.ConsoleDir, "podwarden-vmtest-arm64-pressure.console"))
-			}
-			c := readCell(r)
-			v.startKill, v.onsetKill, v.died = c.sinceStart(), c.sinceOnset(), c.deadString()
-			v.gap = fmt.Sprintf("%.2fs %.2fs (%.2fs)", float64(c.gap)/1000, float64(max(c.short, 0))/1000, float64(c.control)/1000)
-			v.oom = map[bool]string{true: "yes", false: "no"}[c.kernelOOM]
-			t.Logf("guest time %s; onset %d ms; died %s; heartbeat gap %d ms (short %d, control %d); kernel OOM %v; signaled %v",
-				r.Duration, c.onset, c.deadString(), c.gap, c.short, c.control, c.kernelOOM, c.signaled)
-			if _, ok := r.Metrics["hb-maxgap-ms"]; !ok {
-				fail("no measurements", "the cell reported no heartbeat measurement")
-			}
-			checkPressure(t, scenario, mode, c, fail)
-			if t.Failed() || testing.Verbose() {
-				for _, l := range r.AgentLog {
-					t.Logf("tool: %s", l)
-				}
-				for _, k := range r.Kills {
-					t.Logf("kernel: %s", k.Record)
-				}
-			}
+			judgeCell(t, scenario, mode, mode+"@arm64", runs[scenario+"/"+mode], "",
+				"console: "+filepath.Join(env.suite.ConsoleDir, "podwarden-vmtest-arm64-pressure.console"))
 		})
 	}
 }

@@ -433,63 +433,75 @@ func runPressure(t *testing.T, scenario string) {
 	runs := pressureRuns(t)
 	for _, mode := range pressureModes {
 		t.Run(mode, func(t *testing.T) {
-			v := prow{scenario: scenario, mode: mode, verdict: "SKIP"}
-			var reasons []string
-			fail := func(why, format string, a ...any) {
-				t.Helper()
-				t.Errorf(format, a...)
-				if !slices.Contains(reasons, why) {
-					reasons = append(reasons, why)
-				}
+			skip := ""
+			switch {
+			case mode == "earlyoom" && pressure.noEO != "":
+				skip = pressure.noEO
+			case scenario == "cpython" && pressure.noPy != "":
+				skip = pressure.noPy
 			}
-			defer func() {
-				switch {
-				case t.Failed():
-					v.verdict = "FAIL(" + strings.Join(reasons, "; ") + ")"
-				case !t.Skipped():
-					v.verdict = "pass"
-				}
-				prows.Lock()
-				prows.list = append(prows.list, v)
-				prows.Unlock()
-			}()
-			if mode == "earlyoom" && pressure.noEO != "" {
-				t.Skip(pressure.noEO)
-			}
-			if scenario == "cpython" && pressure.noPy != "" {
-				t.Skip(pressure.noPy)
-			}
-			r := runs[scenario+"/"+mode]
-			if r == nil || !r.Complete {
-				t.Fatalf("%s/%s: the guest did not finish the cell (see the console file)", scenario, mode)
-			}
-			c := readCell(r)
-			v.startKill, v.onsetKill, v.died = c.sinceStart(), c.sinceOnset(), c.deadString()
-			v.gap = fmt.Sprintf("%.2fs %.2fs (%.2fs)", float64(c.gap)/1000, float64(max(c.short, 0))/1000, float64(c.control)/1000)
-			v.oom = map[bool]string{true: "yes", false: "no"}[c.kernelOOM]
-			t.Logf("guest time %s; onset %d ms; died %s; heartbeat gap %d ms; kernel OOM %v; signaled %v",
-				r.Duration, c.onset, c.deadString(), c.gap, c.kernelOOM, c.signaled)
-			for k, val := range r.Checks {
-				t.Logf("check %s = %s", k, val)
-			}
-			for k, val := range r.Metrics {
-				t.Logf("metric %s = %v", k, val)
-			}
-			if _, ok := r.Metrics["hb-maxgap-ms"]; !ok {
-				fail("no measurements", "the cell reported no heartbeat measurement")
-			}
-			checkPressure(t, scenario, mode, c, fail)
-			// After the checks, so a failed cell shows what the tool and
-			// the kernel said.
-			if t.Failed() || testing.Verbose() {
-				for _, l := range r.AgentLog {
-					t.Logf("tool: %s", l)
-				}
-				for _, k := range r.Kills {
-					t.Logf("kernel: %s", k.Record)
-				}
-			}
+			judgeCell(t, scenario, mode, mode, runs[scenario+"/"+mode], skip, "see the console file")
 		})
+	}
+}
+
+// judgeCell checks one pressure cell's run (checkPressure) and adds its
+// row, under the table's mode label, to the pressure table; skip, when
+// set, skips it with that reason, and console says where to look when the
+// guest did not finish the cell.
+func judgeCell(t *testing.T, scenario, mode, label string, r *Run, skip, console string) {
+	t.Helper()
+	v := prow{scenario: scenario, mode: label, verdict: "SKIP"}
+	var reasons []string
+	fail := func(why, format string, a ...any) {
+		t.Helper()
+		t.Errorf(format, a...)
+		if !slices.Contains(reasons, why) {
+			reasons = append(reasons, why)
+		}
+	}
+	defer func() {
+		switch {
+		case t.Failed():
+			v.verdict = "FAIL(" + strings.Join(reasons, "; ") + ")"
+		case !t.Skipped():
+			v.verdict = "pass"
+		}
+		prows.Lock()
+		prows.list = append(prows.list, v)
+		prows.Unlock()
+	}()
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if r == nil || !r.Complete {
+		t.Fatalf("%s/%s: the guest did not finish the cell (%s)", scenario, mode, console)
+	}
+	c := readCell(r)
+	v.startKill, v.onsetKill, v.died = c.sinceStart(), c.sinceOnset(), c.deadString()
+	v.gap = fmt.Sprintf("%.2fs %.2fs (%.2fs)", float64(c.gap)/1000, float64(max(c.short, 0))/1000, float64(c.control)/1000)
+	v.oom = map[bool]string{true: "yes", false: "no"}[c.kernelOOM]
+	t.Logf("guest time %s; onset %d ms; died %s; heartbeat gap %d ms (short %d, control %d); kernel OOM %v; signaled %v",
+		r.Duration, c.onset, c.deadString(), c.gap, c.short, c.control, c.kernelOOM, c.signaled)
+	for k, val := range r.Checks {
+		t.Logf("check %s = %s", k, val)
+	}
+	for k, val := range r.Metrics {
+		t.Logf("metric %s = %v", k, val)
+	}
+	if _, ok := r.Metrics["hb-maxgap-ms"]; !ok {
+		fail("no measurements", "the cell reported no heartbeat measurement")
+	}
+	checkPressure(t, scenario, mode, c, fail)
+	// After the checks, so a failed cell shows what the tool and the
+	// kernel said.
+	if t.Failed() || testing.Verbose() {
+		for _, l := range r.AgentLog {
+			t.Logf("tool: %s", l)
+		}
+		for _, k := range r.Kills {
+			t.Logf("kernel: %s", k.Record)
+		}
 	}
 }
 
