@@ -101,7 +101,7 @@ func (e *Engine) queue(r report) {
 func (e *Engine) tellRefusal(ep *episode, reason string) {
 	if ep.target.Cgroup == "" {
 		e.log.Warn("memory short but no kill could help: leaving it to the kernel and kubelet", "scope", ep.scope, "reason", reason,
-			"available_bytes", ep.at.avail, "total_bytes", ep.at.total, "why", ep.why)
+			"available_bytes", ep.at.avail, "total_bytes", ep.at.total, "why", ep.why, "fired_by", e.firedOf(ep))
 	} else {
 		e.tell(ep, kubeevent.OutcomeNotActed)
 	}
@@ -111,7 +111,7 @@ func (e *Engine) tellRefusal(ep *episode, reason string) {
 	}
 	k := kubeevent.PressureKill{
 		PodUID: ep.target.PodUID, Namespace: ep.target.Namespace, PodName: ep.target.PodName, Container: ep.target.Container,
-		Scope: ep.scope, Available: ep.at.avail, Total: ep.at.total, StallPct: ep.at.stall * 100, Why: ep.why,
+		Scope: ep.scope, Available: ep.at.avail, Total: ep.at.total, StallPct: ep.at.stall * 100, Why: ep.why + "; fired by " + e.firedOf(ep),
 		Outcome: kubeevent.OutcomeNotActed,
 	}
 	if ep.at.stall < 0 {

@@ -80,13 +80,13 @@ func TestTellRefusal(t *testing.T) {
 				k := rec.node[0]
 				want := kubeevent.PressureKill{PodUID: tc.target.PodUID, Namespace: tc.target.Namespace, PodName: tc.target.PodName,
 					Container: tc.target.Container, Scope: kubeevent.ScopeNode, Available: 6 << 20, Total: 100 << 20, StallPct: -1,
-					Why: "no_growth: nothing grew", Outcome: kubeevent.OutcomeNotActed}
+					Why: "no_growth: nothing grew; fired by poll (no psi trigger); not in danger", Outcome: kubeevent.OutcomeNotActed}
 				if k.Why != want.Why || k.Outcome != want.Outcome || k.StallPct != want.StallPct || k.Available != want.Available ||
 					k.Container != want.Container || k.Scope != want.Scope {
 					t.Errorf("node Event %+v, want %+v", k, want)
 				}
 			}
-			if !strings.Contains(logs.String(), tc.wantLog) || !strings.Contains(logs.String(), "no_growth") {
+			if !strings.Contains(logs.String(), tc.wantLog) || !strings.Contains(logs.String(), "no_growth") || !strings.Contains(logs.String(), "fired_by=") {
 				t.Errorf("log %q", logs)
 			}
 		})
