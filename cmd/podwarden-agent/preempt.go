@@ -48,8 +48,8 @@ func preemptTargets(ts []agent.Target) []preempt.Target {
 	out := make([]preempt.Target, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, preempt.Target{
-			Cgroup: t.Cgroup, PodCgroup: t.PodCgroup, PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
-			Container: t.Container, Preempt: t.Decision.Preempt,
+			Cgroup: t.Cgroup, PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
+			Container: t.Container, ContainerID: t.ContainerID, Preempt: t.Decision.Preempt,
 		})
 	}
 	return out

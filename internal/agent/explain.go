@@ -43,7 +43,7 @@ func (a *Agent) explainTargets() {
 	for _, cg := range sortedKeys(a.targets) {
 		t := a.targets[cg]
 		found[t.ContainerID] = true
-		l := t.labels()
+		l := t.Labels()
 		a.candidates = append(a.candidates, Candidate{Namespace: t.Namespace, Pod: l[1], PodUID: t.PodUID, Container: l[2],
 			ContainerID: t.ContainerID, Cgroup: t.Cgroup, Target: true, Reason: t.Decision.Reason})
 	}

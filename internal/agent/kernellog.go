@@ -133,7 +133,7 @@ func (a *Agent) onReport(r oomreport.Report) {
 				"comm", v.Comm, "pid", v.PID)
 			continue
 		}
-		l := t.labels()
+		l := t.Labels()
 		a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], kind).Inc()
 		a.log.Warn("oom kill in pod", "kind", kind, "pod", t.podName(), "container", t.containerName(), "comm", v.Comm, "pid", v.PID,
 			"adj", v.OOMScoreAdj, "anon_rss_kb", v.AnonRSSKB, "group_member", v.GroupMember, "diagnosis", r.Diagnosis.Summary)
@@ -181,7 +181,7 @@ func (a *Agent) watchOOM(t *Target) {
 		return
 	}
 	n := ev.OOMKill - prev
-	l := t.labels()
+	l := t.Labels()
 	a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], OOMKindUnknown).Add(float64(n))
 	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
 		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill, "source", SourceMemoryEvents)

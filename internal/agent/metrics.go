@@ -98,7 +98,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 func (m *Metrics) setLivePods(ts []Target) {
 	m.oomSeries.SetLive(func(yield func(podseries.Pod) bool) {
 		for i := range ts {
-			l := ts[i].labels()
+			l := ts[i].Labels()
 			if !yield(podseries.Pod{Namespace: l[0], Name: l[1]}) {
 				return
 			}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strings"
 
 	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
@@ -253,20 +252,13 @@ func (t *Target) podName() string {
 }
 
 func (t *Target) containerName() string {
-	if t.Container != "" {
-		return t.Container
-	}
-	if t.ContainerID != "" {
-		return cgroup.ShortID(t.ContainerID)
-	}
-	// A cgroup a runtime-less selector chose that is not named for a
-	// container id (a systemd service, a test cgroup).
-	return t.Cgroup[strings.LastIndexByte(t.Cgroup, '/')+1:]
+	return cgroup.ContainerLabel(t.Container, t.ContainerID, t.Cgroup)
 }
 
-// labels are t's namespace, pod and container labels in metrics: the
-// pod's name where the runtime told it, else its UID.
-func (t *Target) labels() [3]string {
+// Labels are t's namespace, pod and container labels in metrics: the
+// pod's name where the runtime told it, else its UID. Early action's
+// series label the same container the same way (preempt.Target.Labels).
+func (t *Target) Labels() [3]string {
 	pod := t.PodName
 	if pod == "" {
 		pod = t.PodUID

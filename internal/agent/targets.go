@@ -191,7 +191,7 @@ func (a *Agent) dropTarget(cg string) {
 // restarted container is a new target under the same names before the
 // old cgroup is reported gone), so the series goes with the last of them.
 func (a *Agent) export(t *Target, d int) {
-	l := t.labels()
+	l := t.Labels()
 	n := a.exported[l] + d
 	switch {
 	case n <= 0:

@@ -13,3 +13,19 @@ func ShortID(id string) string {
 	}
 	return id
 }
+
+// ContainerLabel is how metrics and logs name a container, the same in
+// every package that labels one (the agent's series and early action's
+// join on it): its name where the runtime told it, else its id cut to
+// ShortIDLen, else the last element of its cgroup path (a cgroup a
+// runtime-less selector chose that is not named for a container id: a
+// systemd service, a test cgroup).
+func ContainerLabel(name, id, cgroupPath string) string {
+	switch {
+	case name != "":
+		return name
+	case id != "":
+		return ShortID(id)
+	}
+	return Base(cgroupPath)
+}

@@ -26,11 +26,37 @@ const (
 	ReasonPressureNotActed = "MemoryPressureNotActed"
 )
 
-// Pressure scopes: what ran short.
+// Scope is what ran short of memory: the node or one container. Its
+// String is the metrics' scope label.
+type Scope string
+
+// Pressure scopes.
 const (
-	ScopeNode      = "node"      // the node's MemAvailable
-	ScopeContainer = "container" // the container's memory.max
+	ScopeNode      Scope = "node"      // the node's MemAvailable
+	ScopeContainer Scope = "container" // the container's memory.max
 )
+
+func (s Scope) String() string { return string(s) }
+
+// Outcome is what early action did about one episode, as its Event says:
+// a kill (OutcomeKilled) or one of the others. Its String is also the
+// episodes metric's outcome label where the two meet (dry-run).
+type Outcome string
+
+// Outcomes of a PressureKill.
+const (
+	OutcomeKilled          Outcome = ""
+	OutcomeDryRun          Outcome = "dry-run"
+	OutcomeNothingKillable Outcome = "nothing-killable"
+	OutcomeNotActed        Outcome = "not-acted"
+)
+
+func (o Outcome) String() string {
+	if o == OutcomeKilled {
+		return "killed"
+	}
+	return string(o)
+}
 
 // PressureKill is one action of internal/preempt, as the user is told.
 type PressureKill struct {
@@ -42,8 +68,7 @@ type PressureKill struct {
 	// Signals are what was sent, in order; the last ended the process.
 	// In a dry run, what would be sent first.
 	Signals []string
-	// Scope is ScopeNode or ScopeContainer.
-	Scope string
+	Scope Scope
 	// Available and Total describe the scope's memory: MemAvailable and
 	// MemTotal for the node, uncommitted memory and memory.max otherwise.
 	Available, Total uint64
@@ -52,17 +77,8 @@ type PressureKill struct {
 	StallPct float64
 	// Why names why this pod or container and this process were chosen.
 	Why string
-	// Outcome: "" a process was ended; "dry-run"; "nothing-killable";
-	// "not-acted".
-	Outcome string
+	Outcome Outcome
 }
-
-// Outcomes of a PressureKill other than a kill.
-const (
-	OutcomeDryRun          = "dry-run"
-	OutcomeNothingKillable = "nothing-killable"
-	OutcomeNotActed        = "not-acted"
-)
 
 // maxMessage is what the API server's events.k8s.io validation allows in a
 // note; core/v1 Events are kept to the same so both views show all of it.
@@ -117,7 +133,7 @@ func PressureMessage(k PressureKill) string {
 	return msg
 }
 
-func scopeName(s string) string {
+func scopeName(s Scope) string {
 	if s == ScopeContainer {
 		return "container"
 	}
@@ -147,7 +163,7 @@ func (r *Reporter) NodePressure(ctx context.Context, k PressureKill) error {
 	return r.enqueue(ctx, job{typ: typ, reason: reason, msg: PressureMessage(k)})
 }
 
-func pressureReason(o string) (typ, reason string) {
+func pressureReason(o Outcome) (typ, reason string) {
 	switch o {
 	case OutcomeDryRun:
 		return "Normal", ReasonPressureKillDryRun

@@ -196,8 +196,8 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			ep.sent = []string{e.pol.Ladder[0].Signal}
 			e.tell(ep, kubeevent.OutcomeDryRun)
 			e.lastKill[ep.key] = now // one report per cooldown, as one kill
-			e.m.Kills.WithLabelValues(st.t.Namespace, podLabel(st.t), st.t.containerName(), ep.scope, "dry-run").Inc()
-			e.finish(ep, now, "dry_run")
+			e.m.Kills.WithLabelValues(st.t.Namespace, podLabel(st.t), st.t.containerName(), ep.scope.String(), kubeevent.OutcomeDryRun.String()).Inc()
+			e.finish(ep, now, kubeevent.OutcomeDryRun.String())
 			return
 		}
 		h, err := e.open(st.t.Cgroup, a.members)
@@ -277,8 +277,8 @@ func (e *Engine) refuse(ep *episode, now time.Time, reason, why string) {
 	e.refusedAt[told] = now
 	// The metric's reason leads, so the log line and the Event name it.
 	ep.why = reason + ": " + why
-	e.m.Refusals.WithLabelValues(ep.scope, reason).Inc()
-	e.m.Episodes.WithLabelValues(ep.scope, "refused").Inc()
+	e.m.Refusals.WithLabelValues(ep.scope.String(), reason).Inc()
+	e.m.Episodes.WithLabelValues(ep.scope.String(), "refused").Inc()
 	e.tellRefusal(ep, reason)
 }
 

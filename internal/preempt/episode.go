@@ -16,7 +16,7 @@ import (
 // releaseAvailable or the cooldown has passed.
 type episode struct {
 	key    string // "node" or "container:" + cgroup
-	scope  string // kubeevent.ScopeNode or ScopeContainer
+	scope  kubeevent.Scope
 	cg     string // the target cgroup acted in
 	target Target
 	start  time.Time
@@ -158,7 +158,7 @@ func (e *Engine) gaveBack(ep *episode) bool {
 func (e *Engine) spare(ep *episode, now time.Time, msg string) {
 	e.log.Info(msg, "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent, "target", ep.target.name(), "scope", ep.scope)
 	if len(ep.sent) > 0 {
-		e.m.LadderStops.WithLabelValues(ep.scope, ep.sent[len(ep.sent)-1]).Inc()
+		e.m.LadderStops.WithLabelValues(ep.scope.String(), ep.sent[len(ep.sent)-1]).Inc()
 		e.warned[procKey(ep.victim)] = warning{step: ep.step, at: now}
 	}
 	e.finish(ep, now, "recovered")
@@ -229,7 +229,7 @@ func (e *Engine) finish(ep *episode, now time.Time, outcome string) {
 		ep.h.Close()
 		ep.h = nil
 	}
-	e.m.Episodes.WithLabelValues(ep.scope, outcome).Inc()
+	e.m.Episodes.WithLabelValues(ep.scope.String(), outcome).Inc()
 }
 
 // killed records that the victim exited after the signals sent: one kill,
@@ -243,8 +243,8 @@ func (e *Engine) killed(ep *episode, now time.Time) {
 	if len(ep.sent) > 0 {
 		sig = ep.sent[len(ep.sent)-1]
 	}
-	e.m.Kills.WithLabelValues(ep.target.Namespace, podLabel(ep.target), ep.target.containerName(), ep.scope, sig).Inc()
-	e.m.Episodes.WithLabelValues(ep.scope, "killed").Inc()
+	e.m.Kills.WithLabelValues(ep.target.Namespace, podLabel(ep.target), ep.target.containerName(), ep.scope.String(), sig).Inc()
+	e.m.Episodes.WithLabelValues(ep.scope.String(), "killed").Inc()
 	e.tell(ep, "")
 }
 
@@ -266,7 +266,7 @@ func podRef(t Target) string {
 }
 
 // tell logs what was done and queues the Event and message file.
-func (e *Engine) tell(ep *episode, outcome string) {
+func (e *Engine) tell(ep *episode, outcome kubeevent.Outcome) {
 	k := kubeevent.PressureKill{
 		PodUID: ep.target.PodUID, Namespace: ep.target.Namespace, PodName: ep.target.PodName, Container: ep.target.Container,
 		Comm: ep.victim.Comm, PID: ep.victim.PID, RSSBytes: ep.rss(), Signals: ep.sent, Scope: ep.scope,

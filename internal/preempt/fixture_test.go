@@ -132,7 +132,7 @@ func (f *fixture) engine() *Engine {
 // of which fileMiB is page cache.
 func (f *fixture) container(pod, name string, limitMiB, usageMiB, fileMiB uint64) string {
 	cg := "/kubepods/pod" + pod + "/" + name
-	f.targets = append(f.targets, Target{Cgroup: cg, PodCgroup: "/kubepods/pod" + pod, PodUID: pod, Namespace: "ns", PodName: pod,
+	f.targets = append(f.targets, Target{Cgroup: cg, PodUID: pod, Namespace: "ns", PodName: pod,
 		Container: name, Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: f.pol.Keep}})
 	if _, err := os.Stat(f.cg + cg + "/cgroup.procs"); err != nil {
 		f.write(f.cg+cg+"/cgroup.procs", "")

@@ -50,8 +50,8 @@ func hogGrows(f *fixture, nb string, pid, nspid int, comm string, stepMiB, maxMi
 	}
 }
 
-func refusals(f *fixture, scope, reason string) float64 {
-	return testutil.ToFloat64(f.engine().m.Refusals.WithLabelValues(scope, reason))
+func refusals(f *fixture, scope kubeevent.Scope, reason string) float64 {
+	return testutil.ToFloat64(f.engine().m.Refusals.WithLabelValues(scope.String(), reason))
 }
 
 func TestRenamedHogOnlyTheHogEnds(t *testing.T) {
@@ -241,7 +241,7 @@ func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 	f.usage(nb, 0, 190, 0)
 	f.run(15*time.Second, 0)
 	m := f.engine().m
-	if n := testutil.ToFloat64(m.Kills.WithLabelValues("ns", "nb", "notebook", kubeevent.ScopeNode, "SIGKILL")); n != 1 {
+	if n := testutil.ToFloat64(m.Kills.WithLabelValues("ns", "nb", "notebook", kubeevent.ScopeNode.String(), "SIGKILL")); n != 1 {
 		t.Errorf("kills = %v, want 1: the family is one kill", n)
 	}
 	if n := testutil.CollectAndCount(m.LadderStops); n != 0 {

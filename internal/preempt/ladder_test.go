@@ -77,7 +77,7 @@ func TestSIGINTSavesTheSession(t *testing.T) {
 			if got := f.sig.signals(); !slices.Equal(got, tc.want) {
 				t.Errorf("signals %v, want %v", got, tc.want)
 			}
-			if n := testutil.ToFloat64(f.engine().m.LadderStops.WithLabelValues(kubeevent.ScopeNode, "SIGINT")); n != tc.wantStops {
+			if n := testutil.ToFloat64(f.engine().m.LadderStops.WithLabelValues(kubeevent.ScopeNode.String(), "SIGINT")); n != tc.wantStops {
 				t.Errorf("ladder stops at SIGINT = %v, want %v", n, tc.wantStops)
 			}
 			if tc.wantLog != "" && !strings.Contains(f.logs.String(), tc.wantLog) {

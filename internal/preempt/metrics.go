@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 			signalLabels),
 		Episodes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_episodes_total",
-			Help: "Pressure episodes by scope and outcome (killed, recovered, dry_run, target_gone, refused, opted_out, no_target, stuck)."},
+			Help: "Pressure episodes by scope and outcome (killed, recovered, dry-run, target_gone, refused, opted_out, no_target, stuck)."},
 			episodeLabels),
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_refusals_total",

@@ -45,7 +45,7 @@ func (p podsOnly) PodPressureKill(ctx context.Context, k kubeevent.PressureKill)
 func TestTellRefusal(t *testing.T) {
 	nb := Target{Cgroup: "/kubepods/podu/c1", PodUID: "u", Namespace: "users", PodName: "nb-0", Container: "notebook"}
 	for name, tc := range map[string]struct {
-		scope        string
+		scope        kubeevent.Scope
 		target       Target
 		nodeReporter bool
 		wantPods     int

@@ -10,14 +10,15 @@ import (
 // Target is one container the engine may act in, as the agent knows it.
 type Target struct {
 	// Cgroup is the container's memory cgroup (host tree path).
-	Cgroup string
-	// PodCgroup is its pod's cgroup, "" when unknown.
-	PodCgroup string
+	Cgroup    string
 	PodUID    string
 	Namespace string
 	PodName   string
-	Container string
-	Preempt   policy.PreemptDecision
+	// Container is its name where the runtime told it; ContainerID the
+	// runtime's id, or the one its cgroup path carries.
+	Container   string
+	ContainerID string
+	Preempt     policy.PreemptDecision
 	// InitPID is the container's init as the runtime started it (host
 	// pid), 0 when the agent does not know it: the engine then finds it in
 	// the process tree (containerInit).
@@ -35,12 +36,16 @@ func (t Target) name() string {
 	return t.Cgroup
 }
 
-// containerName is the container's name, or its cgroup's last element.
+// containerName is the container's metrics label: the agent's for the
+// same container (cgroup.ContainerLabel), so the two join.
 func (t Target) containerName() string {
-	if t.Container != "" {
-		return t.Container
-	}
-	return cgroup.Base(t.Cgroup)
+	return cgroup.ContainerLabel(t.Container, t.ContainerID, t.Cgroup)
+}
+
+// Labels are t's namespace, pod and container labels in metrics, as the
+// agent's Target.Labels gives them.
+func (t Target) Labels() [3]string {
+	return [3]string{t.Namespace, podLabel(t), t.containerName()}
 }
 
 // sample is one reading of a memory domain: the node, a container or a pod.
