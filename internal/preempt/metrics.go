@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 	m := &Metrics{
 		Kills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_kills_total",
-			Help: "Processes (or families of processes, counted once) podwarden ended under memory pressure before the kernel OOM killer, by namespace, pod (its name, or its UID where the name is not known), container, scope (node, container, pod) and the signal that ended them; dry runs count with signal \"dry-run\"."},
+			Help: "Processes (or families of processes, counted once) podwarden ended under memory pressure before the kernel OOM killer, by namespace, pod (its name, or its UID where the name is not known), container, scope (node, container) and the signal that ended them; dry runs count with signal \"dry-run\"."},
 			killLabels),
 		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podwarden_preempt_signals_total", Help: "Signals sent by the action ladder, by signal and result (ok, exited, error)."},
