@@ -114,7 +114,10 @@ func (c *cluster) waitKills(ctx context.Context, agent, ns, name string, want fl
 }
 
 var (
-	reArmed     = regexp.MustCompile(`psi trigger (some|full) (\S+) (\S+) on /proc/pressure/memory`)
+	// The node's trigger: /proc/pressure/memory, or the root cgroup's
+	// memory.pressure where containerd's AppArmor profile refuses /proc.
+	reArmed     = regexp.MustCompile(`psi trigger (some|full) (\S+) (\S+) on (/proc/pressure/memory|\S*/memory\.pressure)`)
+	reFiredPSI  = regexp.MustCompile(`fired_by"?[=:]"?psi trigger on (\S+?)[;"]`)
 	rePolled    = regexp.MustCompile(`node_pressure"?[=:]"?polling /proc/pressure/memory`)
 	reTrigErr   = regexp.MustCompile(`PSI triggers unavailable: [^")]*`)
 	reStall     = regexp.MustCompile(`stall_pct"?[=:]"?(\d+)`)
@@ -213,16 +216,24 @@ func scenarioPSISlowHog(t *testing.T, c *cluster, n *Node) {
 	}
 	if !armed {
 		// Under containerd's default AppArmor profile the agent cannot
-		// open /proc/pressure/memory for writing (a trigger is a write):
-		// it polls the same file. Still PSI; reported, not failed, as
-		// the chart and agent own that (issue 19).
-		t.Logf("REPORT scenario 4c: the node's PSI trigger is not armed, the agent polls /proc/pressure/memory (%s)", reTrigErr.FindString(logs))
+		// open /proc/pressure/memory for writing (a trigger is a write);
+		// it arms the root cgroup's memory.pressure instead, which the
+		// profile allows. Polling here means neither could be armed.
+		t.Errorf("the node's PSI trigger is not armed, the agent polls (%s)", reTrigErr.FindString(logs))
+	}
+	if m := reArmed.FindStringSubmatch(logs); m != nil {
+		t.Logf("REPORT scenario 4c: the node's PSI trigger is armed on %s", m[4])
 	}
 	line, stall, ok := killLine(logs, "slowhog")
 	if !ok {
 		t.Fatalf("no node-scope kill line naming the hog in the agent's log:\n%s", grepLines(logs, "pressure"))
 	}
 	t.Logf("REPORT scenario 4c: pressure at %.0f%% of %s stalled (trigger armed: %v); kill line: %s", bar, window, armed, line)
+	if m := reFiredPSI.FindStringSubmatch(line); m == nil {
+		t.Errorf("the kill line does not say a PSI trigger fired the episode (fired_by): %s", line)
+	} else {
+		t.Logf("REPORT scenario 4c: fired by the PSI trigger on %s", m[1])
+	}
 	if float64(stall) < bar {
 		t.Errorf("the kill logged tasks stalled %d%% of the time, under the trigger's %.0f%%: the hog was not ended through PSI", stall, bar)
 	}
