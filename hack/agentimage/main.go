@@ -10,9 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -36,7 +34,7 @@ func run() error {
 	push := flag.String("push", "", "also push to this reference (e.g. registry.example.com/podwarden:v0.1.0), with docker's credentials")
 	flag.Parse()
 	ctx := context.Background()
-	created, err := sourceDate()
+	created, err := agentimage.SourceDate(os.Getenv("SOURCE_DATE_EPOCH"))
 	if err != nil {
 		return err
 	}
@@ -71,20 +69,6 @@ func run() error {
 		fmt.Printf("pushed %s@%s\n", ref.Context(), d)
 	}
 	return nil
-}
-
-// sourceDate is $SOURCE_DATE_EPOCH (reproducible-builds.org), else the
-// Unix epoch: never the wall clock, so two builds of one tree match.
-func sourceDate() (time.Time, error) {
-	s := os.Getenv("SOURCE_DATE_EPOCH")
-	if s == "" {
-		return time.Unix(0, 0), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0), nil
 }
 
 // revision is the git commit, "" outside a git tree.

@@ -21,13 +21,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"podwarden/internal/agentimage"
 	"podwarden/internal/release"
 	"podwarden/internal/release/sign"
 )
@@ -129,14 +129,7 @@ func sourceDate(ctx context.Context) (time.Time, error) {
 	if s == "" {
 		s = gitOut(ctx, "log", "-1", "--format=%ct")
 	}
-	if s == "" {
-		return time.Unix(0, 0), nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-	}
-	return time.Unix(n, 0), nil
+	return agentimage.SourceDate(s)
 }
 
 // gitOut is git's trimmed output, "" outside a git tree or on error.

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -46,4 +48,18 @@ func parseTag(ref string) (name.Tag, error) {
 		return name.Tag{}, fmt.Errorf("image name %q: %w", ref, err)
 	}
 	return t, nil
+}
+
+// SourceDate is the reproducible-builds.org SOURCE_DATE_EPOCH value s (Unix
+// seconds) as a time, the Unix epoch when s is empty: never the wall clock,
+// so two builds of one tree match.
+func SourceDate(s string) (time.Time, error) {
+	if s == "" {
+		return time.Unix(0, 0), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
+	}
+	return time.Unix(n, 0), nil
 }

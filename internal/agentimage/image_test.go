@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,26 @@ func TestImageReproducible(t *testing.T) {
 func TestImageMissingBinary(t *testing.T) {
 	if _, err := Image(filepath.Join(t.TempDir(), "nope"), Meta{}); err == nil {
 		t.Error("no error for a missing binary")
+	}
+}
+
+func TestSourceDate(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"1764999999", 1764999999, false},
+		{"yesterday", 0, true},
+		{"1.5", 0, true},
+	} {
+		got, err := SourceDate(tc.in)
+		if (err != nil) != tc.wantErr || err == nil && got.Unix() != tc.want {
+			t.Errorf("SourceDate(%q) = %v, %v; want %d (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), tc.in) {
+			t.Errorf("SourceDate(%q): %v does not name the input", tc.in, err)
+		}
 	}
 }
