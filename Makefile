@@ -89,7 +89,7 @@ lint:
 # or a registry skip with a message when those are missing; `make deps`
 # installs them so CI runs everything.
 test:
-	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(GO) test -count=1 -timeout 60m $(PKGS)
 	cd internal/image/buildkit && $(GO) test -count=1 -timeout 20m ./...
 
 test-short:

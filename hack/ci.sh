@@ -57,7 +57,7 @@ $MAKE lint
 stamp "phase one: ${#first[@]} packages that need no built tool"
 # Nowhere to find the built tools: a test that needs one fails here.
 PODWARDEN_KUBE_BIN_DIR=/nonexistent PODWARDEN_BUILDKITD=/nonexistent \
-	$GO test -count=1 -timeout 40m "${first[@]}"
+	$GO test -count=1 -timeout 60m "${first[@]}"
 
 stamp "waiting for the background builds"
 if ! wait "$builds"; then

@@ -57,9 +57,9 @@ time=x level=WARN msg="ended process under memory pressure" pod=users/slow conta
 	polled := `{"msg":"preempt engine running","node_pressure":"polling /proc/pressure/memory every 100ms-250ms (PSI triggers unavailable: open /proc/pressure/memory: permission denied)"}
 {"msg":"ended process under memory pressure","scope":"node","comm":"hog","stall_pct":"20"}`
 	// Where AppArmor refuses /proc, the root cgroup's memory.pressure.
-	rootcg := `{"msg":"preempt engine running","node_pressure":"psi trigger some 200ms 2s on /sys/fs/cgroup/memory.pressure"}
-{"msg":"ended process under memory pressure","scope":"node","comm":"hog","stall_pct":"30","fired_by":"psi trigger on /sys/fs/cgroup/memory.pressure; psi: available 80.0 MiB below minAvailable 100.0 MiB"}`
-	if m := reFiredPSI.FindStringSubmatch(rootcg); m == nil || m[1] != "/sys/fs/cgroup/memory.pressure" {
+	rootcg := `{"msg":"preempt engine running","node_pressure":"psi trigger some 200000 2000000 on /host/sys/fs/cgroup/memory.pressure"}
+{"msg":"ended process under memory pressure","scope":"node","comm":"hog","stall_pct":"30","fired_by":"psi trigger on /host/sys/fs/cgroup/memory.pressure; psi: available 80.0 MiB below minAvailable 100.0 MiB"}`
+	if m := reFiredPSI.FindStringSubmatch(rootcg); m == nil || m[1] != "/host/sys/fs/cgroup/memory.pressure" {
 		t.Errorf("fired_by: %q", m)
 	}
 	if m := reFiredPSI.FindStringSubmatch(`level=INFO msg="ended process under memory pressure" fired_by="poll (psi trigger on /proc/pressure/memory silent); fast fall: x"`); m != nil {
