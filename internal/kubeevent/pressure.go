@@ -68,7 +68,7 @@ type PressureKill struct {
 	// Signals are what was sent, in order; the last ended the process.
 	// In a dry run, what would be sent first.
 	Signals []string
-	Scope Scope
+	Scope   Scope
 	// Available and Total describe the scope's memory: MemAvailable and
 	// MemTotal for the node, uncommitted memory and memory.max otherwise.
 	Available, Total uint64
@@ -76,7 +76,7 @@ type PressureKill struct {
 	// memory (PSI), in percent; negative when PSI is unavailable.
 	StallPct float64
 	// Why names why this pod or container and this process were chosen.
-	Why string
+	Why     string
 	Outcome Outcome
 }
 
