@@ -143,8 +143,13 @@ func (e *Engine) gaveBack(ep *episode) bool {
 		return false
 	}
 	p, err := e.cfg.Proc.Read(ep.victim.PID, procfs.FieldStat|procfs.FieldStatus)
-	if err != nil || p.StartTime != ep.victim.StartTime {
-		return false // gone: its exit is noticed by the handle
+	if err != nil || p.StartTime != ep.victim.StartTime || p.Exiting || p.State == 'Z' || p.State == 'X' {
+		// Gone or going: its exit is noticed by the handle. A process in
+		// do_exit has released its memory before its pidfd polls readable;
+		// on a loaded node (2026-12-07, load ~9) that took over exitGrace,
+		// and a hog dying of SIGINT was counted as left alive, with no
+		// kill and no Event.
+		return false
 	}
 	return 2*private(p) <= ep.frees
 }

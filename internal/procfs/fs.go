@@ -91,6 +91,10 @@ type Proc struct {
 	// status). Without stat on a kernel that has no Kthread line, pid 2
 	// (kthreadd) and its children count as kernel threads.
 	Kernel bool
+	// Exiting marks a process in do_exit (PF_EXITING in stat): its memory
+	// may already be gone (exit_mm) while it still has a pid and a
+	// status, so a small RSS is not a live process that freed memory.
+	Exiting bool
 
 	// Memory in bytes, as the OOM killer counts it (get_mm_rss and
 	// MM_SWAPENTS and mm_pgtables_bytes). Zero for kernel threads and

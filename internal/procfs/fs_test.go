@@ -56,7 +56,7 @@ var fixtureProcs = []Proc{
 		Cmdline: []string{"/opt/conda/bin/python3.11", "/opt/conda/bin/jupyter-lab", "--ip=0.0.0.0"}, Threads: 9,
 		RSSAnon: 7518524 * kB, RSSFile: 4 * kB, Swap: 2048 * kB, PgTables: 14844 * kB,
 		OOMScore: 2, OOMScoreAdj: -997, Cgroup: podCgroup},
-	{PID: 1005000, NSPID: 300, PPID: 1004927, Comm: "python", State: 'Z', UID: 1000, Threads: 1,
+	{PID: 1005000, NSPID: 300, PPID: 1004927, Comm: "python", State: 'Z', UID: 1000, Threads: 1, Exiting: true,
 		OOMScoreAdj: -997, Cgroup: podCgroup},
 }
 

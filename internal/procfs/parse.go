@@ -12,6 +12,10 @@ import (
 // field of /proc/PID/stat for kernel threads on every kernel since 2.6.
 const pfKthread = 0x00200000
 
+// pfExiting is PF_EXITING: set at the start of do_exit, before the
+// process's memory is released.
+const pfExiting = 0x00000004
+
 // ParseError reports a file whose contents do not have the shape the kernel
 // gives it. Callers can tell a malformed file (a kernel format this package
 // does not know) from an I/O failure with errors.As.
@@ -100,6 +104,7 @@ func parseStat(b []byte, p *Proc) error {
 	p.Threads = threads
 	p.StartTime = start
 	p.Kernel = flags&pfKthread != 0
+	p.Exiting = flags&pfExiting != 0
 	return nil
 }
 

@@ -41,7 +41,12 @@ func TestParseStat(t *testing.T) {
 		},
 		"zombie": {
 			in:   "11265 (python3) Z 11224 11222 669 0 -1 4227148 223 0 0 0 0 0 0 0 20 0 1 0 66591 0 0 18446744073709551615 0 0 0 0 0 0 0 16781312 2 1 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
-			want: Proc{PID: 11265, PPID: 11224, Comm: "python3", State: 'Z', Threads: 1, StartTime: 66591},
+			want: Proc{PID: 11265, PPID: 11224, Comm: "python3", State: 'Z', Threads: 1, StartTime: 66591, Exiting: true},
+		},
+		// In do_exit, memory perhaps released, not yet a zombie: PF_EXITING.
+		"exiting": {
+			in:   "4770 (slowhog) R 4700 4770 4770 0 -1 4194308 0 0 0 0 0 0 0 0 20 0 1 0 9000 0 0\n",
+			want: Proc{PID: 4770, PPID: 4700, Comm: "slowhog", State: 'R', Threads: 1, StartTime: 9000, Exiting: true},
 		},
 		"empty":           {in: "", wantErr: "no (comm)"},
 		"no close paren":  {in: "1 (init S 0 1", wantErr: "no (comm)"},
