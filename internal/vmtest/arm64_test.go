@@ -147,8 +147,8 @@ func bootArm64() {
 	pm := m
 	pm.MemMiB = 708
 	pm.Extra = append(slices.Clone(m.Extra), "-drive", "file="+img+",if=virtio,format=raw,readonly=on")
-	var wg sync.WaitGroup
 	var mu sync.Mutex
+	var boots []func()
 	arm64.boots = map[string]*Boot{}
 	arm64.runs = map[string]*Run{}
 	for _, g := range arm64Plans {
@@ -156,8 +156,7 @@ func bootArm64() {
 		if g.label == "arm64-pressure" {
 			mach, cfg = pm, ImageConfig{Mode: "pressure", Plan: g.plan, Modules: mods, Files: map[string]string{"pw/pwload": pwload}}
 		}
-		run := func() {
-			defer wg.Done()
+		boots = append(boots, func() {
 			b, err := s.BootCells(ctx, g.label, mach, cfg)
 			mu.Lock()
 			defer mu.Unlock()
@@ -167,7 +166,7 @@ func bootArm64() {
 			if b == nil {
 				return
 			}
-			fmt.Printf("BOOT %s boot=%s total=%s\n", g.label, b.BootTime.Round(100*time.Millisecond), b.Total.Round(100*time.Millisecond))
+			printBoot(g.label, b)
 			arm64.boots[g.label] = b
 			for k, r := range b.Runs {
 				// The cells' names are the amd64 ones: the saved runs
@@ -175,15 +174,9 @@ func bootArm64() {
 				r.Mode = "arm64"
 				arm64.runs[k] = r
 			}
-		}
-		wg.Add(1)
-		if env.parallel {
-			go run()
-		} else {
-			run()
-		}
+		})
 	}
-	wg.Wait()
+	runGuests(boots)
 }
 
 // arm64Agent is the agent the arm64 guests run: podwarden-agent from a

@@ -196,8 +196,8 @@ func bootPressure() {
 	if v := os.Getenv("PWVM_PRESSURE_MEM"); v != "" {
 		fmt.Sscan(v, &m.MemMiB)
 	}
-	var wg sync.WaitGroup
 	var mu sync.Mutex
+	var boots []func()
 	pressure.runs = map[string]*Run{}
 	for i, scenarios := range pressureGuests {
 		var plan []string
@@ -216,8 +216,7 @@ func bootPressure() {
 			continue
 		}
 		label := fmt.Sprintf("pressure%d", i+1)
-		run := func() {
-			defer wg.Done()
+		boots = append(boots, func() {
 			b, err := s.BootCells(ctx, label, m, ImageConfig{Mode: "pressure", Plan: plan, Modules: mods,
 				Files: map[string]string{"pw/pwload": pwload}})
 			mu.Lock()
@@ -229,19 +228,36 @@ func bootPressure() {
 				return
 			}
 			pressure.boots = append(pressure.boots, b)
-			fmt.Printf("BOOT %s boot=%s total=%s\n", label, b.BootTime.Round(100*time.Millisecond), b.Total.Round(100*time.Millisecond))
+			printBoot(label, b)
 			for k, r := range b.Runs {
 				pressure.runs[k] = r
 			}
+		})
+	}
+	runGuests(boots)
+}
+
+// runGuests runs the boots at once, one host core each, or one after the
+// other with PWVM_PARALLEL=0, and returns when all have ended.
+func runGuests(boots []func()) {
+	var wg sync.WaitGroup
+	for _, boot := range boots {
+		if !env.parallel {
+			boot()
+			continue
 		}
 		wg.Add(1)
-		if env.parallel {
-			go run()
-		} else {
-			run()
-		}
+		go func() {
+			defer wg.Done()
+			boot()
+		}()
 	}
 	wg.Wait()
+}
+
+// printBoot is the BOOT line a guest's boot prints when it ends.
+func printBoot(label string, b *Boot) {
+	fmt.Printf("BOOT %s boot=%s total=%s\n", label, b.BootTime.Round(100*time.Millisecond), b.Total.Round(100*time.Millisecond))
 }
 
 // planned reports whether PWVM_SCENARIOS (when set) names the scenario.
