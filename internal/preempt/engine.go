@@ -259,7 +259,7 @@ func (e *Engine) pollSet(fds []unix.PollFd, owners []string, wake int) ([]unix.P
 // the headroom above minAvailable lasts at assumedRate.
 func (e *Engine) sleep() time.Duration {
 	switch {
-	case e.acting() || e.nodeH.level >= levelDanger:
+	case e.acting() || e.nodeH.level >= levelDanger || e.nodeH.pending:
 		return tick
 	case e.nodeH.level == levelLow:
 		return lowTick

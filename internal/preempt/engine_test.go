@@ -342,8 +342,12 @@ func TestWithoutPSIFallingMemoryStandsIn(t *testing.T) {
 	if s := f.sig.signals(); len(s) != 0 {
 		t.Fatalf("signals %v with steady memory and no PSI", s)
 	}
-	grow(f, nb, 570)
-	f.tick(time.Second, 0)
+	// It falls further, and goes on falling: the first sample of the
+	// fall only arms the engine, the next one that falls further acts.
+	for _, mb := range []uint64{550, 560, 570} {
+		grow(f, nb, mb)
+		f.tick(100*time.Millisecond, 0)
+	}
 	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
 		t.Errorf("signals %v, want SIGINT once memory falls further", got)
 	}

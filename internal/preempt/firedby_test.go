@@ -13,26 +13,24 @@ import (
 // records one (noteFired); the node trigger itself is armed by armNode on
 // the fixture's pressure file (a regular file takes the write).
 func TestFiredBy(t *testing.T) {
-	// growNode grows the notebook kernel by step MiB a second until the
-	// engine signals, with stall (0..1) once less than 150 MiB is
-	// available; fire notes the node trigger's wake-up on stalled ticks.
+	// growNode grows the notebook kernel by step MiB a second, a tenth
+	// of it every 100 ms, until the engine signals, with stall (0..1) once
+	// less than 150 MiB is available; fire notes the node trigger's
+	// wake-up on stalled ticks.
 	growNode := func(step uint64, stall float64, fire bool) func(f *fixture) {
 		return func(f *fixture) {
 			nb, _ := jupyter(f)
 			f.sig.exitOn[103] = []string{"SIGINT"}
-			for mb := uint64(30); mb <= 590; mb += step {
-				grow(f, nb, mb)
+			for i := uint64(0); 30+step*i/10 <= 590 && len(f.sig.signals()) == 0; i++ {
+				grow(f, nb, 30+step*i/10)
 				s := 0.0
 				if f.availMiB < 150 {
 					s = stall
 					if fire {
-						f.engine().noteFired(nodeKey, f.now.Add(time.Second))
+						f.engine().noteFired(nodeKey, f.now.Add(100*time.Millisecond))
 					}
 				}
-				f.tick(time.Second, s)
-				if len(f.sig.signals()) > 0 {
-					break
-				}
+				f.tick(100*time.Millisecond, s)
 			}
 		}
 	}
@@ -44,19 +42,19 @@ func TestFiredBy(t *testing.T) {
 		fired string // fired_by's start, with PROC and CG for the roots
 	}{{
 		name: "node trigger, stall", psi: true, arm: true, run: growNode(20, 0.3, true),
-		fired: "psi trigger on PROC/pressure/memory; psi: available 80.0 MiB below minAvailable 100.0 MiB, tasks stalled 30% of the window (bar 10%)",
+		fired: "psi trigger on PROC/pressure/memory; psi: available 98.0 MiB below minAvailable 100.0 MiB, tasks stalled 30% of the window (bar 10%)",
 	}, {
 		name: "poll, trigger silent", psi: true, arm: true, run: growNode(20, 0.3, false),
-		fired: "poll (psi trigger on PROC/pressure/memory silent); psi: available 80.0 MiB below minAvailable 100.0 MiB",
+		fired: "poll (psi trigger on PROC/pressure/memory silent); psi: available 98.0 MiB below minAvailable 100.0 MiB",
 	}, {
 		name: "poll, no PSI, fast drop", run: growNode(20, 0, false),
-		fired: "poll (no psi trigger); fast drop: available 80.0 MiB below minAvailable 100.0 MiB, fell 20.0 MiB in the last window (1% of the total counts as pressure)",
+		fired: "poll (no psi trigger); fast drop: available 96.0 MiB below minAvailable 100.0 MiB, fell 20.0 MiB in the last window (1% of the total counts as pressure)",
 	}, {
 		name: "poll, no PSI, slow fall", run: growNode(5, 0, false),
-		fired: "poll (no psi trigger); falling without psi: available 95.0 MiB below minAvailable 100.0 MiB, fell 5.0 MiB",
+		fired: "poll (no psi trigger); falling without psi: available 98.0 MiB below minAvailable 100.0 MiB, fell 5.0 MiB in the last window",
 	}, {
 		name: "fast fall above minAvailable", psi: true, arm: true, run: growNode(60, 0, false),
-		fired: "poll (psi trigger on PROC/pressure/memory silent); fast fall: available 120.0 MiB fell 60.0 MiB in the last window, criticalAvailable 40.0 MiB within 2 windows",
+		fired: "poll (psi trigger on PROC/pressure/memory silent); fast fall: available 150.0 MiB fell 60.0 MiB in the last window, criticalAvailable 40.0 MiB within 2 windows at that pace",
 	}, {
 		name: "critical at once", psi: true, run: func(f *fixture) {
 			nb, _ := jupyter(f)

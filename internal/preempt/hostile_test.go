@@ -176,20 +176,18 @@ func TestForkStormEndsTheFamilyOnce(t *testing.T) {
 			born = next - 1
 		}
 	}
-	for range 40 {
+	for range 120 {
 		if len(f.sig.signals()) > 0 {
 			break
 		}
-		for range 3 { // three children a second
-			fork()
-		}
+		fork() // three children a second, each a burst of 40 MiB
 		f.usage(nb, 0, used, 0)
 		f.availMiB = 500 - min(495, used-198)
 		stall := 0.0
 		if f.availMiB < 150 {
 			stall = 0.5
 		}
-		f.run(time.Second, stall)
+		f.run(300*time.Millisecond, stall)
 	}
 	if born == 0 {
 		t.Fatalf("make was never stopped: signals %v", f.sig.signals())
@@ -417,6 +415,47 @@ func TestBigNodeDefaults(t *testing.T) {
 			}
 			if acted := len(f.sig.signals()) > 0; acted != tc.want {
 				t.Errorf("acted %v with 40 GiB of 512 free, want %v (signals %v)", acted, tc.want, f.sig.signals())
+			}
+		})
+	}
+}
+
+// TestLoadStoppedAtTheLine: a pod loads a dataset at 40 MiB/s (a starved
+// node makes a load that slow; the pressure suite's cache-65-late saw one
+// take 15 s) and stops where the fall, had it gone on, would reach
+// criticalAvailable within two windows. The sample that first shows the
+// danger is the last of the load: it only arms the engine, and the load
+// is held from then on, so nothing is ended. The same load going on one
+// sample longer is a hog and is ended.
+func TestLoadStoppedAtTheLine(t *testing.T) {
+	for name, tc := range map[string]struct {
+		stopAt uint64 // available MiB where the load stops
+		want   []string
+	}{
+		"stops at the line": {stopAt: 118, want: nil},
+		"goes on":           {stopAt: 110, want: []string{"301 SIGINT"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			hold := f.container("hold", "data", 0, 10, 0)
+			f.process(hold, 300, 1, "tini", 1, "tini")
+			f.ppid[301] = 300
+			f.process(hold, 301, 7, "python3", 10, "python3", "load.py")
+			f.sig.exitOn[301] = []string{"SIGINT"}
+			f.availMiB = 598
+			f.run(10*time.Second, 0)
+			// 4 MiB every 100 ms from 598 available: at 118 the fall (40
+			// MiB in the window) first reaches critical (40) within two
+			// windows.
+			for mib := uint64(4); 598-mib >= tc.stopAt && len(f.sig.signals()) == 0; mib += 4 {
+				f.process(hold, 301, 7, "python3", 10+mib, "python3", "load.py")
+				f.usage(hold, 0, 10+mib, 0)
+				f.availMiB = 598 - mib
+				f.tick(100*time.Millisecond, 0)
+			}
+			f.run(20*time.Second, 0)
+			if got := f.sig.signals(); !slices.Equal(got, tc.want) {
+				t.Errorf("signals %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -73,6 +73,10 @@ type sample struct {
 // window asks: the growth window and the pressure window.
 type history struct {
 	s []sample
+	// fallSeen is when the newest run of danger by a fall alone (no stall,
+	// above criticalAvailable) began: judge acts on such a fall only when
+	// the next sample, taken after it, shows it going on.
+	fallSeen time.Time
 }
 
 func (h *history) add(s sample, keep time.Duration) {
@@ -179,6 +183,28 @@ func (h *history) drop(window time.Duration) uint64 {
 	return hi - cur
 }
 
+// ongoing reports whether a fall of drop over the window goes on at the
+// newest sample: since the sample before it (at least tick/2 older),
+// available memory fell at a quarter of the window's pace or more.
+func (h *history) ongoing(window time.Duration, drop uint64) bool {
+	if drop == 0 || len(h.s) < 2 {
+		return drop > 0
+	}
+	cur := h.s[len(h.s)-1]
+	for i := len(h.s) - 2; i >= 0; i-- {
+		prev := h.s[i]
+		dt := cur.at.Sub(prev.at)
+		if dt < tick/2 && i > 0 {
+			continue
+		}
+		if prev.avail <= cur.avail {
+			return false
+		}
+		return 4*float64(prev.avail-cur.avail)*float64(window) >= float64(drop)*float64(dt)
+	}
+	return true
+}
+
 // level is how short a domain is of memory.
 type level int
 
@@ -210,6 +236,9 @@ type health struct {
 	by   rule
 	drop uint64
 	bar  float64
+	// pending is a fall judged danger at this sample for the first time:
+	// the next sample, a tick later, confirms it (judge).
+	pending bool
 }
 
 // rule is which of judge's rules put a scope in danger: what the log and
@@ -284,6 +313,26 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 		hl.level = levelLow
 	default:
 		hl.level = levelOK
+	}
+	// A fall alone is danger once it is seen going on after it was first
+	// judged so. The sample that first shows a fall may be the first one
+	// after a load ended: a pod that reads a dataset and stops at the line
+	// (on a starved node such a load takes seconds and, while it runs,
+	// looks exactly like a hog) must be seen holding, not ended for the
+	// last part of its load. A later sample tells: a hog takes more
+	// (ongoing: at once if it is smooth, at its next burst if it pauses
+	// between them, while the window still holds the fall), a held load
+	// does not, and its fall leaves the window. Critical and PSI stall do
+	// not wait.
+	if hl.level == levelDanger && (hl.by == ruleMinDrop || hl.by == ruleMinFall || hl.by == ruleFastFall) {
+		if h.fallSeen.IsZero() {
+			h.fallSeen = cur.at
+		}
+		if cur.at.Sub(h.fallSeen) < tick/2 || !h.ongoing(window, drop) {
+			hl.level, hl.pending = levelLow, true
+		}
+	} else {
+		h.fallSeen = time.Time{}
 	}
 	return hl
 }

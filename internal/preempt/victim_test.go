@@ -3,6 +3,7 @@ package preempt
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,16 +44,28 @@ func TestKeepRule(t *testing.T) {
 func TestJudge(t *testing.T) {
 	th := policy.Thresholds{MinAvailable: 10, CriticalAvailable: 4, ReleaseAvailable: 20}
 	t0 := time.Unix(0, 0)
-	mk := func(avail uint64, stall float64, psi bool) *history {
+	// judged replays samples as the engine takes them: judge runs on
+	// each, and the last judgement is the answer (a fall is danger only
+	// once a later sample shows it going on).
+	judged := func(ss []sample) health {
 		h := &history{}
-		for i := range 11 {
-			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000, avail: avail,
-				some: uint64(float64(i) * 100_000 * stall), psi: psi}, time.Minute)
+		var hl health
+		for _, s := range ss {
+			h.add(s, time.Minute)
+			hl = judge(h, th, time.Second, false, 0.1)
 		}
-		return h
+		return hl
+	}
+	mk := func(avail uint64, stall float64, psi bool) []sample {
+		var ss []sample
+		for i := range 11 {
+			ss = append(ss, sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000, avail: avail,
+				some: uint64(float64(i) * 100_000 * stall), psi: psi})
+		}
+		return ss
 	}
 	for name, tc := range map[string]struct {
-		h    *history
+		ss   []sample
 		want level
 	}{
 		"plenty, stalled":           {mk(400, 0.9, true), levelOK},
@@ -61,26 +74,26 @@ func TestJudge(t *testing.T) {
 		"low with pressure":         {mk(90, 0.1, true), levelDanger},
 		"critical without pressure": {mk(30, 0, true), levelCritical},
 		"no psi, steady":            {mk(90, 0, false), levelLow},
-		"unlimited cgroup":          {&history{s: []sample{{at: t0, avail: 0, total: 0}}}, levelOK},
+		"unlimited cgroup":          {[]sample{{at: t0, avail: 0, total: 0}}, levelOK},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := judge(tc.h, th, time.Second, false, 0.1).level; got != tc.want {
+			if got := judged(tc.ss).level; got != tc.want {
 				t.Errorf("level %v, want %v", got, tc.want)
 			}
 		})
 	}
 	// A fast hog outruns PSI: memory falling 2% of the total within the
 	// window is pressure below minAvailable; 0.5% is not.
-	falling := func(per100ms uint64) *history {
-		h := &history{}
+	falling := func(per100ms uint64) []sample {
+		var ss []sample
 		for i := range 11 {
-			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 10000,
-				avail: 950 + per100ms*uint64(10-i), psi: true}, time.Minute)
+			ss = append(ss, sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 10000,
+				avail: 950 + per100ms*uint64(10-i), psi: true})
 		}
-		return h
+		return ss
 	}
 	for per100ms, want := range map[uint64]level{20: levelDanger, 5: levelLow, 0: levelLow} {
-		if got := judge(falling(per100ms), th, time.Second, false, 0.1).level; got != want {
+		if got := judged(falling(per100ms)).level; got != want {
 			t.Errorf("falling %.1f%% of the total per second without stall: %v, want %v", float64(per100ms)/10, got, want)
 		}
 	}
@@ -88,35 +101,50 @@ func TestJudge(t *testing.T) {
 	// criticalAvailable (40) within two windows is danger above
 	// minAvailable (100); a slower one, or the same fall above release, is
 	// not; nor is a fall seen over less than a window.
-	fall := func(avail, perWindow uint64, span time.Duration) *history {
-		h := &history{}
+	fall := func(avail, perWindow uint64, span time.Duration) []sample {
+		var ss []sample
 		n := int(span / (100 * time.Millisecond))
 		for i := 0; i <= n; i++ {
-			h.add(sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000,
-				avail: avail + perWindow*uint64(n-i)/10, psi: true}, time.Minute)
+			ss = append(ss, sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), total: 1000,
+				avail: avail + perWindow*uint64(n-i)/10, psi: true})
 		}
-		return h
+		return ss
+	}
+	// then appends samples every 100 ms after ss, at the avails given.
+	then := func(ss []sample, avails ...uint64) []sample {
+		ss = slices.Clone(ss)
+		for _, a := range avails {
+			last := ss[len(ss)-1]
+			last.at, last.avail = last.at.Add(100*time.Millisecond), a
+			ss = append(ss, last)
+		}
+		return ss
 	}
 	for name, tc := range map[string]struct {
-		h    *history
+		ss   []sample
 		want level
 	}{
-		"storm below release":       {fall(190, 120, time.Second), levelDanger},
+		"storm below release":       {then(fall(190, 120, time.Second), 178), levelDanger},
 		"slow fall below release":   {fall(190, 40, time.Second), levelLow},
 		"storm above release":       {fall(210, 120, time.Second), levelOK},
 		"storm, half a window seen": {fall(190, 120, 500*time.Millisecond), levelLow},
+		// A load that stops where a storm would be judged: the sample
+		// that first shows the fall only arms; held after it, never
+		// danger. Going on after a pause (a hog between bursts): danger.
+		"load stopped at the line":     {then(fall(190, 120, 900*time.Millisecond), 178, 178, 178), levelLow},
+		"burst after a pause":          {then(fall(190, 120, 900*time.Millisecond), 178, 178, 160), levelDanger},
+		"below minAvailable, stopped":  {then(fall(98, 30, 900*time.Millisecond), 95, 95), levelLow},
+		"below minAvailable, going on": {then(fall(98, 30, 900*time.Millisecond), 95, 92), levelDanger},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := judge(tc.h, th, time.Second, false, 0.1).level; got != tc.want {
+			if got := judged(tc.ss).level; got != tc.want {
 				t.Errorf("level %v, want %v", got, tc.want)
 			}
 		})
 	}
 	// Too little history for a window: no pressure yet.
-	h := &history{}
-	h.add(sample{at: t0, total: 1000, avail: 90, psi: true}, time.Minute)
-	h.add(sample{at: t0.Add(100 * time.Millisecond), total: 1000, avail: 90, some: 100_000, psi: true}, time.Minute)
-	if got := judge(h, th, time.Second, false, 0.1).level; got != levelLow {
+	if got := judged([]sample{{at: t0, total: 1000, avail: 90, psi: true},
+		{at: t0.Add(100 * time.Millisecond), total: 1000, avail: 90, some: 100_000, psi: true}}).level; got != levelLow {
 		t.Errorf("100 ms of history: %v, want low (no judgement on pressure yet)", got)
 	}
 }
