@@ -60,6 +60,10 @@ type cluster struct {
 	prev       *prevRelease  // the previous release, pushed to reg
 	disk       string        // the data disk image (DataDir in the guest)
 	diskMods   []string      // its driver's and filesystem's modules
+	// consoles is this run's directory of guest consoles, kept after the
+	// run (a fixed name would be overwritten by the next run, or shared
+	// by two at once).
+	consoles string
 }
 
 var timings struct {
@@ -248,7 +252,12 @@ func (c *cluster) bootNode(t *testing.T, name string, apparmor bool) *Node {
 	st, _ := os.Stat(initrd)
 	timing("%s initramfs %d MB written in %s", name, st.Size()>>20, time.Since(start).Round(100*time.Millisecond))
 	_, port, _ := strings.Cut(strings.TrimPrefix(c.srv.URL, "https://"), ":")
-	console := filepath.Join(os.TempDir(), "podwarden-nodetest-"+name+".console")
+	if c.consoles == "" {
+		if c.consoles, err = os.MkdirTemp("", "podwarden-nodetest-consoles-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	console := filepath.Join(c.consoles, name+".console")
 	n, err := Boot(NodeConfig{Machine: c.machine, Initrd: initrd, Busybox: c.bins.Busybox, APIPort: port,
 		RegistryPort: c.reg.port, Disk: c.disk, Console: console, AppArmor: apparmor})
 	if err != nil {
