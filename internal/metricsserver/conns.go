@@ -12,11 +12,12 @@ import (
 // served, so the bound holds without wrapping the listener (which
 // exporter-toolkit's TLS would wrap again).
 type connLimiter struct {
-	max int
-	now func() time.Time
+	max, perHost int
+	now          func() time.Time
 
 	mu      sync.Mutex
 	conns   map[net.Conn]*connInfo
+	hosts   map[string]int // open connections by source address
 	evicted int
 	refused int
 }
@@ -24,10 +25,21 @@ type connLimiter struct {
 type connInfo struct {
 	state http.ConnState
 	since time.Time
+	host  string
 }
 
-func newConnLimiter(max int) *connLimiter {
-	return &connLimiter{max: max, now: time.Now, conns: make(map[net.Conn]*connInfo, max)}
+func newConnLimiter(max, perHost int) *connLimiter {
+	return &connLimiter{max: max, perHost: perHost, now: time.Now,
+		conns: make(map[net.Conn]*connInfo, max), hosts: map[string]int{}}
+}
+
+// hostOf is the source address a connection counts against: its IP (a
+// host's connections differ only in their ports).
+func hostOf(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
 }
 
 func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
@@ -35,14 +47,24 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	l.mu.Lock()
 	switch s {
 	case http.StateNew:
-		if len(l.conns) >= l.max {
-			// An idle connection has had its answer; one that has sent
-			// nothing yet may be a scrape about to speak, so it goes
-			// second. Connections in the middle of a request are never
-			// cut: their deadlines end them.
-			victim = l.oldest(http.StateIdle)
+		host := hostOf(c)
+		// Past either bound a connection makes room: from the same host
+		// when that host is at its share (never another host's), else
+		// any. An idle connection has had its answer; one that has sent
+		// nothing yet may be a scrape about to speak, so it goes second.
+		// Connections in the middle of a request are never cut: their
+		// deadlines end them.
+		from := ""
+		switch {
+		case l.hosts[host] >= l.perHost:
+			from = host
+		case len(l.conns) < l.max:
+			from = "-"
+		}
+		if from != "-" {
+			victim = l.oldest(http.StateIdle, from)
 			if victim == nil {
-				victim = l.oldest(http.StateNew)
+				victim = l.oldest(http.StateNew, from)
 			}
 			if victim == nil {
 				l.refused++
@@ -50,16 +72,17 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 				hardClose(c)
 				return
 			}
-			delete(l.conns, victim)
+			l.drop(victim)
 			l.evicted++
 		}
-		l.conns[c] = &connInfo{state: s, since: l.now()}
+		l.conns[c] = &connInfo{state: s, since: l.now(), host: host}
+		l.hosts[host]++
 	case http.StateActive, http.StateIdle:
 		if ci := l.conns[c]; ci != nil {
 			ci.state, ci.since = s, l.now()
 		}
 	case http.StateClosed, http.StateHijacked:
-		delete(l.conns, c)
+		l.drop(c)
 	}
 	l.mu.Unlock()
 	if victim != nil {
@@ -67,13 +90,26 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	}
 }
 
-// oldest returns the connection longest in state s, or nil. Linear: the
-// bound keeps the map small (MaxMaxConns).
-func (l *connLimiter) oldest(s http.ConnState) net.Conn {
+// drop forgets c (a connection closed, or evicted: its close comes later
+// and finds nothing).
+func (l *connLimiter) drop(c net.Conn) {
+	ci := l.conns[c]
+	if ci == nil {
+		return
+	}
+	delete(l.conns, c)
+	if l.hosts[ci.host]--; l.hosts[ci.host] <= 0 {
+		delete(l.hosts, ci.host)
+	}
+}
+
+// oldest returns the connection longest in state s, from host (any when
+// empty), or nil. Linear: the bound keeps the map small (MaxMaxConns).
+func (l *connLimiter) oldest(s http.ConnState, host string) net.Conn {
 	var best net.Conn
 	var since time.Time
 	for c, ci := range l.conns {
-		if ci.state == s && (best == nil || ci.since.Before(since)) {
+		if ci.state == s && (host == "" || ci.host == host) && (best == nil || ci.since.Before(since)) {
 			best, since = c, ci.since
 		}
 	}

@@ -35,9 +35,11 @@ func testServer(t *testing.T, o Options) (srv *Server, blocked, release chan str
 	return srv, blocked, release
 }
 
+// testOptions bounds connections at maxConns, all of which one host (the
+// tests' 127.0.0.1) may hold.
 func testOptions(maxConns int) Options {
 	o := DefaultOptions("127.0.0.1:0")
-	o.MaxConns = maxConns
+	o.MaxConns, o.MaxConnsPerHost = maxConns, maxConns
 	return o
 }
 
@@ -50,7 +52,15 @@ type conn struct {
 
 func dial(t *testing.T, srv *Server) *conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", srv.Addr().String(), 30*time.Second)
+	return dialFrom(t, srv, "127.0.0.1")
+}
+
+// dialFrom connects from source address ip (any of 127.0.0.0/8 reaches
+// the loopback listener): another host, as far as the server can tell.
+func dialFrom(t *testing.T, srv *Server, ip string) *conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 30 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +204,52 @@ func TestBoundRefusesWhenAllBusy(t *testing.T) {
 	}
 }
 
+// One host holding its share with requests it never finishes (each
+// waits out its deadline) cannot take the rest: its next connection is
+// refused, or takes the place of its own silent one, never another
+// host's; a scrape from another host is served. With one host allowed
+// every slot (the bound before per-host shares), the scrape was refused.
+func TestHostShare(t *testing.T) {
+	for name, perHost := range map[string]int{"share of 2": 2, "no share": 4} {
+		t.Run(name, func(t *testing.T) {
+			o := testOptions(4)
+			o.MaxConnsPerHost = perHost
+			srv, blocked, release := testServer(t, o)
+			defer close(release)
+			// The attacker (127.0.0.2): every connection it may hold is
+			// busy, plus one more that has said nothing.
+			for range perHost {
+				dialFrom(t, srv, "127.0.0.2").send("/block")
+				<-blocked
+			}
+			silent := dialFrom(t, srv, "127.0.0.2")
+			waitStats(t, srv, func(s Stats) bool { return s.Open == perHost+1 || s.Refused > 0 })
+			scrape := dialFrom(t, srv, "127.0.0.3")
+			scrape.send("/ok")
+			resp, err := scrape.answer()
+			served := err == nil && resp.StatusCode == http.StatusOK
+			if want := perHost < 4; served != want {
+				t.Fatalf("a scrape from another host served: %v (%v %v), want %v", served, resp, err, want)
+			}
+			if perHost == 4 {
+				return
+			}
+			if !silent.closed() {
+				t.Error("the attacker's connection past its share was not refused")
+			}
+			if st := srv.Stats(); st.Refused != 1 || st.Evicted != 0 {
+				t.Errorf("stats %+v, want the attacker's extra connection refused, nothing evicted", st)
+			}
+			for range 2 {
+				dialFrom(t, srv, "127.0.0.2") // refused: its share is busy
+			}
+			if code := dialFrom(t, srv, "127.0.0.3").get("/ok"); code != http.StatusOK {
+				t.Errorf("a second scrape from another host: %d, want 200", code)
+			}
+		})
+	}
+}
+
 // Each phase of a connection ends: a header that never completes
 // (slowloris), an idle keep-alive connection, and a header over the
 // bound (431, before the handler).
@@ -239,6 +295,8 @@ func TestOptionsValidate(t *testing.T) {
 		"no connections":   {func(o *Options) { o.MaxConns = 0 }, "max connections 0"},
 		"too many":         {func(o *Options) { o.MaxConns = MaxMaxConns + 1 }, "max connections 4097"},
 		"tiny header":      {func(o *Options) { o.MaxHeaderBytes = 100 }, "max header bytes 100"},
+		"share over bound": {func(o *Options) { o.MaxConnsPerHost = o.MaxConns + 1 }, "max connections per host 65"},
+		"negative share":   {func(o *Options) { o.MaxConnsPerHost = -1 }, "max connections per host -1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := DefaultOptions(":0")

@@ -9,7 +9,11 @@
 //     keep-alive connections therefore costs a fixed amount of memory and
 //     never keeps a fresh scrape waiting, which a listener that stops
 //     accepting at its limit (netutil.LimitListener) would: the fresh
-//     client would queue in the kernel behind every idle one.
+//     client would queue in the kernel behind every idle one. One source
+//     address holds at most a share of the bound (Options.MaxConnsPerHost,
+//     a quarter by default); past it, its own connections make room or
+//     its new one is refused, so one host holding requests open until
+//     their deadlines never locks out a scrape from another.
 //   - Every phase of a connection has a deadline: the request header, the
 //     whole request, the response, and the idle time between requests.
 //   - Request headers are small (Options.MaxHeaderBytes), so a connection

@@ -31,6 +31,11 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxConns is the most open connections (docs above).
 	MaxConns int
+	// MaxConnsPerHost is the most of them from one source address: one
+	// host cannot hold every slot with requests it never finishes (those
+	// are never cut before their deadlines), so a scrape from elsewhere
+	// always finds one. 0 is MaxConns/4, at least 1.
+	MaxConnsPerHost int
 	// MaxHeaderBytes bounds a request's header.
 	MaxHeaderBytes int
 }
@@ -77,6 +82,9 @@ func (o Options) Validate() error {
 	if o.MaxConns < 1 || o.MaxConns > MaxMaxConns {
 		return fmt.Errorf("max connections %d: want 1..%d", o.MaxConns, MaxMaxConns)
 	}
+	if o.MaxConnsPerHost < 0 || o.MaxConnsPerHost > o.MaxConns {
+		return fmt.Errorf("max connections per host %d: want 0..%d (max connections; 0: a quarter of it)", o.MaxConnsPerHost, o.MaxConns)
+	}
 	if o.MaxHeaderBytes < 1<<10 || o.MaxHeaderBytes > 1<<20 {
 		return fmt.Errorf("max header bytes %d: want 1 KiB..1 MiB", o.MaxHeaderBytes)
 	}
@@ -118,7 +126,11 @@ func Serve(ctx context.Context, o Options, h http.Handler, log *slog.Logger) (*S
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", o.Addr, err)
 	}
-	cl := newConnLimiter(o.MaxConns)
+	perHost := o.MaxConnsPerHost
+	if perHost == 0 {
+		perHost = max(1, o.MaxConns/4)
+	}
+	cl := newConnLimiter(o.MaxConns, perHost)
 	// HTTP/1.1 only, also over TLS: one HTTP/2 connection carries up to
 	// 250 concurrent requests, each a goroutine and a response buffer the
 	// connection bound does not see. A scrape needs one.
