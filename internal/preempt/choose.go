@@ -138,6 +138,7 @@ func (e *Engine) startContainers(now time.Time) {
 			continue
 		}
 		h := judge(&st.h, e.pol.Container, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
+		e.pending = e.pending || h.pending
 		if h.level < levelDanger {
 			continue
 		}

@@ -81,6 +81,10 @@ type Engine struct {
 	warned   map[string]warning
 	settle   time.Time
 	lastFull time.Time
+	// pending is set by a step that judged a scope in danger by a fall
+	// seen for the first time (health.pending): the next sample, half a
+	// tick later, confirms it or not.
+	pending bool
 
 	reports chan report
 }
@@ -259,7 +263,9 @@ func (e *Engine) pollSet(fds []unix.PollFd, owners []string, wake int) ([]unix.P
 // the headroom above minAvailable lasts at assumedRate.
 func (e *Engine) sleep() time.Duration {
 	switch {
-	case e.acting() || e.nodeH.level >= levelDanger || e.nodeH.pending:
+	case e.pending:
+		return tick / 2
+	case e.acting() || e.nodeH.level >= levelDanger:
 		return tick
 	case e.nodeH.level == levelLow:
 		return lowTick
@@ -503,6 +509,7 @@ func (e *Engine) step(fired map[string]bool) {
 	e.syncTargets()
 	e.sampleNode(now)
 	e.nodeH = judge(&e.node, e.pol.Node, e.spec.Window, e.spec.Full, e.pol.Pressure.Share())
+	e.pending = e.nodeH.pending
 	every := fullEvery
 	if e.nodeH.level != levelOK {
 		every = fullEvery / 2

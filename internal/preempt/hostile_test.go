@@ -447,13 +447,24 @@ func TestLoadStoppedAtTheLine(t *testing.T) {
 			// 4 MiB every 100 ms from 598 available: at 118 the fall (40
 			// MiB in the window) first reaches critical (40) within two
 			// windows.
+			armed := false
 			for mib := uint64(4); 598-mib >= tc.stopAt && len(f.sig.signals()) == 0; mib += 4 {
 				f.process(hold, 301, 7, "python3", 10+mib, "python3", "load.py")
 				f.usage(hold, 0, 10+mib, 0)
 				f.availMiB = 598 - mib
 				f.tick(100*time.Millisecond, 0)
+				if e := f.engine(); e.nodeH.pending {
+					armed = true
+					// The confirming sample comes half a tick later.
+					if d := e.sleep(); d != tick/2 {
+						t.Errorf("sleep %v after a fall first judged danger, want %v", d, tick/2)
+					}
+				}
 			}
 			f.run(20*time.Second, 0)
+			if !armed {
+				t.Error("the fall was never judged danger: the fixture does not reach the line")
+			}
 			if got := f.sig.signals(); !slices.Equal(got, tc.want) {
 				t.Errorf("signals %v, want %v", got, tc.want)
 			}
