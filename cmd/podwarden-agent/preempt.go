@@ -47,10 +47,7 @@ func startPreempt(ctx context.Context, pol policy.Preempt, a *agent.Agent, pfs p
 func preemptTargets(ts []agent.Target) []preempt.Target {
 	out := make([]preempt.Target, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, preempt.Target{
-			Cgroup: t.Cgroup, PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
-			Container: t.Container, ContainerID: t.ContainerID, Preempt: t.Decision.Preempt,
-		})
+		out = append(out, preempt.Target{Ref: t.Ref, Preempt: t.Decision.Preempt})
 	}
 	return out
 }

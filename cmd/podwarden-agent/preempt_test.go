@@ -8,6 +8,7 @@ import (
 	"podwarden/internal/agent"
 	"podwarden/internal/cgroup"
 	"podwarden/internal/preempt"
+	"podwarden/internal/target"
 )
 
 // TestPreemptSeriesJoinAgentSeries (issue 23): for a container found
@@ -30,7 +31,7 @@ func TestPreemptSeriesJoinAgentSeries(t *testing.T) {
 	for name, cg := range paths {
 		t.Run(name, func(t *testing.T) {
 			o := cgroup.ParsePath(cg)
-			at := agent.Target{Cgroup: cg, PodUID: o.PodUID, ContainerID: o.ContainerID}
+			at := agent.Target{Ref: target.Ref{Cgroup: cg, PodUID: o.PodUID, ContainerID: o.ContainerID}}
 			if name == "named by the user" {
 				at.Namespace, at.PodName, at.Container = "users", "nb-0", "notebook"
 			}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"podwarden/internal/policy"
+	"podwarden/internal/target"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -17,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 // container's identity moved to internal/target.
 func TestTargetJSON(t *testing.T) {
 	ts := []Target{
-		{Cgroup: "/system.slice/jupyterhub.service", Decision: policy.Decision{Reason: "matches cgroupSelector"}},
+		{Ref: target.Ref{Cgroup: "/system.slice/jupyterhub.service"}, Decision: policy.Decision{Reason: "matches cgroupSelector"}},
 	}
 	full := Target{Decision: policy.Decision{Target: true, OOMGroup: policy.ModeGroup, Adj: 900, AdjSet: true, Reason: "selected",
 		Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: []string{"jupyter-lab"}}}}

@@ -20,6 +20,7 @@ import (
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 	"podwarden/internal/syncbuf"
+	"podwarden/internal/target"
 )
 
 // fixture is a node made of files, as earlyoom's tests mock /proc: a proc
@@ -132,8 +133,8 @@ func (f *fixture) engine() *Engine {
 // of which fileMiB is page cache.
 func (f *fixture) container(pod, name string, limitMiB, usageMiB, fileMiB uint64) string {
 	cg := "/kubepods/pod" + pod + "/" + name
-	f.targets = append(f.targets, Target{Cgroup: cg, PodUID: pod, Namespace: "ns", PodName: pod,
-		Container: name, Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: f.pol.Keep}})
+	f.targets = append(f.targets, Target{Ref: target.Ref{Cgroup: cg, PodUID: pod, Namespace: "ns", PodName: pod,
+		Container: name}, Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: f.pol.Keep}})
 	if _, err := os.Stat(f.cg + cg + "/cgroup.procs"); err != nil {
 		f.write(f.cg+cg+"/cgroup.procs", "")
 	}
