@@ -280,7 +280,7 @@ func join(t *testing.T, cfs cgroup.FS, cg string, pid int) {
 // readers and its real pidfd signaler; its loop is never run.
 func liveEngine(t *testing.T, cfs cgroup.FS) *Engine {
 	t.Helper()
-	e, err := New(Config{Policy: policy.DefaultPreempt(), Proc: realProc(t), Cgroups: cfs, Targets: func() []Target { return nil }})
+	e, err := New(Config{Policy: policy.DefaultPreempt(), Proc: realProc(t), Cgroups: cfs, Targets: func() ([]Target, uint64) { return nil, 0 }})
 	must(t, err)
 	return e
 }
