@@ -30,7 +30,7 @@ func startPreempt(ctx context.Context, pol policy.Preempt, a *agent.Agent, pfs p
 	e, err := preempt.New(preempt.Config{
 		Policy: pol, Proc: pfs, Cgroups: cfs, Reporter: rep, Log: log,
 		Metrics: preempt.NewMetrics(reg), LockMemory: true,
-		Targets: func() []preempt.Target { return preemptTargets(a.TargetSnapshot()) },
+		Targets: (&preemptFeed{src: a.TargetSnapshot}).targets,
 	})
 	if err != nil {
 		return err
@@ -43,14 +43,30 @@ func startPreempt(ctx context.Context, pol policy.Preempt, a *agent.Agent, pfs p
 	return nil
 }
 
+// preemptFeed hands the engine the agent's targets, converted once per
+// snapshot the agent publishes: the engine asks at every step (up to ten
+// times a second), the set changes when containers come and go. Only the
+// engine's goroutine calls targets, so the feed needs no lock; the
+// snapshot itself is the agent's atomic pointer.
+type preemptFeed struct {
+	src func() ([]agent.Target, uint64)
+	gen uint64
+	ts  []preempt.Target
+}
+
+func (f *preemptFeed) targets() ([]preempt.Target, uint64) {
+	ts, gen := f.src()
+	if gen != f.gen || f.ts == nil {
+		f.ts, f.gen = preemptTargets(ts), gen
+	}
+	return f.ts, f.gen
+}
+
 // preemptTargets is the narrow view the engine gets of the agent's targets.
 func preemptTargets(ts []agent.Target) []preempt.Target {
 	out := make([]preempt.Target, 0, len(ts))
 	for _, t := range ts {
-		out = append(out, preempt.Target{
-			Cgroup: t.Cgroup, PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,
-			Container: t.Container, ContainerID: t.ContainerID, Preempt: t.Decision.Preempt,
-		})
+		out = append(out, preempt.Target{Ref: t.Ref, Preempt: t.Decision.Preempt})
 	}
 	return out
 }

@@ -7,7 +7,9 @@ import (
 
 	"podwarden/internal/agent"
 	"podwarden/internal/cgroup"
+	"podwarden/internal/policy"
 	"podwarden/internal/preempt"
+	"podwarden/internal/target"
 )
 
 // TestPreemptSeriesJoinAgentSeries (issue 23): for a container found
@@ -30,7 +32,7 @@ func TestPreemptSeriesJoinAgentSeries(t *testing.T) {
 	for name, cg := range paths {
 		t.Run(name, func(t *testing.T) {
 			o := cgroup.ParsePath(cg)
-			at := agent.Target{Cgroup: cg, PodUID: o.PodUID, ContainerID: o.ContainerID}
+			at := agent.Target{Ref: target.Ref{Cgroup: cg, PodUID: o.PodUID, ContainerID: o.ContainerID}}
 			if name == "named by the user" {
 				at.Namespace, at.PodName, at.Container = "users", "nb-0", "notebook"
 			}
@@ -66,5 +68,40 @@ func TestPreemptSeriesJoinAgentSeries(t *testing.T) {
 				t.Errorf("container label %q, want %q", pl[2], want)
 			}
 		})
+	}
+}
+
+// TestPreemptFeedConvertsOncePerSnapshot (issue 23): the engine asks for
+// the targets at every step; the agent's snapshot is converted for it only
+// when the agent published a new one (the same slice comes back until
+// then), and a new one, with a changed decision or another container, is
+// handed on at the next ask.
+func TestPreemptFeedConvertsOncePerSnapshot(t *testing.T) {
+	nb := agent.Target{Ref: target.Ref{Cgroup: "/kubepods/podu/nb", PodUID: "u", Namespace: "users", PodName: "nb-0", Container: "notebook"}}
+	nb.Decision.Preempt.Mode = policy.PreemptOn
+	var ts []agent.Target
+	var gen uint64
+	f := &preemptFeed{src: func() ([]agent.Target, uint64) { return ts, gen }}
+
+	if got, g := f.targets(); len(got) != 0 || g != 0 {
+		t.Fatalf("before the agent published: %+v, generation %d", got, g)
+	}
+	ts, gen = []agent.Target{nb}, 1
+	first, g := f.targets()
+	if len(first) != 1 || g != 1 || first[0].Ref != nb.Ref || first[0].Preempt.Mode != policy.PreemptOn {
+		t.Fatalf("first snapshot: %+v, generation %d", first, g)
+	}
+	for range 3 {
+		if again, g := f.targets(); g != 1 || len(again) != 1 || &again[0] != &first[0] {
+			t.Fatalf("same snapshot converted again: %p, was %p (generation %d)", again, first, g)
+		}
+	}
+	off := nb
+	off.Decision.Preempt.Mode = policy.PreemptOff
+	other := agent.Target{Ref: target.Ref{Cgroup: "/system.slice/jupyterhub.service"}}
+	ts, gen = []agent.Target{off, other}, 2
+	got, g := f.targets()
+	if g != 2 || len(got) != 2 || got[0].Preempt.Mode != policy.PreemptOff || got[1].Cgroup != other.Cgroup {
+		t.Errorf("new snapshot: %+v, generation %d", got, g)
 	}
 }

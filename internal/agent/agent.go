@@ -126,7 +126,7 @@ type Agent struct {
 	explain    bool
 	candidates []Candidate
 	// snap is what TargetSnapshot hands to other goroutines.
-	snap atomic.Pointer[[]Target]
+	snap atomic.Pointer[targetSnapshot]
 }
 
 // New validates cfg (Check, after filling in defaults) and returns an

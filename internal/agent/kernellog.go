@@ -135,7 +135,7 @@ func (a *Agent) onReport(r oomreport.Report) {
 		}
 		l := t.Labels()
 		a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], kind).Inc()
-		a.log.Warn("oom kill in pod", "kind", kind, "pod", t.podName(), "container", t.containerName(), "comm", v.Comm, "pid", v.PID,
+		a.log.Warn("oom kill in pod", "kind", kind, "pod", t.PodRef(), "container", t.ContainerLabel(), "comm", v.Comm, "pid", v.PID,
 			"adj", v.OOMScoreAdj, "anon_rss_kb", v.AnonRSSKB, "group_member", v.GroupMember, "diagnosis", r.Diagnosis.Summary)
 		if a.cfg.Reporter == nil || v.GroupMember || t.PodName == "" {
 			continue // one Event per OOM, and only for pods the runtime named
@@ -183,7 +183,7 @@ func (a *Agent) watchOOM(t *Target) {
 	n := ev.OOMKill - prev
 	l := t.Labels()
 	a.m.OOMKills.WithLabelValues(l[0], l[1], l[2], OOMKindUnknown).Add(float64(n))
-	a.log.Warn("oom kill in target container", "pod", t.podName(), "container", t.containerName(),
+	a.log.Warn("oom kill in target container", "pod", t.PodRef(), "container", t.ContainerLabel(),
 		"cgroup", t.Cgroup, "kills", n, "group_kills", ev.OOMGroupKill, "source", SourceMemoryEvents)
 	if t.PodName != "" {
 		a.post(kubeevent.OOM{PodUID: t.PodUID, Namespace: t.Namespace, PodName: t.PodName,

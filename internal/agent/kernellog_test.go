@@ -15,6 +15,7 @@ import (
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/oomreport"
 	"podwarden/internal/policy"
+	"podwarden/internal/target"
 )
 
 // fakeReporter records what the agent would post; the real reporter is
@@ -53,10 +54,10 @@ func TestKernelLogReports(t *testing.T) {
 	rep := &fakeReporter{}
 	a := newTestAgent(t, n, true)
 	a.cfg.Reporter = rep
-	a.addTarget(&Target{
+	a.addTarget(&Target{Ref: target.Ref{
 		Cgroup: "/kubepods/besteffort/pod" + uid + "/" + cid, PodUID: uid, Namespace: "users", PodName: "notebook-0",
-		ContainerID: cid, Container: "notebook", Decision: policy.Decision{Target: true},
-	})
+		ContainerID: cid, Container: "notebook",
+	}, Decision: policy.Decision{Target: true}})
 
 	dev, err := kmsg.OpenDevice("../oomreport/testdata/guest-6.1-v2-node-oom.kmsg", false, false)
 	if err != nil {
@@ -117,10 +118,10 @@ func TestOOMKillsCountOnlyTargets(t *testing.T) {
 	a := newTestAgent(t, n, true)
 	reg := prometheus.NewRegistry()
 	a.m = NewMetrics(reg)
-	a.addTarget(&Target{
+	a.addTarget(&Target{Ref: target.Ref{
 		Cgroup: "/kubepods/besteffort/pod" + uid + "/" + cid, PodUID: uid, Namespace: "users", PodName: "notebook-0",
-		ContainerID: cid, Container: "notebook", Decision: policy.Decision{Target: true},
-	})
+		ContainerID: cid, Container: "notebook",
+	}, Decision: policy.Decision{Target: true}})
 	for _, f := range []string{"guest-6.1-v2-node-oom.kmsg", "guest-6.1-v2-container-limit.kmsg"} {
 		dev, err := kmsg.OpenDevice("../oomreport/testdata/"+f, false, false)
 		if err != nil {
@@ -161,11 +162,11 @@ func TestProtectedContainerInfo(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	a.m = NewMetrics(reg)
 	mk := func(cg, id string) *Target {
-		return &Target{Cgroup: cg, PodUID: "u1", Namespace: "ml", PodName: "nb-0", ContainerID: id, Container: "notebook"}
+		return &Target{Ref: target.Ref{Cgroup: cg, PodUID: "u1", Namespace: "ml", PodName: "nb-0", ContainerID: id, Container: "notebook"}}
 	}
 	a.addTarget(mk("/kubepods/podu1/old", "old"))
 	a.addTarget(mk("/kubepods/podu1/new", "new")) // restarted: same names
-	a.addTarget(&Target{Cgroup: "/kubepods/podu2/x", PodUID: "0f1e2d3c-0000-4000-8000-000000000002", ContainerID: strings.Repeat("ab", 32)})
+	a.addTarget(&Target{Ref: target.Ref{Cgroup: "/kubepods/podu2/x", PodUID: "0f1e2d3c-0000-4000-8000-000000000002", ContainerID: strings.Repeat("ab", 32)}})
 	a.dropTarget("/kubepods/podu1/old")
 	want := `
 # HELP podwarden_protected_container_info 1 for each target container the agent protects now (pod is the pod's name, or its UID where the name is not known).

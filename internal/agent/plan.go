@@ -105,7 +105,7 @@ func (a *Agent) planFlag(t *Target, cg string, out *[]Change) error {
 	if on == want {
 		return nil
 	}
-	*out = append(*out, Change{Kind: KindOOMGroup, Cgroup: cg, Pod: t.podName(), Container: t.containerName(),
+	*out = append(*out, Change{Kind: KindOOMGroup, Cgroup: cg, Pod: t.PodRef(), Container: t.ContainerLabel(),
 		From: boolFlag(on), To: boolFlag(want), Reason: reason, Drift: t.st.groups[cg]})
 	return nil
 }
@@ -154,8 +154,8 @@ func podAdjChange(t *Target, p procfs.Proc, cg string) (Change, bool) {
 	if !t.Decision.AdjSet || p.Kernel || p.OOMScoreAdj == t.Decision.Adj {
 		return Change{}, false
 	}
-	return Change{Kind: KindPodAdj, Cgroup: cg, PID: p.PID, StartTime: p.StartTime, Comm: p.Comm, Pod: t.podName(),
-		Container: t.containerName(), From: p.OOMScoreAdj, To: t.Decision.Adj, Reason: t.Decision.Reason}, true
+	return Change{Kind: KindPodAdj, Cgroup: cg, PID: p.PID, StartTime: p.StartTime, Comm: p.Comm, Pod: t.PodRef(),
+		Container: t.ContainerLabel(), From: p.OOMScoreAdj, To: t.Decision.Adj, Reason: t.Decision.Reason}, true
 }
 
 // planHost lowers the adj of protected host daemons (never raises it: a
@@ -242,26 +242,4 @@ func (a *Agent) memCgroup(p procfs.Proc) string {
 		return a.ns.Host(p.Cgroup)
 	}
 	return a.ns.Host(p.CgroupV1Memory)
-}
-
-func (t *Target) podName() string {
-	if t.PodName != "" {
-		return t.Namespace + "/" + t.PodName
-	}
-	return t.PodUID
-}
-
-func (t *Target) containerName() string {
-	return cgroup.ContainerLabel(t.Container, t.ContainerID, t.Cgroup)
-}
-
-// Labels are t's namespace, pod and container labels in metrics: the
-// pod's name where the runtime told it, else its UID. Early action's
-// series label the same container the same way (preempt.Target.Labels).
-func (t *Target) Labels() [3]string {
-	pod := t.PodName
-	if pod == "" {
-		pod = t.PodUID
-	}
-	return [3]string{t.Namespace, pod, t.containerName()}
 }

@@ -9,12 +9,13 @@ import (
 )
 
 // TestTargetSnapshot: the snapshot another goroutine reads follows the
-// loop's target set, including a container removed between passes.
+// loop's target set, including a container removed between passes, and
+// its generation changes with it, so a reader knows when to look again.
 func TestTargetSnapshot(t *testing.T) {
 	n := seedLikeNode(t)
 	a := newTestAgent(t, n, true)
-	if got := a.TargetSnapshot(); got != nil {
-		t.Errorf("before the first pass: %+v", got)
+	if got, gen := a.TargetSnapshot(); got != nil || gen != 0 {
+		t.Errorf("before the first pass: %+v, generation %d", got, gen)
 	}
 	if _, err := a.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
@@ -23,8 +24,9 @@ func TestTargetSnapshot(t *testing.T) {
 	for i := range want {
 		want[i].st = nil // the loop's state is not handed out
 	}
-	if got := a.TargetSnapshot(); !reflect.DeepEqual(got, want) || len(got) != 1 {
-		t.Fatalf("snapshot %+v, targets %+v", got, want)
+	got, gen1 := a.TargetSnapshot()
+	if !reflect.DeepEqual(got, want) || len(got) != 1 || gen1 == 0 {
+		t.Fatalf("snapshot %+v (generation %d), targets %+v", got, gen1, want)
 	}
 	// Read from another goroutine while the loop changes the set (run
 	// with -race to see it is safe).
@@ -32,12 +34,12 @@ func TestTargetSnapshot(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 100 {
-			_ = a.TargetSnapshot()
+			_, _ = a.TargetSnapshot()
 		}
 	}()
 	a.onDir(context.Background(), cgA, cgwatch.Removed)
 	<-done
-	if got := a.TargetSnapshot(); len(got) != 0 {
-		t.Errorf("after the container's cgroup was removed: %+v", got)
+	if got, gen := a.TargetSnapshot(); len(got) != 0 || gen == gen1 {
+		t.Errorf("after the container's cgroup was removed: %+v, generation %d (was %d)", got, gen, gen1)
 	}
 }

@@ -9,22 +9,14 @@ import (
 	"podwarden/internal/cgroup"
 	"podwarden/internal/cri"
 	"podwarden/internal/policy"
+	"podwarden/internal/target"
 )
 
-// Target is one container the policy protects.
+// Target is one container the policy protects: its identity (target.Ref,
+// shared with early action) and what the policy decided for it.
 type Target struct {
-	// Cgroup is the container's memory cgroup path; everything below it
-	// belongs to the container.
-	Cgroup    string `json:"cgroup"`
-	PodCgroup string `json:"pod_cgroup,omitempty"`
-	PodUID    string `json:"pod_uid,omitempty"`
-	Namespace string `json:"namespace,omitempty"`
-	PodName   string `json:"pod,omitempty"`
-	// ContainerID is the runtime's id; Container its name when the runtime
-	// told us.
-	ContainerID string          `json:"container_id,omitempty"`
-	Container   string          `json:"container,omitempty"`
-	Decision    policy.Decision `json:"decision"`
+	target.Ref
+	Decision policy.Decision `json:"decision"`
 
 	// st is what the agent remembers about the target; it goes when the
 	// target goes.
@@ -237,10 +229,10 @@ func (a *Agent) matchSelected(cg string) *Target {
 	if !ok {
 		return nil
 	}
-	return &Target{
+	return &Target{Ref: target.Ref{
 		Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: p.pod.UID, Namespace: p.pod.Namespace, PodName: p.pod.Name,
-		ContainerID: id, Container: p.containers[id], Decision: p.decision,
-	}
+		ContainerID: id, Container: p.containers[id],
+	}, Decision: p.decision}
 }
 
 // matchRuntimeless is match without a runtime: every container cgroup the
@@ -259,7 +251,7 @@ func (a *Agent) matchRuntimeless(cg string, o cgroup.Owner) *Target {
 	if d.Target {
 		d.Reason = why + strings.TrimPrefix(d.Reason, "selected")
 	}
-	t := &Target{Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: o.PodUID, ContainerID: o.ContainerID, Decision: d}
+	t := &Target{Ref: target.Ref{Cgroup: cg, PodCgroup: o.PodCgroup, PodUID: o.PodUID, ContainerID: o.ContainerID}, Decision: d}
 	if p, ok := a.podNames.lookup(o.PodUID); ok {
 		t.Namespace, t.PodName = p.Namespace, p.Name
 	}

@@ -112,7 +112,7 @@ func (e *Engine) rankNode() (out []candidate, most string) {
 	most = "no target sampled"
 	if best != nil {
 		most = fmt.Sprintf("the most, container %s, grew %s in the last %v and %s in the last %v, under the %s and %s that count",
-			best.st.t.containerName(), oom.HumanBytes(best.growth), e.pol.GrowthWindow, oom.HumanBytes(best.recent), e.recent(),
+			best.st.t.ContainerLabel(), oom.HumanBytes(best.growth), e.pol.GrowthWindow, oom.HumanBytes(best.recent), e.recent(),
 			oom.HumanBytes(bar), oom.HumanBytes(recentBar))
 	}
 	slices.SortFunc(rs, func(a, b ranked) int {
@@ -120,7 +120,7 @@ func (e *Engine) rankNode() (out []candidate, most string) {
 	})
 	for _, r := range rs {
 		out = append(out, candidate{r.st, fmt.Sprintf("container %s grew %s in the last %v, %s of it in the last %v (%s committed now)",
-			r.st.t.containerName(), oom.HumanBytes(r.growth), e.pol.GrowthWindow, oom.HumanBytes(r.recent), e.recent(), oom.HumanBytes(r.cmtd))})
+			r.st.t.ContainerLabel(), oom.HumanBytes(r.growth), e.pol.GrowthWindow, oom.HumanBytes(r.recent), e.recent(), oom.HumanBytes(r.cmtd))})
 	}
 	return out, most
 }
@@ -144,7 +144,7 @@ func (e *Engine) startContainers(now time.Time) {
 		}
 		ep := &episode{key: key, scope: kubeevent.ScopeContainer, start: now, at: h}
 		e.episodes[key] = ep
-		why := fmt.Sprintf("container %s is at %.0f%% of its memory limit with its own memory pressure", st.t.containerName(), 100-h.pct)
+		why := fmt.Sprintf("container %s is at %.0f%% of its memory limit with its own memory pressure", st.t.ContainerLabel(), 100-h.pct)
 		e.begin(ep, st, why, now)
 	}
 }
@@ -155,7 +155,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 	ep.cg, ep.target, ep.why = st.t.Cgroup, st.t, why
 	mode := st.t.Preempt.Mode
 	if mode == policy.PreemptOff {
-		e.log.Warn("culprit opted out (podwarden.dev/preempt: off): leaving it to the kernel", "target", st.t.name(), "why", why)
+		e.log.Warn("culprit opted out (podwarden.dev/preempt: off): leaving it to the kernel", "target", st.t.Name(), "why", why)
 		e.finish(ep, now, "opted_out")
 		return
 	}
@@ -197,7 +197,7 @@ func (e *Engine) begin(ep *episode, st *targetState, why string, now time.Time) 
 			ep.sent = []string{e.pol.Ladder[0].Signal}
 			e.tell(ep, kubeevent.OutcomeDryRun)
 			e.lastKill[ep.key] = now // one report per cooldown, as one kill
-			e.m.Kills.WithLabelValues(st.t.Namespace, podLabel(st.t), st.t.containerName(), ep.scope.String(), kubeevent.OutcomeDryRun.String()).Inc()
+			e.m.Kills.WithLabelValues(st.t.Namespace, st.t.PodLabel(), st.t.ContainerLabel(), ep.scope.String(), kubeevent.OutcomeDryRun.String()).Inc()
 			e.finish(ep, now, kubeevent.OutcomeDryRun.String())
 			return
 		}

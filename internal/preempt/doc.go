@@ -35,7 +35,8 @@
 // It runs on its own goroutine, never on the agent's reconcile loop, and
 // never waits on the network: Events and message files go through a
 // bounded queue to a second goroutine. It learns the targets through a
-// function returning a snapshot, so it depends on no agent internals.
+// function returning a snapshot and its generation, so it depends on no
+// agent internals, and takes them again only when the generation changes.
 // Every reader takes its root (procfs.FS, cgroup.FS), so the decisions are
 // tested on fixture trees; the signals on real child processes.
 package preempt

@@ -22,10 +22,12 @@ type Config struct {
 	Policy  policy.Preempt
 	Proc    procfs.FS
 	Cgroups cgroup.FS
-	// Targets returns the current target containers. It is called from
-	// the engine's goroutine and must be safe for that (the agent hands
-	// out a snapshot).
-	Targets func() []Target
+	// Targets returns the current target containers and their
+	// generation, which changes whenever they do (the agent's snapshot
+	// and its number). It is called from the engine's goroutine at every
+	// step and must be safe for that; the engine looks at ts only when
+	// gen changed, and never changes it.
+	Targets func() (ts []Target, gen uint64)
 	// Reporter posts Events; nil disables them.
 	Reporter Reporter
 	Log      *slog.Logger
@@ -69,7 +71,15 @@ type Engine struct {
 	nodeTrigFile string
 	nodeFired    time.Time
 
-	targets  map[string]*targetState
+	targets map[string]*targetState
+	// synced is the target set last taken from cfg.Targets, gen its
+	// generation (valid once hasGen is true). rearm says a target may be
+	// armed now that could not be at the last sync: a trigger was closed
+	// or a gone cgroup came back.
+	synced   []Target
+	gen      uint64
+	hasGen   bool
+	rearm    bool
 	episodes map[string]*episode
 	lastKill map[string]time.Time
 	// retryAt is when a scope whose kill was refused is looked at again;
@@ -442,38 +452,57 @@ func (e *Engine) disarm(cg string) {
 	if st := e.targets[cg]; st != nil && st.trig != nil {
 		st.trig.Close()
 		st.trig = nil
+		e.rearm = true
 	}
 }
 
-// syncTargets takes the agent's current snapshot: new targets are armed,
-// targets no longer listed are dropped with their history.
+// syncTargets takes the agent's current snapshot when it is a new one:
+// new targets are armed, targets no longer listed are dropped with their
+// history. An unchanged snapshot costs nothing per target (this runs at
+// every step, up to ten times a second), unless a trigger is to be armed
+// again.
 func (e *Engine) syncTargets() {
-	seen := map[string]bool{}
-	ts := e.cfg.Targets()
-	for _, t := range ts {
-		seen[t.Cgroup] = true
-		st := e.targets[t.Cgroup]
-		if st == nil {
-			st = &targetState{}
-			e.targets[t.Cgroup] = st
+	ts, gen := e.cfg.Targets()
+	if !e.hasGen || gen != e.gen {
+		e.synced, e.gen, e.hasGen = ts, gen, true
+		seen := make(map[string]bool, len(ts))
+		for _, t := range ts {
+			seen[t.Cgroup] = true
+			st := e.targets[t.Cgroup]
+			if st == nil {
+				st = &targetState{}
+				e.targets[t.Cgroup] = st
+			}
+			st.t = t
 		}
-		st.t = t
-		if st.trig == nil && !st.gone && e.cgTriggers && e.armed() < maxTriggers {
-			e.arm(st)
+		for cg := range e.targets {
+			if !seen[cg] {
+				e.disarm(cg)
+				delete(e.targets, cg)
+			}
 		}
+		e.m.setLivePods(ts)
+		e.rearm = true
 	}
-	for cg := range e.targets {
-		if !seen[cg] {
-			e.disarm(cg)
-			delete(e.targets, cg)
-		}
+	if !e.rearm {
+		return
 	}
+	e.rearm = false
+	// In the snapshot's order, as far as maxTriggers allows.
 	n := e.armed()
+	for _, t := range e.synced {
+		st := e.targets[t.Cgroup]
+		if st.trig == nil && !st.gone && e.cgTriggers && n < maxTriggers {
+			e.arm(st)
+			if st.trig != nil {
+				n++
+			}
+		}
+	}
 	if e.nodeTrig != nil {
 		n++
 	}
 	e.m.Triggers.Set(float64(n))
-	e.m.setLivePods(ts)
 }
 
 func (e *Engine) armed() int {
@@ -517,6 +546,9 @@ func (e *Engine) step(fired map[string]bool) {
 	all := now.Sub(e.lastFull) >= every
 	if all {
 		e.lastFull = now
+		// The live pods again, though unchanged: SetLive also sweeps the
+		// series of gone pods nobody scraped, when that is due.
+		e.m.setLivePods(e.synced)
 	}
 	for cg, st := range e.targets {
 		if all || fired[cg] || e.hot(st) || e.inEpisode(cg) {
@@ -598,7 +630,9 @@ func (e *Engine) sampleTarget(now time.Time, st *targetState) {
 	if err != nil {
 		return
 	}
-	st.gone = false
+	if st.gone {
+		st.gone, e.rearm = false, true // back: its trigger may be armed again
+	}
 	s := sample{at: now, usage: usage, committed: usage}
 	if msErr == nil {
 		s.committed = ms.Committed(usage)

@@ -161,7 +161,7 @@ func (e *Engine) gaveBack(ep *episode) bool {
 // the next step: a process cannot dodge the ladder by freeing and growing
 // again at every SIGINT.
 func (e *Engine) spare(ep *episode, now time.Time, msg string) {
-	e.log.Info(msg, "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent, "target", ep.target.name(), "scope", ep.scope)
+	e.log.Info(msg, "pid", ep.victim.PID, "comm", ep.victim.Comm, "signals", ep.sent, "target", ep.target.Name(), "scope", ep.scope)
 	if len(ep.sent) > 0 {
 		e.m.LadderStops.WithLabelValues(ep.scope.String(), ep.sent[len(ep.sent)-1]).Inc()
 		e.warned[procKey(ep.victim)] = warning{step: ep.step, at: now}
@@ -248,26 +248,9 @@ func (e *Engine) killed(ep *episode, now time.Time) {
 	if len(ep.sent) > 0 {
 		sig = ep.sent[len(ep.sent)-1]
 	}
-	e.m.Kills.WithLabelValues(ep.target.Namespace, podLabel(ep.target), ep.target.containerName(), ep.scope.String(), sig).Inc()
+	e.m.Kills.WithLabelValues(ep.target.Namespace, ep.target.PodLabel(), ep.target.ContainerLabel(), ep.scope.String(), sig).Inc()
 	e.m.Episodes.WithLabelValues(ep.scope.String(), "killed").Inc()
 	e.tell(ep, "")
-}
-
-// podLabel is the metric's pod label, as the agent's series carry it: the
-// pod's name (namespace is a label of its own), or its UID.
-func podLabel(t Target) string {
-	if t.PodName != "" {
-		return t.PodName
-	}
-	return t.PodUID
-}
-
-// podRef names the pod in logs: namespace/name, or its UID.
-func podRef(t Target) string {
-	if t.PodName != "" {
-		return t.Namespace + "/" + t.PodName
-	}
-	return t.PodUID
 }
 
 // tell logs what was done and queues the Event and message file.
@@ -324,7 +307,7 @@ func (e *Engine) send(ep *episode, i int, now time.Time) {
 	}
 	e.m.Signals.WithLabelValues(name, "ok").Inc()
 	ep.sent = append(ep.sent, name)
-	e.log.Info("signal sent", "signal", name, "pid", ep.victim.PID, "comm", ep.victim.Comm, "target", ep.target.name(), "scope", ep.scope)
+	e.log.Info("signal sent", "signal", name, "pid", ep.victim.PID, "comm", ep.victim.Comm, "target", ep.target.Name(), "scope", ep.scope)
 	if name == "SIGKILL" && e.pol.Mrelease {
 		if err := ep.h.Mrelease(); err != nil {
 			e.log.Debug("process_mrelease", "pid", ep.victim.PID, "err", err)

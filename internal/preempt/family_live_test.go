@@ -7,6 +7,7 @@ import (
 
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/procfs"
+	"podwarden/internal/target"
 )
 
 // TestLiveFamilyStoppedThenKilled: a real parent forking a child every
@@ -49,7 +50,7 @@ func TestLiveFamilyStoppedThenKilled(t *testing.T) {
 	})
 	h, err := e.open(cg, members)
 	must(t, err)
-	ep := &episode{key: nodeKey, scope: kubeevent.ScopeNode, cg: cg, target: Target{Cgroup: cg}, start: time.Now(),
+	ep := &episode{key: nodeKey, scope: kubeevent.ScopeNode, cg: cg, target: Target{Ref: target.Ref{Cgroup: cg}}, start: time.Now(),
 		victim: members[0], members: members, h: h}
 	e.endFamily(ep, time.Now())
 	defer ep.h.Close()

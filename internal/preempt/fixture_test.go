@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
 	"podwarden/internal/syncbuf"
+	"podwarden/internal/target"
 )
 
 // fixture is a node made of files, as earlyoom's tests mock /proc: a proc
@@ -33,11 +35,15 @@ type fixture struct {
 	proc, cg string
 	now      time.Time
 	sig      *fakeSignaler
-	targets  []Target
-	pol      policy.Preempt
-	e        *Engine
-	rep      *fakeReporter
-	logs     *syncbuf.Buffer
+	// targets are the agent's targets, as tests change them; published
+	// is the snapshot handed to the engine, gen its generation (snapshot).
+	targets   []Target
+	published []Target
+	gen       uint64
+	pol       policy.Preempt
+	e         *Engine
+	rep       *fakeReporter
+	logs      *syncbuf.Buffer
 	// node memory in MiB and PSI totals in microseconds
 	totalMiB, availMiB uint64
 	some               uint64
@@ -118,7 +124,7 @@ func (f *fixture) engine() *Engine {
 	must(f.t, err)
 	e, err := New(Config{
 		Policy: f.pol, Proc: pfs, Cgroups: cfs, Reporter: f.rep, Signaler: f.sig,
-		Targets: func() []Target { return slices.Clone(f.targets) },
+		Targets: f.snapshot,
 		Now:     func() time.Time { return f.now },
 		Log:     slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -128,12 +134,21 @@ func (f *fixture) engine() *Engine {
 	return e
 }
 
+// snapshot publishes f.targets as the agent does: a new generation when
+// they changed since the last snapshot, else the same snapshot again.
+func (f *fixture) snapshot() ([]Target, uint64) {
+	if f.gen == 0 || !reflect.DeepEqual(f.targets, f.published) {
+		f.published, f.gen = slices.Clone(f.targets), f.gen+1
+	}
+	return f.published, f.gen
+}
+
 // container adds a target container with a limit (0: max) and usage,
 // of which fileMiB is page cache.
 func (f *fixture) container(pod, name string, limitMiB, usageMiB, fileMiB uint64) string {
 	cg := "/kubepods/pod" + pod + "/" + name
-	f.targets = append(f.targets, Target{Cgroup: cg, PodUID: pod, Namespace: "ns", PodName: pod,
-		Container: name, Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: f.pol.Keep}})
+	f.targets = append(f.targets, Target{Ref: target.Ref{Cgroup: cg, PodUID: pod, Namespace: "ns", PodName: pod,
+		Container: name}, Preempt: policy.PreemptDecision{Mode: policy.PreemptOn, Keep: f.pol.Keep}})
 	if _, err := os.Stat(f.cg + cg + "/cgroup.procs"); err != nil {
 		f.write(f.cg+cg+"/cgroup.procs", "")
 	}

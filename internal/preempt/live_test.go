@@ -19,6 +19,7 @@ import (
 	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
 	"podwarden/internal/procfs"
+	"podwarden/internal/target"
 )
 
 // Live tests: what the choice reads of real processes, where it depends
@@ -279,7 +280,7 @@ func join(t *testing.T, cfs cgroup.FS, cg string, pid int) {
 // readers and its real pidfd signaler; its loop is never run.
 func liveEngine(t *testing.T, cfs cgroup.FS) *Engine {
 	t.Helper()
-	e, err := New(Config{Policy: policy.DefaultPreempt(), Proc: realProc(t), Cgroups: cfs, Targets: func() []Target { return nil }})
+	e, err := New(Config{Policy: policy.DefaultPreempt(), Proc: realProc(t), Cgroups: cfs, Targets: func() ([]Target, uint64) { return nil, 0 }})
 	must(t, err)
 	return e
 }
@@ -307,7 +308,7 @@ func TestLiveForkStormFamily(t *testing.T) {
 	server.grow(t)
 	spawner := startHelper(t, "spawn 6 40 make")
 	join(t, cfs, cg, spawner.cmd.Process.Pid)
-	st := &targetState{t: Target{Cgroup: cg}}
+	st := &targetState{t: Target{Ref: target.Ref{Cgroup: cg}}}
 	t0 := time.Now()
 	st.procs.add(t0, e.readProcs(cg, procfs.FieldStat|procfs.FieldStatus), time.Minute)
 	must(t, func() error { _, err := io.WriteString(spawner.in, "go\n"); return err }())
@@ -365,7 +366,7 @@ func TestLiveInnerPidNamespaceHog(t *testing.T) {
 	server := startHelper(t, "anon 16 jupyter-lab")
 	join(t, cfs, cg, server.cmd.Process.Pid)
 	server.grow(t)
-	st := &targetState{t: Target{Cgroup: cg}}
+	st := &targetState{t: Target{Ref: target.Ref{Cgroup: cg}}}
 	// The wrapper joins the cgroup before the hog grows: unshare forks the
 	// hog at once, so it is moved too (cgroup v1 moves one pid at a time).
 	hog := startHelper(t, "anon 64", "unshare", "--pid", "--fork")

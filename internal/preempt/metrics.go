@@ -80,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, grace time.Duration) *Metrics {
 func (m *Metrics) setLivePods(ts []Target) {
 	m.killSeries.SetLive(func(yield func(podseries.Pod) bool) {
 		for _, t := range ts {
-			if !yield(podseries.Pod{Namespace: t.Namespace, Name: podLabel(t)}) {
+			if !yield(podseries.Pod{Namespace: t.Namespace, Name: t.PodLabel()}) {
 				return
 			}
 		}

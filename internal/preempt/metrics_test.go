@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"podwarden/internal/target"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -34,9 +36,9 @@ func TestGonePodKillSeries(t *testing.T) {
 		}
 		return string(b)
 	}
-	ada := Target{Namespace: "users", PodName: "nb-ada", Cgroup: "/a"}
-	bob := Target{Namespace: "users", PodName: "nb-bob", Cgroup: "/b"}
-	otherAda := Target{Namespace: "other", PodName: "nb-ada", Cgroup: "/c"}
+	ada := Target{Ref: target.Ref{Namespace: "users", PodName: "nb-ada", Cgroup: "/a"}}
+	bob := Target{Ref: target.Ref{Namespace: "users", PodName: "nb-bob", Cgroup: "/b"}}
+	otherAda := Target{Ref: target.Ref{Namespace: "other", PodName: "nb-ada", Cgroup: "/c"}}
 	m.setLivePods([]Target{ada, bob, otherAda})
 	m.Kills.WithLabelValues("users", "nb-ada", "notebook", "node", "SIGINT").Inc()
 	m.Kills.WithLabelValues("users", "nb-bob", "notebook", "node", "SIGINT").Inc()

@@ -125,7 +125,7 @@ func (e *Engine) tellRefusal(ep *episode, reason string) {
 
 // logKill is the log line of an action, written on the engine goroutine.
 func logKill(log *slog.Logger, k kubeevent.PressureKill, target Target) {
-	attrs := []any{"pod", podRef(target), "container", target.containerName(), "cgroup", target.Cgroup,
+	attrs := []any{"pod", target.PodRef(), "container", target.ContainerLabel(), "cgroup", target.Cgroup,
 		"scope", k.Scope, "comm", k.Comm, "pid", k.PID, "rss_bytes", k.RSSBytes, "signals", strings.Join(k.Signals, ","),
 		"available_bytes", k.Available, "total_bytes", k.Total, "stall_pct", fmt.Sprintf("%.0f", k.StallPct), "why", k.Why}
 	switch k.Outcome {

@@ -9,6 +9,7 @@ import (
 
 	"podwarden/internal/kubeevent"
 	"podwarden/internal/syncbuf"
+	"podwarden/internal/target"
 )
 
 // outboxRecorder stands in for kubeevent.Reporter, which has its own tests
@@ -43,7 +44,7 @@ func (p podsOnly) PodPressureKill(ctx context.Context, k kubeevent.PressureKill)
 // through the same outbox as the pods' Events, with or without a culprit
 // pod; at container scope only the pod hears of it. The log line stays.
 func TestTellRefusal(t *testing.T) {
-	nb := Target{Cgroup: "/kubepods/podu/c1", PodUID: "u", Namespace: "users", PodName: "nb-0", Container: "notebook"}
+	nb := Target{Ref: target.Ref{Cgroup: "/kubepods/podu/c1", PodUID: "u", Namespace: "users", PodName: "nb-0", Container: "notebook"}}
 	for name, tc := range map[string]struct {
 		scope        kubeevent.Scope
 		target       Target

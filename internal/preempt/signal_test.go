@@ -153,7 +153,7 @@ func TestRunOnThisHost(t *testing.T) {
 		t.Skip(err)
 	}
 	logs := &syncbuf.Buffer{}
-	e, err := New(Config{Policy: defaultEnabled(), Proc: pfs, Cgroups: cfs, Targets: func() []Target { return nil },
+	e, err := New(Config{Policy: defaultEnabled(), Proc: pfs, Cgroups: cfs, Targets: func() ([]Target, uint64) { return nil, 0 },
 		Log: slog.New(slog.NewTextHandler(logs, nil))})
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -3,49 +3,19 @@ package preempt
 import (
 	"time"
 
-	"podwarden/internal/cgroup"
 	"podwarden/internal/policy"
+	"podwarden/internal/target"
 )
 
-// Target is one container the engine may act in, as the agent knows it.
+// Target is one container the engine may act in, as the agent knows it:
+// its identity (target.Ref, the agent's too) and what early action may do.
 type Target struct {
-	// Cgroup is the container's memory cgroup (host tree path).
-	Cgroup    string
-	PodUID    string
-	Namespace string
-	PodName   string
-	// Container is its name where the runtime told it; ContainerID the
-	// runtime's id, or the one its cgroup path carries.
-	Container   string
-	ContainerID string
-	Preempt     policy.PreemptDecision
+	target.Ref
+	Preempt policy.PreemptDecision
 	// InitPID is the container's init as the runtime started it (host
 	// pid), 0 when the agent does not know it: the engine then finds it in
 	// the process tree (containerInit).
 	InitPID int
-}
-
-// name is how logs and messages call the target.
-func (t Target) name() string {
-	switch {
-	case t.PodName != "" && t.Container != "":
-		return t.Namespace + "/" + t.PodName + "/" + t.Container
-	case t.PodName != "":
-		return t.Namespace + "/" + t.PodName
-	}
-	return t.Cgroup
-}
-
-// containerName is the container's metrics label: the agent's for the
-// same container (cgroup.ContainerLabel), so the two join.
-func (t Target) containerName() string {
-	return cgroup.ContainerLabel(t.Container, t.ContainerID, t.Cgroup)
-}
-
-// Labels are t's namespace, pod and container labels in metrics, as the
-// agent's Target.Labels gives them.
-func (t Target) Labels() [3]string {
-	return [3]string{t.Namespace, podLabel(t), t.containerName()}
 }
 
 // sample is one reading of a memory domain: the node, a container or a pod.
