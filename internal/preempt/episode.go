@@ -78,12 +78,14 @@ func (e *Engine) advance(now time.Time) {
 			continue
 		}
 		exited := ep.h.Exited()
-		if !exited && h.level == levelOK {
-			// Memory came back: a victim whose main thread is already a
-			// zombie is exiting, though its pidfd polls readable only once
-			// its last thread has gone (seen on a starved guest: 7 s).
-			// Only here: a process whose main thread exits alone can live
-			// on, and mid-ladder that must not count as its end.
+		if !exited && (h.level == levelOK || h.level < levelDanger && now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown)) {
+			// Memory came back, or the episode would close as heeded: a
+			// victim whose main thread is already a zombie, or in do_exit,
+			// is exiting, though its pidfd polls readable only once its
+			// last thread has gone (seen on a starved guest: 7 s). Only
+			// where the victim would otherwise be spared: a process whose
+			// main thread exits alone can live on, and mid-ladder that must
+			// not count as its end.
 			exited = !e.anyLeft(ep)
 		}
 		switch {
@@ -193,13 +195,19 @@ func (e *Engine) startStep(p procfs.Proc, now time.Time) int {
 	return min(w.step+1, len(e.pol.Ladder)-1)
 }
 
-// anyLeft reports whether a member of ep still runs (not a zombie).
+// anyLeft reports whether a member of ep still runs: not a zombie, and
+// not in do_exit (PF_EXITING) either. Asked only once memory came back: a
+// main thread in do_exit with its process's memory gone is the process
+// dying (on a loaded node it sat there past exitGrace, and was counted
+// as left alive), though one that exits alone (pthread_exit) is not.
 func (e *Engine) anyLeft(ep *episode) bool {
-	if len(ep.members) == 0 {
-		return sameProcess(e.cfg.Proc, ep.victim)
+	members := ep.members
+	if len(members) == 0 {
+		members = []procfs.Proc{ep.victim}
 	}
-	for _, m := range ep.members {
-		if sameProcess(e.cfg.Proc, m) {
+	for _, m := range members {
+		if p, err := e.cfg.Proc.Read(m.PID, procfs.FieldStat); err == nil && p.StartTime == m.StartTime &&
+			p.State != 'Z' && p.State != 'X' && !p.Exiting {
 			return true
 		}
 	}

@@ -58,6 +58,10 @@ type fixture struct {
 	// comm and state of fixture processes, for stat (state 'S' unless set).
 	comm  map[int]string
 	state map[int]byte
+	// dying pids are not reaped when they die: they stay in /proc in
+	// do_exit (PF_EXITING, their memory gone), as a victim does on a
+	// starved node until its pidfd polls readable.
+	dying map[int]bool
 }
 
 const mib = 1 << 20
@@ -70,7 +74,7 @@ func newFixture(t *testing.T) *fixture {
 		now: time.Unix(1_000_000, 0), sig: &fakeSignaler{exitOn: map[int][]string{}},
 		pol: policy.DefaultPreempt(), rep: &fakeReporter{}, logs: &syncbuf.Buffer{},
 		totalMiB: 1000, availMiB: 600, psi: true, cgPSI: map[string]uint64{}, ppid: map[int]int{}, shmem: map[int]uint64{}, cgShmem: map[string]uint64{},
-		comm: map[int]string{}, state: map[int]byte{},
+		comm: map[int]string{}, state: map[int]byte{}, dying: map[int]bool{},
 	}
 	// A process sent SIGSTOP is stopped, as its stat then says.
 	f.sig.onSignal = func(pid int, sig string) {
@@ -198,7 +202,11 @@ func (f *fixture) writeStat(pid int) {
 	if state == 0 {
 		state = 'S'
 	}
-	f.write(fmt.Sprintf("%s/%d/stat", f.proc, pid), fmt.Sprintf("%d (%s) %c %d %d %d 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, f.comm[pid], state, ppid, pid, pid, 5000+pid))
+	flags := 0x400000 // PF_RANDOMIZE, as most processes have
+	if f.state[pid] == 'R' && f.dying[pid] {
+		flags |= 0x4 // PF_EXITING
+	}
+	f.write(fmt.Sprintf("%s/%d/stat", f.proc, pid), fmt.Sprintf("%d (%s) %c %d %d %d 0 -1 %d 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, f.comm[pid], state, ppid, pid, pid, flags, 5000+pid))
 }
 
 // exit removes a process, as when it has died and been reaped.
@@ -228,9 +236,16 @@ func (f *fixture) tick(d time.Duration, stall float64) {
 	f.writeNode()
 	e := f.engine()
 	e.step(nil)
-	// A victim the fake let exit is reaped, as the kernel would.
+	// A victim the fake let exit is reaped, as the kernel would; a dying
+	// one stays in do_exit, its memory gone.
 	for _, pid := range f.sig.drainExited() {
-		f.exit(pid)
+		if !f.dying[pid] {
+			f.exit(pid)
+			continue
+		}
+		f.state[pid] = 'R'
+		f.writeStat(pid)
+		f.write(fmt.Sprintf("%s/%d/status", f.proc, pid), fmt.Sprintf("Name:\t%s\nUid:\t1000\t1000\t1000\t1000\n", f.comm[pid]))
 	}
 }
 
