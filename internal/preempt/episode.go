@@ -78,7 +78,10 @@ func (e *Engine) advance(now time.Time) {
 			continue
 		}
 		exited := ep.h.Exited()
-		if !exited && (h.level == levelOK || h.level < levelDanger && now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown)) {
+		// heeded: out of danger a whole grace and cooldown after the last
+		// signal; the episode closes with its victim spared (below).
+		heeded := h.level < levelDanger && now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown)
+		if !exited && (h.level == levelOK || heeded) {
 			// Memory came back, or the episode would close as heeded: a
 			// victim whose main thread is already a zombie, or in do_exit,
 			// is exiting, though its pidfd polls readable only once its
@@ -128,7 +131,7 @@ func (e *Engine) advance(now time.Time) {
 			e.spare(ep, now, "memory came back before the ladder ended: victim left alive")
 		case now.Sub(ep.sentAt) >= ladder[ep.step].Grace && h.level == levelDanger:
 			e.send(ep, ep.step+1, now)
-		case now.Sub(ep.sentAt) >= max(ladder[ep.step].Grace, e.pol.Cooldown):
+		case heeded:
 			// Out of danger but not back above releaseAvailable for a
 			// whole cooldown: the victim heeded the signal (an interrupted
 			// notebook cell). A new danger is a new episode, whose culprit
@@ -145,7 +148,7 @@ func (e *Engine) gaveBack(ep *episode) bool {
 		return false
 	}
 	p, err := e.cfg.Proc.Read(ep.victim.PID, procfs.FieldStat|procfs.FieldStatus)
-	if err != nil || p.StartTime != ep.victim.StartTime || p.Exiting || p.State == 'Z' || p.State == 'X' {
+	if !running(p, err, ep.victim) {
 		// Gone or going: its exit is noticed by the handle. A process in
 		// do_exit has released its memory before its pidfd polls readable;
 		// on a loaded node (2026-12-07, load ~9) that took over exitGrace,
@@ -206,12 +209,17 @@ func (e *Engine) anyLeft(ep *episode) bool {
 		members = []procfs.Proc{ep.victim}
 	}
 	for _, m := range members {
-		if p, err := e.cfg.Proc.Read(m.PID, procfs.FieldStat); err == nil && p.StartTime == m.StartTime &&
-			p.State != 'Z' && p.State != 'X' && !p.Exiting {
+		if p, err := e.cfg.Proc.Read(m.PID, procfs.FieldStat); running(p, err, m) {
 			return true
 		}
 	}
 	return false
+}
+
+// running reports whether a read of want's pid (p, err) is still want,
+// running: not gone, not a zombie, not in do_exit.
+func running(p procfs.Proc, err error, want procfs.Proc) bool {
+	return err == nil && p.StartTime == want.StartTime && p.State != 'Z' && p.State != 'X' && !p.Exiting
 }
 
 // deleted ends an episode whose target went away under it (the pod was
