@@ -12,14 +12,13 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"time"
+
+	"podwarden/internal/procfs"
 )
 
 func main() {
@@ -42,16 +41,21 @@ func main() {
 		runtime.KeepAlive(held)
 	}
 	if *fast > 0 {
+		proc, err := procfs.NewFS("/proc")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "slowhog:", err)
+			os.Exit(1)
+		}
 		// A Ticker drops the ticks a slow host misses: the pace never
 		// exceeds the rate.
 		tick := time.NewTicker(time.Second / time.Duration(*fast))
 		for range tick.C {
-			avail, err := available()
+			mi, err := proc.Meminfo()
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "slowhog:", err)
 				os.Exit(1)
 			}
-			if avail <= uint64(*until)<<20 {
+			if mi.MemAvailable <= uint64(*until)<<20 {
 				break
 			}
 			take()
@@ -63,23 +67,4 @@ func main() {
 	for range tick.C {
 		take()
 	}
-}
-
-// available is MemAvailable in bytes.
-func available() (uint64, error) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("MemAvailable:")); ok {
-			kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("/proc/meminfo: MemAvailable %q: %w", v, err)
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("/proc/meminfo: no MemAvailable")
 }
