@@ -54,14 +54,14 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 		// nothing yet may be a scrape about to speak, so it goes second.
 		// Connections in the middle of a request are never cut: their
 		// deadlines end them.
-		from := ""
+		full, from := true, "" // from: the host whose connection makes room; "" any
 		switch {
 		case l.hosts[host] >= l.perHost:
 			from = host
 		case len(l.conns) < l.max:
-			from = "-"
+			full = false
 		}
-		if from != "-" {
+		if full {
 			victim = l.oldest(http.StateIdle, from)
 			if victim == nil {
 				victim = l.oldest(http.StateNew, from)
