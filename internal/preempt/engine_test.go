@@ -519,3 +519,41 @@ func TestKillStateOfGoneContainersIsDropped(t *testing.T) {
 		t.Errorf("after the cooldown, state of a gone container kept: lastKill %v retryAt %v refusedAt %v", e.lastKill, e.retryAt, e.refusedAt)
 	}
 }
+
+// TestShortWithoutPressureIsSaid: below minAvailable with tasks not
+// stalled and memory not falling, the engine acts on nothing and says so,
+// once each time the node gets there (a slow /dev/shm fill on a busy host
+// did exactly this in the pressure suite, silently).
+func TestShortWithoutPressureIsSaid(t *testing.T) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.process(nb, 103, 40, "python3", 540, "/opt/conda/bin/python3", "-m", "ipykernel_launcher", "-f", "/tmp/k.json")
+	f.usage(nb, 0, 601, 0)
+	const line = "node memory below minAvailable without pressure: not acting"
+	said := func() int { return strings.Count(f.logs.String(), line) }
+	f.availMiB = 90
+	f.run(10*time.Second, 0)
+	if s := f.sig.signals(); len(s) != 0 {
+		t.Fatalf("signals %v below minAvailable without pressure", s)
+	}
+	if n := said(); n != 1 {
+		t.Fatalf("said %d times in 10 s below minAvailable without pressure, want once; log:\n%s", n, f.logs.String())
+	}
+	if !strings.Contains(f.logs.String(), `available="90.0 MiB"`) {
+		t.Errorf("the line does not give what is available: %s", f.logs.String())
+	}
+	// Back above releaseAvailable, then short again: said again.
+	f.availMiB = 600
+	f.run(5*time.Second, 0)
+	f.availMiB = 90
+	f.run(5*time.Second, 0)
+	if n := said(); n != 2 {
+		t.Errorf("said %d times for two stretches below minAvailable, want 2", n)
+	}
+	// Above minAvailable (low, not short): nothing more.
+	f.availMiB = 120
+	f.run(5*time.Second, 0)
+	if n := said(); n != 2 {
+		t.Errorf("said %d times, want still 2 above minAvailable", n)
+	}
+}

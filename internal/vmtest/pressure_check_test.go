@@ -141,12 +141,16 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 		if c.pwKills != 0 || len(c.signaled) != 0 {
 			fail("wrong victims", "podwarden signalled %v for %s", c.signaled, why.what)
 		}
+		// Either a refusal with the reason, or, when the fill was so slow
+		// (a saturated host) that the guest went below minAvailable
+		// without ever being in danger, the line that says so.
 		said := false
 		for _, l := range c.r.AgentLog {
-			said = said || strings.Contains(l, "no kill could help") && strings.Contains(l, `why="`+why.reason+`: `)
+			said = said || strings.Contains(l, "no kill could help") && strings.Contains(l, `why="`+why.reason+`: `) ||
+				strings.Contains(l, "node memory below minAvailable without pressure: not acting")
 		}
 		if !said {
-			fail("not said", "the agent's log does not say it ended nothing for %s (reason %s)", why.what, why.reason)
+			fail("not said", "the agent's log does not say it ended nothing for %s (reason %s, or below minAvailable without pressure)", why.what, why.reason)
 		}
 	case "deleted":
 		if !alive("app") {
