@@ -102,7 +102,7 @@ policy whose selector names labels or namespaces is refused.`,
 	def := metricsserver.DefaultOptions("")
 	f.metricsSrv = def
 	fl.IntVar(&f.metricsSrv.MaxConns, "metrics-max-connections", def.MaxConns, fmt.Sprintf("most open connections to --metrics-addr (1..%d); past it the connection idle longest is closed", metricsserver.MaxMaxConns))
-	fl.IntVar(&f.metricsSrv.MaxConnsPerHost, "metrics-max-connections-per-host", 0, "most of those from one source address (0: a quarter of --metrics-max-connections); past it that host's own connection idle longest is closed, or its new one refused")
+	fl.IntVar(&f.metricsSrv.MaxConnsPerHost, "metrics-max-connections-per-host", 0, "most of those from one source host, an IPv4 address or an IPv6 /64 (0: a quarter of --metrics-max-connections); past it that host's own connection idle longest is closed, or its new one refused")
 	fl.DurationVar(&f.metricsSrv.IdleTimeout, "metrics-idle-timeout", def.IdleTimeout, "close a keep-alive connection to --metrics-addr idle this long")
 	fl.DurationVar(&f.metricsSrv.ReadTimeout, "metrics-read-timeout", def.ReadTimeout, fmt.Sprintf("time allowed to read a request to --metrics-addr (its header: at most %s)", metricsserver.DefaultReadHeaderTimeout))
 	fl.DurationVar(&f.metricsSrv.WriteTimeout, "metrics-write-timeout", def.WriteTimeout, "time allowed to write a response (a pprof profile's ?seconds= must be shorter)")

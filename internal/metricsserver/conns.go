@@ -33,13 +33,20 @@ func newConnLimiter(max, perHost int) *connLimiter {
 		conns: make(map[net.Conn]*connInfo, max), hosts: map[string]int{}}
 }
 
-// hostOf is the source address a connection counts against: its IP (a
-// host's connections differ only in their ports).
+// hostOf is the source a connection counts against: its IPv4 address (a
+// host's connections differ only in their ports), or the /64 of an IPv6
+// one. A host is given a whole /64 (SLAAC, privacy addresses, a prefix
+// routed to it), so one address per connection is free for it: counted by
+// address, the share would bound nothing.
 func hostOf(c net.Conn) string {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return c.RemoteAddr().String()
+	}
+	if a.IP.To4() != nil || len(a.IP) != net.IPv6len {
 		return a.IP.String()
 	}
-	return c.RemoteAddr().String()
+	return (&net.IPNet{IP: a.IP.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 func (l *connLimiter) connState(c net.Conn, s http.ConnState) {

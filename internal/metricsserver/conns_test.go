@@ -308,3 +308,31 @@ func TestOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// addrConn is a connection from a given address, for hostOf.
+type addrConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.addr }
+
+// TestHostOf: an IPv6 host holds a /64, so its addresses count as one.
+func TestHostOf(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"10.1.2.3", "10.1.2.3"},
+		{"::ffff:10.1.2.3", "10.1.2.3"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:fffe", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"::1", "::/64"},
+	} {
+		c := addrConn{addr: &net.TCPAddr{IP: net.ParseIP(tc.addr), Port: 40000}}
+		if got := hostOf(c); got != tc.want {
+			t.Errorf("hostOf(%s) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+	if got := hostOf(addrConn{addr: &net.UnixAddr{Name: "@sock", Net: "unix"}}); got != "@sock" {
+		t.Errorf("hostOf(unix) = %q, want the address", got)
+	}
+}

@@ -10,7 +10,7 @@
 //     never keeps a fresh scrape waiting, which a listener that stops
 //     accepting at its limit (netutil.LimitListener) would: the fresh
 //     client would queue in the kernel behind every idle one. One source
-//     address holds at most a share of the bound (Options.MaxConnsPerHost,
+//     host (an IPv4 address, an IPv6 /64) holds at most a share of the bound (Options.MaxConnsPerHost,
 //     a quarter by default); past it, its own connections make room or
 //     its new one is refused, so one host holding requests open until
 //     their deadlines never locks out a scrape from another.

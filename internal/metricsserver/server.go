@@ -31,7 +31,7 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxConns is the most open connections (docs above).
 	MaxConns int
-	// MaxConnsPerHost is the most of them from one source address: one
+	// MaxConnsPerHost is the most of them from one source host (hostOf): one
 	// host cannot hold every slot with requests it never finishes (those
 	// are never cut before their deadlines), so a scrape from elsewhere
 	// always finds one. 0 is MaxConns/4, at least 1.
