@@ -446,7 +446,11 @@ func TestFaultPIDRecycledBeforeWrite(t *testing.T) {
 		t.Fatalf("planned %+v, want one write to pid %d", changes, pid)
 	}
 
-	// The target exits and a stranger outside every target gets its pid.
+	// The target exits and a stranger outside every target gets its pid,
+	// in a later clock tick: start times count 10 ms ticks, and on an
+	// idle machine this test got the pid back within the tick the target
+	// started in (procfs.SetOOMScoreAdj says why a pod cannot).
+	time.Sleep(30 * time.Millisecond)
 	_ = victim.Process.Kill()
 	_ = victim.Wait()
 	stranger := recyclePID(t, pid)

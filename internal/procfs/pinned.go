@@ -23,6 +23,13 @@ var ErrPIDReused = errors.New("pid now names another process (start time differs
 // before, the directory is the new process's and the start times differ.
 // Both return an error that matches fs.ErrNotExist (and ErrPIDReused for
 // the second).
+//
+// Start times count clock ticks (10 ms): a pid given to a new process
+// within the tick the old one started in is not told apart. For that the
+// host's pid counter must wrap within 10 ms of the start (pid_max is at
+// least 32,768, 4,194,304 under systemd), or a process must set
+// ns_last_pid of the host's pid namespace, which needs CAP_SYS_ADMIN
+// there: not something a pod can do.
 func (fs FS) SetOOMScoreAdj(pid int, startTime uint64, adj int) error {
 	return fs.setOOMScoreAdj(pid, startTime, true, adj)
 }
