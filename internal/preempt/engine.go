@@ -96,9 +96,8 @@ type Engine struct {
 	// seen for the first time (health.pending): the next sample, half a
 	// tick later, confirms it or not.
 	pending bool
-	// calmShort is set while the node is below minAvailable without
-	// pressure and that has been said; it is cleared when the node leaves
-	// that state.
+	// calmShort is set once the node's being below minAvailable without
+	// pressure has been said; it is cleared above releaseAvailable.
 	calmShort bool
 
 	reports chan report
@@ -569,29 +568,35 @@ func (e *Engine) step(fired map[string]bool) {
 	}
 }
 
-// sayCalmShort says, once each time it happens, that the node is below
-// minAvailable but not in danger: tasks are not stalled over the bar and
-// memory is not falling fast (a slow tmpfs fill on a busy host, a node
-// that settles just under the line). Nothing is done then, by design, and
-// nothing else would say so: no episode starts, so no refusal is logged.
-// It is said on a whole window of history only, as pressure is judged.
+// sayCalmShort says, once each time the node comes down from
+// releaseAvailable, that it is below minAvailable but not in danger: tasks
+// are not stalled over the bar and memory is not falling fast (a slow
+// tmpfs fill on a busy host, a node that settles just under the line).
+// Nothing is done then, by design, and nothing else would say so: no
+// episode starts, so no refusal is logged. It is said on a whole window of
+// history only, as pressure is judged; not while a node episode is on
+// (that one says what it does); and not again until the node is back
+// above releaseAvailable, so a node hovering at the line, in and out of
+// danger, says it once.
 func (e *Engine) sayCalmShort() {
 	h := e.nodeH
-	short := h.level == levelLow && !h.pending && h.avail < h.lv.Min && e.node.spans(e.spec.Window)
-	switch {
-	case short && !e.calmShort:
-		stall := "unknown (no PSI)"
-		if h.stall >= 0 {
-			stall = fmt.Sprintf("%.1f%%", 100*h.stall)
-		}
-		e.log.Info("node memory below minAvailable without pressure: not acting (no kill is made on a shortage the node is coping with; the kernel reclaims, and podwarden acts if tasks stall or memory falls fast)",
-			"available", oom.HumanBytes(h.avail), "min_available", oom.HumanBytes(h.lv.Min),
-			"stall", stall, "stall_bar", fmt.Sprintf("%.0f%%", 100*h.bar),
-			"fell_last_window", oom.HumanBytes(h.drop), "fast_drop", oom.HumanBytes(uint64(fastDrop/100*float64(h.total))))
-		e.calmShort = true
-	case !short && !h.pending:
+	if h.level == levelOK {
 		e.calmShort = false
+		return
 	}
+	if e.calmShort || h.level != levelLow || h.pending || h.avail >= h.lv.Min ||
+		!e.node.spans(e.spec.Window) || e.episodes[nodeKey] != nil {
+		return
+	}
+	stall := "unknown (no PSI)"
+	if h.stall >= 0 {
+		stall = fmt.Sprintf("%.1f%%", 100*h.stall)
+	}
+	e.log.Info("node memory below minAvailable without pressure: not acting (no kill is made on a shortage the node is coping with; the kernel reclaims, and podwarden acts if tasks stall or memory falls fast)",
+		"available", oom.HumanBytes(h.avail), "min_available", oom.HumanBytes(h.lv.Min),
+		"stall", stall, "stall_bar", fmt.Sprintf("%.0f%%", 100*h.bar),
+		"fell_last_window", oom.HumanBytes(h.drop), "fast_drop", oom.HumanBytes(uint64(fastDrop/100*float64(h.total))))
+	e.calmShort = true
 }
 
 // hot targets are sampled every tick: near their limit, where a fast hog
