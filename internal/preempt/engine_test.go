@@ -36,6 +36,32 @@ func grow(f *fixture, nb string, kernelMiB uint64) {
 	f.availMiB = 600 - (kernelMiB - 30)
 }
 
+// kernelSignalled is a notebook whose kernel (pid 103) grew until the
+// engine sent it SIGINT, which a busy cell ignores (SIGTERM ends it).
+func kernelSignalled(t *testing.T) (*fixture, string) {
+	f := newFixture(t)
+	nb, _ := jupyter(f)
+	f.sig.exitOn[103] = []string{"SIGTERM"}
+	growUntilSignalled(f, nb)
+	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
+		t.Fatalf("first signals %v, want SIGINT to the kernel (103) only", got)
+	}
+	return f, nb
+}
+
+// growUntilSignalled grows the notebook's kernel 20 MiB/s, pressure
+// appearing late, until the engine sends a signal.
+func growUntilSignalled(f *fixture, nb string) {
+	for mb := uint64(30); mb <= 560 && len(f.sig.signals()) == 0; mb += 20 {
+		grow(f, nb, mb)
+		stall := 0.0
+		if f.availMiB < 150 {
+			stall = 0.3
+		}
+		f.tick(time.Second, stall)
+	}
+}
+
 func TestNoActionWithHeadroomWhateverTheChurn(t *testing.T) {
 	f := newFixture(t)
 	nb, _ := jupyter(f)
@@ -61,24 +87,7 @@ func TestNoActionWithHeadroomWhateverTheChurn(t *testing.T) {
 }
 
 func TestJupyterKernelDiesServerLives(t *testing.T) {
-	f := newFixture(t)
-	nb, _ := jupyter(f)
-	f.sig.exitOn[103] = []string{"SIGTERM"} // a busy cell ignores SIGINT
-	// The kernel grows 20 MiB/s; pressure appears late.
-	for mb := uint64(30); mb <= 560; mb += 20 {
-		grow(f, nb, mb)
-		stall := 0.0
-		if f.availMiB < 150 {
-			stall = 0.3
-		}
-		f.tick(time.Second, stall)
-		if len(f.sig.signals()) > 0 {
-			break
-		}
-	}
-	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
-		t.Fatalf("first signals %v, want SIGINT to the kernel (103) only", got)
-	}
+	f, nb := kernelSignalled(t)
 	// The cell keeps allocating: after the grace, SIGTERM ends it.
 	f.run(2500*time.Millisecond, 0.4)
 	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT", "103 SIGTERM"}) {
@@ -568,20 +577,7 @@ func TestShortWithoutPressureIsSaid(t *testing.T) {
 // node episode, memory may fall with little stall; the engine is acting
 // then, and the line would say the opposite.
 func TestShortWithoutPressureNotSaidWhileActing(t *testing.T) {
-	f := newFixture(t)
-	nb, _ := jupyter(f)
-	f.sig.exitOn[103] = []string{"SIGTERM"} // a busy cell ignores SIGINT
-	for mb := uint64(30); mb <= 560 && len(f.sig.signals()) == 0; mb += 20 {
-		grow(f, nb, mb)
-		stall := 0.0
-		if f.availMiB < 150 {
-			stall = 0.3
-		}
-		f.tick(time.Second, stall)
-	}
-	if got := f.sig.signals(); !slices.Equal(got, []string{"103 SIGINT"}) {
-		t.Fatalf("first signals %v, want SIGINT to the kernel (103)", got)
-	}
+	f, _ := kernelSignalled(t)
 	// The cell holds on through SIGINT; memory sits below minAvailable
 	// with the stall gone while the ladder waits for its grace.
 	f.availMiB = 90
