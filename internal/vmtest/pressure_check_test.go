@@ -150,7 +150,7 @@ func checkPressure(t *testing.T, scenario, mode string, c cell, fail func(why, f
 				strings.Contains(l, "node memory below minAvailable without pressure: not acting")
 		}
 		if !said {
-			fail("not said", "the agent's log does not say it ended nothing for %s (reason %s, or below minAvailable without pressure)", why.what, why.reason)
+			fail("not said", "the agent's log does not say it ended nothing for %s (reason %s, or below minAvailable without pressure); the least MemAvailable seen: %v KiB", why.what, why.reason, c.r.Metrics["minavail-kb"])
 		}
 	case "deleted":
 		if !alive("app") {

@@ -15,7 +15,11 @@ start_tool
 protect_pods "$POD"
 settle
 watch_start
-go_pressure dd 20
+# Until the fill is done (on a saturated host it takes minutes, not the
+# 8 s it takes on a quiet one), then long enough for the engine to judge
+# the node with the fill held.
+go_wait dd 240 held
+sleep 10
 finish
 # The next cell in this guest starts with its memory back.
 kill -KILL "$(pidof_name dd)" 2>/dev/null
