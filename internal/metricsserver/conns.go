@@ -46,7 +46,8 @@ func hostOf(c net.Conn) string {
 	if a.IP.To4() != nil || len(a.IP) != net.IPv6len {
 		return a.IP.String()
 	}
-	return (&net.IPNet{IP: a.IP.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+	slash64 := net.CIDRMask(64, 128)
+	return (&net.IPNet{IP: a.IP.Mask(slash64), Mask: slash64}).String()
 }
 
 func (l *connLimiter) connState(c net.Conn, s http.ConnState) {

@@ -595,7 +595,7 @@ func (e *Engine) sayCalmShort() {
 	e.log.Info("node memory below minAvailable without pressure: not acting (no kill is made on a shortage the node is coping with; the kernel reclaims, and podwarden acts if tasks stall or memory falls fast)",
 		"available", oom.HumanBytes(h.avail), "min_available", oom.HumanBytes(h.lv.Min),
 		"stall", stall, "stall_bar", fmt.Sprintf("%.0f%%", 100*h.bar),
-		"fell_last_window", oom.HumanBytes(h.drop), "fast_drop", oom.HumanBytes(uint64(fastDrop/100*float64(h.total))))
+		"fell_last_window", oom.HumanBytes(h.drop), "fast_drop", oom.HumanBytes(uint64(fastDropBar(h.total))))
 	e.calmShort = true
 }
 

@@ -230,6 +230,9 @@ const (
 // begun to stall (a fast hog outruns PSI).
 const fastDrop = 1.0
 
+// fastDropBar is fastDrop of total, in bytes per window.
+func fastDropBar(total uint64) float64 { return fastDrop / 100 * float64(total) }
+
 // runway is how many windows ahead the engine looks below
 // releaseAvailable: a domain whose available memory, at the pace of the
 // last window, reaches criticalAvailable within runway windows is in
@@ -258,7 +261,8 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 		hl.stall = stall
 	}
 	drop := h.drop(window)
-	pressure := psi && stall >= bar || float64(drop) >= fastDrop/100*float64(cur.total) || !cur.psi && drop > 0
+	stalled, fast := psi && stall >= bar, float64(drop) >= fastDropBar(cur.total)
+	pressure := stalled || fast || !cur.psi && drop > 0
 	// The fall is judged on a whole window of history only: two samples
 	// 100 ms apart say nothing about a pace.
 	falling := drop > 0 && h.spans(window) && cur.avail-min(cur.avail, hl.lv.Critical) < runway*drop
@@ -272,9 +276,9 @@ func judge(h *history, th policy.Thresholds, window time.Duration, full bool, ba
 	case cur.avail < hl.lv.Min && pressure:
 		hl.level, hl.by = levelDanger, ruleMinFall
 		switch {
-		case psi && stall >= bar:
+		case stalled:
 			hl.by = ruleMinPSI
-		case float64(drop) >= fastDrop/100*float64(cur.total):
+		case fast:
 			hl.by = ruleMinDrop
 		}
 	case cur.avail < hl.lv.Release && falling:
