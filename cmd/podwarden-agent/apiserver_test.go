@@ -89,7 +89,15 @@ func TestMetricsAuthAPIServer(t *testing.T) {
 		}
 		return tr.Status.Token, nil
 	}
+	// The API server's RBAC authorizer learns of the binding just made
+	// through its informers: a first request can still be refused (seen
+	// once in a CI rehearsal). Forbidden is retried for a generous while;
+	// any other error, or Forbidden past it, fails.
 	statusToken, err := mint("podwarden-metrics-reader")
+	for deadline := time.Now().Add(60 * time.Second); apierrors.IsForbidden(err) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		statusToken, err = mint("podwarden-metrics-reader")
+	}
 	if err != nil {
 		t.Fatalf("viewer minting a metrics reader token: %v", err)
 	}
